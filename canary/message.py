@@ -1,0 +1,144 @@
+"""What a stored message says about its sender, read from its headers.
+
+`read_message` takes the raw bytes exactly as received and returns plain
+facts: From, Return-Path, DKIM `d=` domains, List-Unsubscribe, Message-ID,
+Date and Subject. It never raises on hostile input (NUL bytes, non-UTF-8
+headers, missing or repeated From, huge headers): what it cannot read is
+listed in `problems`, so the message stays stored and marked.
+
+It never returns the body, and nothing here logs.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.parser
+import email.policy
+import email.utils
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from canary.domains import normalise_domain, organisational_domain
+from canary.errors import InvalidDomain
+
+HEADER_TEXT_MAX = 512
+"""Longest header text kept: enough for evidence, bounded against huge headers."""
+
+_DKIM_D_TAG = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)", re.IGNORECASE)
+_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    from_addresses: tuple[str, ...]
+    """Every address of every From header, in order (usually exactly one)."""
+    from_domain: str | None
+    from_org: str | None
+    """Organisational domain of the first From address."""
+    from_orgs: tuple[str, ...]
+    """Organisational domains of all From addresses, for the repeated-From trick."""
+    return_path: str | None
+    dkim_domains: tuple[str, ...]
+    list_unsubscribe: str | None
+    message_id: str | None
+    date: datetime | None
+    subject: str | None
+    problems: tuple[str, ...]
+
+    @property
+    def from_address(self) -> str | None:
+        return self.from_addresses[0] if self.from_addresses else None
+
+    @classmethod
+    def unreadable(cls, problem: str) -> MessageFacts:
+        """Facts of a message nothing could be read from."""
+        return cls((), None, None, (), None, (), None, None, None, None, (problem,))
+
+
+def _text(value: object, limit: int = HEADER_TEXT_MAX) -> str:
+    """Header value as readable text: encoded words decoded, bad bytes replaced."""
+    raw = str(value)
+    try:
+        parts = email.header.decode_header(raw)
+        text = "".join(
+            part.decode(charset or "utf-8", "replace") if isinstance(part, bytes) else part
+            for part, charset in parts
+        )
+    except (LookupError, ValueError, email.errors.HeaderParseError):
+        text = raw
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = " ".join(text.replace("\x00", "").split())
+    return text[:limit]
+
+
+def _domain_of(address: str) -> str | None:
+    _, at, domain = address.rpartition("@")
+    if not at:
+        return None
+    try:
+        return normalise_domain(domain.strip("<> "))
+    except InvalidDomain:
+        return None
+
+
+def _first(headers: list[str] | None) -> str | None:
+    return _text(headers[0]) if headers else None
+
+
+def read_message(raw: bytes) -> MessageFacts:
+    """Read the sender facts of one raw message; never raises."""
+    problems: list[str] = []
+    if b"\x00" in raw:
+        problems.append("message contains NUL bytes")
+        raw = raw.replace(b"\x00", b"")
+    message = _PARSER.parsebytes(raw)
+    if message.defects:
+        problems.append(f"{len(message.defects)} header defect(s)")
+
+    from_headers = [_text(v, 4 * HEADER_TEXT_MAX) for v in message.get_all("From") or []]
+    if not from_headers:
+        problems.append("no From header")
+    elif len(from_headers) > 1:
+        problems.append(f"{len(from_headers)} From headers")
+    addresses = tuple(
+        address.lower()
+        for _, address in email.utils.getaddresses(from_headers)
+        if "@" in address
+    )
+    if from_headers and not addresses:
+        problems.append("From header has no address")
+    domains = [_domain_of(a) for a in addresses]
+    orgs = tuple(org for d in domains if d and (org := organisational_domain(d)))
+    from_domain = domains[0] if domains else None
+    from_org = organisational_domain(from_domain) if from_domain else None
+    if addresses and from_org is None:
+        problems.append("From domain has no organisational domain")
+
+    dkim_domains: list[str] = []
+    for signature in message.get_all("DKIM-Signature") or []:
+        match = _DKIM_D_TAG.search(str(signature).replace("\r\n", "").replace("\n", ""))
+        if match and (domain := _domain_of("@" + match.group(1))):
+            dkim_domains.append(domain)
+
+    date: datetime | None = None
+    if date_text := _first(message.get_all("Date")):
+        try:
+            parsed = email.utils.parsedate_to_datetime(date_text)
+            date = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            problems.append("unreadable Date header")
+
+    return MessageFacts(
+        from_addresses=addresses,
+        from_domain=from_domain,
+        from_org=from_org,
+        from_orgs=orgs,
+        return_path=_first(message.get_all("Return-Path")),
+        dkim_domains=tuple(dict.fromkeys(dkim_domains)),
+        list_unsubscribe=_first(message.get_all("List-Unsubscribe")),
+        message_id=_first(message.get_all("Message-ID")),
+        date=date,
+        subject=_first(message.get_all("Subject")),
+        problems=tuple(problems),
+    )

@@ -1,0 +1,94 @@
+"""`canary issue` and `canary aliases`: give a company its alias, list them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from canary.domains import normalise_domain
+from canary.errors import InvalidDomain
+from canary.report import iso_time
+from cli.workspace import DbOption, HomeOption, JsonOption, workspace
+from data.registry import issue_alias, list_aliases
+
+app = typer.Typer()
+
+
+@app.command()
+def issue(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The company, e.g. \"Fretwork Guitars\".")],
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", help="A domain the company sends from (repeatable)."),
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A note, e.g. where you "
+                                             "gave the address.")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Issue a fresh alias for a company "
+                                      "that has one; the old one keeps working.")] = False,
+    alias_domain: Annotated[
+        str | None,
+        typer.Option("--alias-domain", help="Canary domain for the alias (default: the first "
+                     "configured)."),
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """Issue a unique alias for a company and print its address."""
+    with workspace(ctx, home, db) as space:
+        on = space.config.domains[0]
+        if alias_domain is not None:
+            on = normalise_domain(alias_domain)
+            if on not in space.config.domains:
+                raise InvalidDomain(
+                    f"{on} is not a canary domain; choose one of {', '.join(space.config.domains)}."
+                )
+        with space.store.writing() as session:
+            issued = issue_alias(
+                session, secret=space.secret, name=name, alias_domain=on,
+                domains=domain or [], note=note, new=new, now=datetime.now(UTC),
+            )
+    if as_json:
+        typer.echo(json.dumps({
+            "company": issued.company, "address": issued.address,
+            "issued_at": iso_time(issued.issued_at), "domains": list(issued.domains),
+            "note": issued.note,
+        }, indent=2))
+    else:
+        typer.echo(issued.address)
+
+
+@app.command("aliases")
+def aliases_command(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """List every alias: company, address, issue date, domains and message counts."""
+    with workspace(ctx, home, db) as space, space.store.reading() as session:
+        listing = list_aliases(session)
+    if as_json:
+        typer.echo(json.dumps([
+            {"company": a.company, "address": a.address, "issued_at": iso_time(a.issued_at),
+             "domains": list(a.domains), "note": a.note, "messages": a.messages,
+             "unexpected": a.unexpected}
+            for a in listing
+        ], indent=2))
+        return
+    if not listing:
+        Console().print("No aliases yet. Issue one with [bold]canary issue NAME[/].")
+        return
+    table = Table(title="Aliases")
+    for column in ("Company", "Alias", "Issued", "Domains", "Messages", "Unexpected"):
+        table.add_column(column, justify="right" if column in ("Messages", "Unexpected") else "left")
+    for a in listing:
+        table.add_row(a.company, a.address, f"{a.issued_at:%Y-%m-%d}", ", ".join(a.domains) or "—",
+                      str(a.messages), str(a.unexpected))
+    Console().print(table)

@@ -1,0 +1,47 @@
+"""The `canary` command: composes one typer app per noun.
+
+Domain errors (`canary.errors.CanaryError`) become one sentence on stderr
+and exit status 1, whichever command raised them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer.core import TyperGroup
+
+from canary.errors import CanaryError
+from cli import aliases, demo, report, serve, setup
+from cli.workspace import DbOption, GlobalOptions, HomeOption
+
+
+class CanaryGroup(TyperGroup):
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except CanaryError as error:
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from error
+
+
+app = typer.Typer(
+    cls=CanaryGroup,
+    name="canary",
+    help="Canary tells you which company leaked or sold your email address.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for noun in (setup, aliases, serve, report, demo):
+    app.add_typer(noun.app)
+
+
+@app.callback()
+def main(ctx: typer.Context, home: HomeOption = None, db: DbOption = None) -> None:
+    """Canary tells you which company leaked or sold your email address."""
+    ctx.obj = GlobalOptions(home=Path(home) if home else None, db=db)
+
+
+def run() -> None:
+    app()

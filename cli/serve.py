@@ -1,0 +1,65 @@
+"""`canary serve`: run the SMTP listener until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from typing import Annotated
+
+import typer
+
+from canary.errors import CanaryError
+from cli.workspace import DbOption, HomeOption, workspace
+from smtp_listener.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SIZE, Listener, ListenerSettings
+
+app = typer.Typer()
+
+
+def configure_logging() -> None:
+    """One line per transaction from Canary; aiosmtpd's per-command chatter is muted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+async def _serve(listener: Listener) -> None:
+    host, port = await listener.start()
+    logging.getLogger("canary.listener").info("ready on %s:%d; stop with Ctrl-C", host, port)
+    await listener.serve_forever()
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 2525,
+    max_size: Annotated[
+        int, typer.Option("--max-size", min=1024, help="Largest message accepted, in bytes.")
+    ] = DEFAULT_MAX_SIZE,
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", min=1, help="Seconds before an idle connection "
+                            "is closed.")
+    ] = DEFAULT_IDLE_TIMEOUT,
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """Run the SMTP listener for the canary domains until SIGINT/SIGTERM."""
+    configure_logging()
+    with workspace(ctx, home, db) as space:
+        settings = ListenerSettings(host=host, port=port, max_size=max_size,
+                                    idle_timeout=idle_timeout)
+        listener = Listener(space.store, domains=frozenset(space.config.domains),
+                            secret=space.secret, settings=settings)
+        try:
+            asyncio.run(_serve(listener))
+        except PermissionError as error:
+            raise CanaryError(
+                f"Not allowed to listen on port {port}; use a port above 1023 and redirect 25 "
+                "to it, or grant CAP_NET_BIND_SERVICE (see the README)."
+            ) from error
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise CanaryError(
+                    f"{host}:{port} is already in use; stop the other server or pick --port."
+                ) from error
+            raise CanaryError(f"Cannot listen on {host}:{port}: {error.strerror}.") from error

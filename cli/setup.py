@@ -1,0 +1,38 @@
+"""`canary init`: create the home (config, secret, database)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cli.workspace import DbOption, HomeOption, database_url, home_path
+from data.home import init_home
+
+app = typer.Typer()
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    domain: Annotated[
+        list[str],
+        typer.Option("--domain", help="A domain whose mail Canary receives (repeatable)."),
+    ],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Rewrite the config of an existing home; keeps the "
+                     "secret and the database."),
+    ] = False,
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """Create the Canary home: config, a random secret and the database."""
+    path = home_path(ctx, home)
+    created = init_home(path, domain, force=force, database_url=database_url(ctx, db))
+    config = created.config()
+    console = Console()
+    console.print(f"Canary home ready at [bold]{path}[/]")
+    console.print(f"Canary domains: {', '.join(config.domains)}")
+    console.print("Next: [bold]canary issue \"Company name\" --domain company.example[/]")

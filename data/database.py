@@ -1,0 +1,96 @@
+"""The database engine: SQLite in the home by default, PostgreSQL by URL.
+
+SQLite is opened for durability and for sharing between the listener and
+the CLI: WAL, `synchronous=FULL`, a busy timeout, and `BEGIN IMMEDIATE` for
+writers, so a writer waits for the lock instead of failing with "database
+is locked" halfway through. The file is created mode 0600.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, SQLModel, create_engine
+
+from data import models  # noqa: F401  (registers the tables)
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file (and its WAL companions) readable by the owner alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    """Opens sessions on Canary's database; one per process, passed explicitly."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                _create_private_file(Path(parsed.database))
+            self._writer = _sqlite_engine(url, immediate=True)
+            self._reader = _sqlite_engine(url, immediate=False)
+        else:
+            self._writer = self._reader = create_engine(url, pool_pre_ping=True)
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self._writer)
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session whose transaction holds the write lock; committed on success."""
+        with Session(self._writer, expire_on_commit=False) as session:
+            yield session
+            session.commit()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session that never blocks the listener's writes."""
+        with Session(self._reader, expire_on_commit=False) as session:
+            yield session
+            session.rollback()
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        self._reader.dispose()

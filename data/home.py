@@ -1,0 +1,127 @@
+"""The Canary home: config, secret and database in one directory.
+
+`init_home` creates it; `open_home` finds it or says in one sentence that
+`canary init` comes first. `--force` rewrites the config but never replaces
+the secret (every issued alias depends on it) nor the database. The secret
+and the database are mode 0600; the secret is never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from canary.aliases import SECRET_BYTES
+from canary.domains import normalise_domain
+from canary.errors import AlreadyInitialised, CanaryError, NotInitialised
+from data.database import Store, sqlite_url
+
+CONFIG_NAME = "canary.toml"
+SECRET_NAME = "secret"
+DATABASE_NAME = "canary.db"
+
+
+def default_home() -> Path:
+    """The platform's user data directory, e.g. ~/.local/share/canary."""
+    return platformdirs.user_data_path("canary", appauthor=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    domains: tuple[str, ...]
+    """The canary domains, first one the default for new aliases."""
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    path: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_NAME
+
+    @property
+    def secret_path(self) -> Path:
+        return self.path / SECRET_NAME
+
+    @property
+    def database_path(self) -> Path:
+        return self.path / DATABASE_NAME
+
+    def config(self) -> Config:
+        try:
+            with self.config_path.open("rb") as handle:
+                document = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise CanaryError(f"{self.config_path} is not valid TOML ({error}); fix or re-run "
+                              "`canary init --force`.") from error
+        domains = document.get("domains")
+        if not isinstance(domains, list) or not domains:
+            raise CanaryError(f"{self.config_path} lists no domains; re-run `canary init --force`.")
+        return Config(domains=tuple(normalise_domain(str(d)) for d in domains))
+
+    def secret(self) -> bytes:
+        value = self.secret_path.read_bytes()
+        if len(value) != SECRET_BYTES:
+            raise CanaryError(f"{self.secret_path} is damaged; restore it from a backup.")
+        return value
+
+    def store(self, database_url: str | None = None) -> Store:
+        return Store(database_url or sqlite_url(self.database_path))
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o600)
+
+
+def _config_text(domains: tuple[str, ...]) -> str:
+    listed = ", ".join(f'"{d}"' for d in domains)
+    return (
+        "# Canary configuration.\n"
+        "# domains: the domains whose mail Canary receives; new aliases use the first.\n"
+        f"domains = [{listed}]\n"
+    )
+
+
+def init_home(
+    path: Path, domains: list[str], *, force: bool = False, database_url: str | None = None
+) -> Home:
+    """Create the home: config, secret (0600) and database (0600)."""
+    if not domains:
+        raise CanaryError("Give at least one canary domain with --domain.")
+    canary_domains = tuple(dict.fromkeys(normalise_domain(d) for d in domains))
+    home = Home(path)
+    if home.config_path.exists() and not force:
+        raise AlreadyInitialised(
+            f"A Canary home already exists at {path}; use --force to rewrite its config "
+            "(the secret and database are kept)."
+        )
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not home.secret_path.exists():
+        _write_private(home.secret_path, secrets.token_bytes(SECRET_BYTES))
+    home.config_path.write_text(_config_text(canary_domains), encoding="utf-8")
+    store = home.store(database_url)
+    try:
+        store.create_schema()
+    finally:
+        store.dispose()
+    return home
+
+
+def open_home(path: Path) -> Home:
+    home = Home(path)
+    if not home.config_path.exists() or not home.secret_path.exists():
+        raise NotInitialised(
+            f"No Canary home at {path}; run `canary init --domain YOUR.DOMAIN` first."
+        )
+    return home

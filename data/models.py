@@ -1,0 +1,111 @@
+"""Canary's tables.
+
+Times are stored in UTC and always come back timezone-aware. Raw messages
+are stored once per SHA-256, zlib-compressed; each alias that received one
+gets its own `Message` row with the envelope and, after analysis, the
+sender facts and the relation to the alias's company.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, LargeBinary, TypeDecorator, UniqueConstraint
+from sqlmodel import Column, Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; returns aware datetimes whatever the backend keeps."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("Canary stores only timezone-aware times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _utc_column(*, index: bool = False, nullable: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), index=index, nullable=nullable))
+
+
+class Company(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    slug: str = Field(unique=True, index=True)
+    note: str | None = None
+    created_at: datetime = _utc_column()
+
+
+class CompanyDomain(SQLModel, table=True):
+    """An organisation that is the company's own: declared at issue time or trusted later."""
+
+    __table_args__ = (UniqueConstraint("company_id", "domain"),)
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    domain: str
+    source: str
+    """`declared` or `trusted`."""
+    added_at: datetime = _utc_column()
+
+
+class Alias(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    slug: str = Field(unique=True)
+    address: str = Field(unique=True, index=True)
+    issued_at: datetime = _utc_column()
+
+
+class RawMessage(SQLModel, table=True):
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    """zlib-compressed bytes exactly as received after DATA."""
+
+
+class Message(SQLModel, table=True):
+    """One received message as delivered to one alias."""
+
+    __table_args__ = (UniqueConstraint("sha256", "alias_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(foreign_key="rawmessage.sha256", index=True, max_length=64)
+    alias_id: int = Field(foreign_key="alias.id", index=True)
+    rcpt_to: str
+    mail_from: str
+    peer_ip: str
+    helo: str | None = None
+    tls: bool = False
+    received_at: datetime = _utc_column(index=True)
+
+    analysed_at: datetime | None = _utc_column(index=True, nullable=True)
+    problem: str | None = None
+    from_address: str | None = None
+    from_orgs: str | None = None
+    """Space-separated organisational domains of every From address."""
+    return_path: str | None = None
+    dkim_domains: str | None = None
+    list_unsubscribe: str | None = None
+    message_id: str | None = None
+    sent_at: datetime | None = _utc_column(nullable=True)
+    subject: str | None = None
+    relation: str | None = Field(default=None, index=True)
+    sender_org: str | None = None
+    reason: str | None = None
+
+
+class Probe(SQLModel, table=True):
+    """A RCPT to a canary domain that is no issued alias: someone guessing addresses."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _utc_column(index=True)
+    peer_ip: str
+    address: str
+    mail_from: str | None = None

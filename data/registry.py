@@ -1,0 +1,167 @@
+"""Companies, their domains and their aliases.
+
+Issuing checks the rules of `canary.aliases` and stores the result; trusting
+a domain records it as the company's own. Functions take a `Session` and
+raise the domain's named errors; they never print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from canary.aliases import alias_local_part, numbered_slug, slugify
+from canary.classify import Relation
+from canary.domains import registrable_or_self
+from canary.errors import CompanyExists, UnknownCompany
+from data.models import Alias, Company, CompanyDomain, Message
+
+DECLARED = "declared"
+TRUSTED = "trusted"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAlias:
+    company: str
+    address: str
+    slug: str
+    issued_at: datetime
+    domains: tuple[str, ...]
+    note: str | None
+
+
+def find_company(session: Session, name: str) -> Company:
+    """The company called `name` (or with that slug)."""
+    slug = slugify(name)
+    company = session.exec(select(Company).where(Company.slug == slug)).first()
+    if company is None:
+        raise UnknownCompany(f"No company called {name!r}; `canary aliases` lists them.")
+    return company
+
+
+def company_domains(session: Session, company_id: int) -> list[str]:
+    rows = session.exec(
+        select(CompanyDomain.domain).where(CompanyDomain.company_id == company_id)
+    ).all()
+    return sorted(rows)
+
+
+def _add_domains(
+    session: Session, company_id: int, domains: Sequence[str], source: str, now: datetime
+) -> list[str]:
+    """Add registrable domains the company does not have yet; return the added ones."""
+    known = set(company_domains(session, company_id))
+    added = []
+    for domain in dict.fromkeys(registrable_or_self(d) for d in domains):
+        if domain not in known:
+            session.add(CompanyDomain(company_id=company_id, domain=domain, source=source,
+                                      added_at=now))
+            added.append(domain)
+    return added
+
+
+def issue_alias(
+    session: Session,
+    *,
+    secret: bytes,
+    name: str,
+    alias_domain: str,
+    domains: Sequence[str],
+    note: str | None,
+    new: bool,
+    now: datetime,
+) -> IssuedAlias:
+    """Create the company (unless `new`) and a fresh alias for it."""
+    base = slugify(name)
+    declared = [registrable_or_self(d) for d in domains]
+    company = session.exec(select(Company).where(Company.slug == base)).first()
+    if company is not None and not new:
+        existing = session.exec(select(Alias).where(Alias.company_id == company.id)).first()
+        shown = f" ({existing.address})" if existing else ""
+        raise CompanyExists(
+            f"{company.name} already has an alias{shown}; use --new to issue a fresh one."
+        )
+    if company is None:
+        company = Company(name=name.strip(), slug=base, note=note, created_at=now)
+        session.add(company)
+        session.flush()
+    elif note:
+        company.note = note
+    assert company.id is not None
+    _add_domains(session, company.id, declared, DECLARED, now)
+
+    count = session.exec(
+        select(func.count()).select_from(Alias).where(Alias.company_id == company.id)
+    ).one()
+    number = count + 1
+    while session.exec(select(Alias).where(Alias.slug == numbered_slug(base, number))).first():
+        number += 1
+    slug = numbered_slug(base, number)
+    address = f"{alias_local_part(secret, slug)}@{alias_domain}"
+    session.add(Alias(company_id=company.id, slug=slug, address=address, issued_at=now))
+    session.flush()
+    return IssuedAlias(
+        company=company.name,
+        address=address,
+        slug=slug,
+        issued_at=now,
+        domains=tuple(company_domains(session, company.id)),
+        note=company.note,
+    )
+
+
+def trust_domain(session: Session, name: str, domain: str, now: datetime) -> tuple[Company, str]:
+    """Record `domain`'s organisation as the company's own; return it."""
+    company = find_company(session, name)
+    assert company.id is not None
+    organisation = registrable_or_self(domain)
+    _add_domains(session, company.id, [organisation], TRUSTED, now)
+    return company, organisation
+
+
+@dataclass(frozen=True, slots=True)
+class AliasListing:
+    company: str
+    address: str
+    issued_at: datetime
+    domains: tuple[str, ...]
+    note: str | None
+    messages: int
+    unexpected: int
+
+
+def list_aliases(session: Session) -> list[AliasListing]:
+    counts = dict(
+        session.exec(
+            select(Message.alias_id, func.count()).group_by(col(Message.alias_id))
+        ).all()
+    )
+    unexpected = dict(
+        session.exec(
+            select(Message.alias_id, func.count())
+            .where(col(Message.relation).in_([r.value for r in Relation if not r.expected]))
+            .group_by(col(Message.alias_id))
+        ).all()
+    )
+    listing = []
+    rows = session.exec(
+        select(Alias, Company).join(Company).order_by(col(Company.name), col(Alias.issued_at))
+    ).all()
+    for alias, company in rows:
+        assert company.id is not None
+        listing.append(
+            AliasListing(
+                company=company.name,
+                address=alias.address,
+                issued_at=alias.issued_at,
+                domains=tuple(company_domains(session, company.id)),
+                note=company.note,
+                messages=counts.get(alias.id, 0),
+                unexpected=unexpected.get(alias.id, 0),
+            )
+        )
+    return listing

@@ -1,0 +1,177 @@
+"""The aiosmtpd handler: decides RCPT replies and commits DATA before 250.
+
+Each hook is a few lines. Recipient rules live in `canary.aliases`, issued
+aliases in `data`, and commits in the writer thread. A bug anywhere here is
+answered 451 by `handle_exception`, never aiosmtpd's default 500, so no
+mail is bounced for Canary's own fault. Logs carry the envelope, never a
+body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from canary.aliases import RecipientKind, check_recipient
+from data.database import Store
+from data.mailstore import Delivery, ProbeAttempt, issued_alias_id
+from smtp_listener import replies
+from smtp_listener.writer import DeliveryWriter, StoreFailed
+
+log = logging.getLogger("canary.listener")
+
+ALIAS_CACHE_SECONDS = 10.0
+"""How long an issued alias is remembered without asking the database."""
+
+
+class CanaryEnvelope(Envelope):
+    """aiosmtpd's envelope plus the alias id of each accepted recipient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alias_ids: dict[str, int] = {}
+
+
+class IssuedAliases:
+    """Answers "is this address an issued alias?" with a short-lived cache.
+
+    Only positive answers are cached, so an alias issued from another
+    terminal is accepted at once.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[str, tuple[int, float]] = {}
+
+    async def lookup(self, address: str) -> int | None:
+        cached = self._cache.get(address)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < ALIAS_CACHE_SECONDS:
+            return cached[0]
+        alias_id = await asyncio.to_thread(self._query, address)
+        if alias_id is not None:
+            self._cache[address] = (alias_id, now)
+        return alias_id
+
+    def _query(self, address: str) -> int | None:
+        with self._store.reading() as session:
+            return issued_alias_id(session, address)
+
+
+def _peer_ip(session: Session) -> str:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "unknown")
+
+
+class CanaryHandler:
+    def __init__(
+        self,
+        *,
+        domains: frozenset[str],
+        secret: bytes,
+        aliases: IssuedAliases,
+        writer: DeliveryWriter,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._domains = domains
+        self._secret = secret
+        self._aliases = aliases
+        self._writer = writer
+        self._clock = clock
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: CanaryEnvelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        recipient = check_recipient(address, self._domains, self._secret)
+        alias_id = None
+        if recipient.kind is RecipientKind.CANDIDATE:
+            alias_id = await self._aliases.lookup(recipient.address)
+        if alias_id is not None:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+            envelope.alias_ids.setdefault(address, alias_id)
+            return replies.RECIPIENT_OK
+        if recipient.kind is RecipientKind.FOREIGN:
+            reply = replies.RELAY_DENIED
+        else:
+            reply = replies.NO_SUCH_ALIAS
+            self._writer.record_probe(
+                ProbeAttempt(self._clock(), _peer_ip(session), recipient.address,
+                             envelope.mail_from)
+            )
+        log.info("peer=%s from=<%s> rcpt=<%s> result=%s", _peer_ip(session),
+                 envelope.mail_from, address, reply[:9])
+        return reply
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: CanaryEnvelope) -> str:
+        delivery = Delivery(
+            raw=envelope.original_content or b"",
+            recipients=tuple((envelope.alias_ids[r], r) for r in envelope.rcpt_tos),
+            mail_from=envelope.mail_from or "",
+            peer_ip=_peer_ip(session),
+            helo=session.host_name,
+            tls=session.ssl is not None,
+            received_at=self._clock(),
+        )
+        try:
+            await self._writer.store(delivery)
+        except StoreFailed:
+            reply = replies.STORE_FAILED
+        else:
+            reply = replies.STORED
+        log.info("peer=%s from=<%s> rcpt=<%s> size=%d result=%s", delivery.peer_ip,
+                 delivery.mail_from, ",".join(envelope.rcpt_tos), len(delivery.raw), reply[:9])
+        return reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("internal error answered 451: %r", error, exc_info=error)
+        return replies.INTERNAL_ERROR
+
+
+class CanarySMTP(SMTP):
+    """aiosmtpd's SMTP with Canary's envelope and a line limit fit for real mail.
+
+    Marketing mail often has lines far over RFC 5321's 1,000 bytes. The line
+    limit is raised above the size limit, so a long line is accepted and an
+    over-size message gets 552, not "line too long".
+    """
+
+    def __init__(
+        self,
+        handler: CanaryHandler,
+        *,
+        data_size_limit: int,
+        connections: set[CanarySMTP],
+        **kwargs: Any,
+    ) -> None:
+        self.line_length_limit = max(2 * data_size_limit, 1001)
+        super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
+        self._connections = connections
+
+    def _create_envelope(self) -> CanaryEnvelope:
+        return CanaryEnvelope()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._connections.discard(self)
+        super().connection_lost(error)
+
+    @property
+    def in_transaction(self) -> bool:
+        """A MAIL FROM was given and the transaction has not ended yet."""
+        return self.envelope is not None and self.envelope.mail_from is not None
+
+    async def close_for_shutdown(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            await self.push(replies.SHUTTING_DOWN)
+            self.transport.close()

@@ -1,0 +1,152 @@
+"""Runs the listener: the asyncio server, the writer, the analyst, shutdown.
+
+`Listener.start` binds and returns the real port (0 picks a free one, as
+the demo and the tests do). `Listener.stop` stops accepting, lets
+transactions already under way finish for a grace period, closes the rest
+with 421, commits what is queued and stops analysis. `serve_forever` runs it
+until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from data.database import Store
+from smtp_listener.analysis import Analyst
+from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
+from smtp_listener.writer import DeliveryWriter
+
+log = logging.getLogger("canary.listener")
+
+DEFAULT_MAX_SIZE = 25 * 1024 * 1024
+DEFAULT_IDLE_TIMEOUT = 300.0
+SHUTDOWN_GRACE = 30.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_size: int = DEFAULT_MAX_SIZE
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    shutdown_grace: float = SHUTDOWN_GRACE
+    analyse: bool = True
+
+
+class Listener:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        domains: frozenset[str],
+        secret: bytes,
+        settings: ListenerSettings,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._analyst = Analyst(store, clock) if settings.analyse else None
+        self._writer = DeliveryWriter(
+            store, on_commit=self._analyst.notify if self._analyst else None
+        )
+        self._handler = CanaryHandler(
+            domains=domains, secret=secret, aliases=IssuedAliases(store),
+            writer=self._writer, clock=clock,
+        )
+        self._connections: set[CanarySMTP] = set()
+        self._server: asyncio.Server | None = None
+        self._hostname = socket.gethostname()
+
+    def _protocol(self) -> CanarySMTP:
+        return CanarySMTP(
+            self._handler,
+            connections=self._connections,
+            data_size_limit=self._settings.max_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=self._hostname,
+            timeout=self._settings.idle_timeout,
+        )
+
+    async def start(self) -> tuple[str, int]:
+        """Bind and start accepting; return the bound host and port."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._protocol, host=self._settings.host, port=self._settings.port
+        )
+        self._writer.start()
+        if self._analyst is not None:
+            self._analyst.start()
+        host, port = self._server.sockets[0].getsockname()[:2]
+        log.info("listening on %s port %d", host, port)
+        return str(host), int(port)
+
+    async def stop(self) -> None:
+        """Stop accepting, finish transactions under way, then close everything."""
+        if self._server is not None:
+            self._server.close()
+        deadline = time.monotonic() + self._settings.shutdown_grace
+        while any(c.in_transaction for c in self._connections) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self._connections):
+            await connection.close_for_shutdown()
+        if self._server is not None:
+            await self._server.wait_closed()
+        await asyncio.to_thread(self._writer.close)
+        if self._analyst is not None:
+            await asyncio.to_thread(self._analyst.stop)
+        log.info("listener stopped")
+
+    async def serve_forever(self) -> None:
+        """Run until SIGINT or SIGTERM, then shut down cleanly."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await self.stop()
+
+
+class ListenerThread:
+    """Runs a `Listener` on its own event loop in a thread, for the demo and tests.
+
+    `with ListenerThread(listener) as (host, port): …` starts it and, on exit,
+    shuts it down the same way SIGTERM does.
+    """
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="canary-listener",
+                                        daemon=True)
+
+    def __enter__(self) -> tuple[str, int]:
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self._listener.start(), self._loop).result()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self._listener.stop(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
