@@ -135,17 +135,17 @@ def _senders(sightings: Sequence[Sighting]) -> tuple[SenderSummary, ...]:
 def company_report(facts: CompanyFacts) -> CompanyReport:
     """The verdict and evidence for one company."""
     timeline = tuple(sorted(facts.sightings, key=lambda s: s.received_at))
-    analysed = [s for s in timeline if s.relation is not None]
+    analysed = [(s, s.relation) for s in timeline if s.relation is not None]
     counts = {"total": len(timeline), "pending": len(timeline) - len(analysed)}
     for relation in Relation:
-        counts[relation.value] = sum(1 for s in analysed if s.relation is relation)
-    counts["unexpected"] = sum(1 for s in analysed if not s.relation.expected)  # type: ignore[union-attr]
+        counts[relation.value] = sum(1 for _, r in analysed if r is relation)
+    unexpected = [s for s, r in analysed if not r.expected]
+    counts["unexpected"] = len(unexpected)
 
     issued = {alias.slug: alias.issued_at for alias in facts.aliases}
-    first_unexpected = next((s for s in analysed if not s.relation.expected), None)  # type: ignore[union-attr]
     days: int | None = None
-    if first_unexpected is not None and first_unexpected.alias_slug in issued:
-        delta = first_unexpected.received_at - issued[first_unexpected.alias_slug]
+    if unexpected and unexpected[0].alias_slug in issued:
+        delta = unexpected[0].received_at - issued[unexpected[0].alias_slug]
         days = max(delta.days, 0)
 
     return CompanyReport(
@@ -154,9 +154,9 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
         note=facts.note,
         domains=facts.domains,
         aliases=facts.aliases,
-        verdict=verdict_for(s.relation for s in analysed if s.relation is not None),
+        verdict=verdict_for(r for _, r in analysed),
         counts=counts,
-        senders=_senders(analysed),
+        senders=_senders([s for s, _ in analysed]),
         days_to_first_unexpected=days,
         timeline=timeline,
     )

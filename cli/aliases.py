@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from canary.domains import normalise_domain
 from canary.errors import InvalidDomain
 from canary.report import iso_time
+from cli.output import console as make_console
 from cli.workspace import DbOption, HomeOption, JsonOption, workspace
 from data.registry import issue_alias, list_aliases
 
@@ -83,12 +83,14 @@ def aliases_command(
         ], indent=2))
         return
     if not listing:
-        Console().print("No aliases yet. Issue one with [bold]canary issue NAME[/].")
+        make_console().print("No aliases yet. Issue one with [bold]canary issue NAME[/].")
         return
     table = Table(title="Aliases")
-    for column in ("Company", "Alias", "Issued", "Domains", "Messages", "Unexpected"):
-        table.add_column(column, justify="right" if column in ("Messages", "Unexpected") else "left")
+    for column in ("Company", "Alias", "Issued", "Domains"):
+        table.add_column(column)
+    table.add_column("Messages", justify="right")
+    table.add_column("Unexpected", justify="right")
     for a in listing:
         table.add_row(a.company, a.address, f"{a.issued_at:%Y-%m-%d}", ", ".join(a.domains) or "—",
                       str(a.messages), str(a.unexpected))
-    Console().print(table)
+    make_console().print(table)

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 
 from canary.report import Verdict
+from cli.output import console as make_console
 from cli.report import build_reports, render_report
 from cli.workspace import Workspace
 from data.home import init_home
@@ -172,7 +173,7 @@ def demo(
     ] = None,
 ) -> None:
     """A self-contained tour on loopback: issues aliases, sends real SMTP, prints the report."""
-    console = Console()
+    console = make_console()
     if keep is not None:
         run_demo(console, keep)
         console.print(f"\nThe demo's home is kept at {keep}.")

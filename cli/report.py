@@ -24,6 +24,7 @@ from canary.report import (
     report_document,
     worst_first,
 )
+from cli.output import console as make_console
 from cli.workspace import DbOption, HomeOption, JsonOption, Workspace, workspace
 from data.mailstore import probe_count, reclassify_company
 from data.registry import trust_domain
@@ -98,7 +99,7 @@ def render_report(console: Console, reports: Sequence[CompanyReport], probes: in
                               _day(s.last_seen), str(s.count))
             console.print(table)
     if probes:
-        console.print(f"{probes} probe(s): mail to addresses on your domains that were never issued.")
+        console.print(f"{probes} probe(s): mail to never-issued addresses on your domains.")
 
 
 @app.command()
@@ -115,7 +116,7 @@ def report(
     if as_json:
         typer.echo(json.dumps(report_document(reports, datetime.now(UTC), probes), indent=2))
     else:
-        render_report(Console(), reports, probes)
+        render_report(make_console(), reports, probes)
 
 
 @app.command()
@@ -129,7 +130,7 @@ def show(
     """One company: its aliases, every sender and the timeline of its messages."""
     with workspace(ctx, home, db) as space:
         (r,), _ = build_reports(space, name)
-    console = Console()
+    console = make_console()
     console.print(f"[bold]{r.name}[/] — verdict {_verdict(r.verdict)}")
     if r.note:
         console.print(f"Note: {r.note}")

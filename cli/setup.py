@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from cli.output import console as make_console
 from cli.workspace import DbOption, HomeOption, database_url, home_path
 from data.home import init_home
 
@@ -32,7 +32,7 @@ def init(
     path = home_path(ctx, home)
     created = init_home(path, domain, force=force, database_url=database_url(ctx, db))
     config = created.config()
-    console = Console()
+    console = make_console()
     console.print(f"Canary home ready at [bold]{path}[/]")
     console.print(f"Canary domains: {', '.join(config.domains)}")
     console.print("Next: [bold]canary issue \"Company name\" --domain company.example[/]")

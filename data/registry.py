@@ -152,7 +152,7 @@ def list_aliases(session: Session) -> list[AliasListing]:
         select(Alias, Company).join(Company).order_by(col(Company.name), col(Alias.issued_at))
     ).all()
     for alias, company in rows:
-        assert company.id is not None
+        assert company.id is not None and alias.id is not None
         listing.append(
             AliasListing(
                 company=company.name,
