@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
 from canary.errors import CanaryError
@@ -22,6 +23,10 @@ class CanaryGroup(TyperGroup):
             return super().invoke(ctx)
         except CanaryError as error:
             typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from error
+        except OperationalError as error:
+            typer.echo(f"Error: the database cannot be used ({error.orig}); check --db and "
+                       "the home's permissions.", err=True)
             raise typer.Exit(1) from error
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -76,18 +77,17 @@ def render_report(console: Console, reports: Sequence[CompanyReport], probes: in
     if not reports:
         console.print("No companies yet. Issue an alias with [bold]canary issue NAME[/].")
         return
-    summary = Table(title="Canary report — worst first")
-    summary.add_column("Company")
-    summary.add_column("Alias")
-    summary.add_column("Issued")
-    summary.add_column("Verdict")
-    for column in ("Messages", "Expected", "Unexpected", "Days to first leak"):
-        summary.add_column(column, justify="right")
+    summary = Table(title="Canary report — worst first", box=box.SIMPLE_HEAD, pad_edge=False)
+    summary.add_column("Company", min_width=10)
+    summary.add_column("Alias / issued", overflow="fold", min_width=30)
+    summary.add_column("Verdict", min_width=7)
+    for column in ("Mail", "Unexpected", "Days to leak"):
+        summary.add_column(column, justify="right", min_width=4)
     for r in reports:
-        expected = r.counts["first_party"] + r.counts["processor"]
         days = "—" if r.days_to_first_unexpected is None else str(r.days_to_first_unexpected)
-        summary.add_row(r.name, r.aliases[-1].address, _day(r.issued_at), _verdict(r.verdict),
-                        str(r.counts["total"]), str(expected), str(r.counts["unexpected"]), days)
+        summary.add_row(r.name, f"{r.aliases[-1].address}\n[dim]issued {_day(r.issued_at)}[/]",
+                        _verdict(r.verdict), str(r.counts["total"]),
+                        str(r.counts["unexpected"]), days)
     console.print(summary)
     for r in reports:
         if r.unexpected:

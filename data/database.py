@@ -16,8 +16,10 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, SQLModel, create_engine
 
+from canary.errors import CanaryError
 from data import models  # noqa: F401  (registers the tables)
 
 BUSY_TIMEOUT_MS = 30_000
@@ -64,7 +66,12 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        parsed = make_url(url)
+        try:
+            parsed = make_url(url)
+        except ArgumentError as error:
+            raise CanaryError(
+                f"{url!r} is not a database URL, e.g. sqlite:////var/lib/canary/canary.db."
+            ) from error
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
@@ -72,7 +79,13 @@ class Store:
             self._writer = _sqlite_engine(url, immediate=True)
             self._reader = _sqlite_engine(url, immediate=False)
         else:
-            self._writer = self._reader = create_engine(url, pool_pre_ping=True)
+            try:
+                self._writer = self._reader = create_engine(url, pool_pre_ping=True)
+            except ModuleNotFoundError as error:
+                raise CanaryError(
+                    f"The database driver {error.name} is not installed; for PostgreSQL run "
+                    "pip install 'canary[postgres]'."
+                ) from error
 
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self._writer)

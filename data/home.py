@@ -8,6 +8,7 @@ and the database are mode 0600; the secret is never printed.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tomllib
@@ -35,6 +36,8 @@ def default_home() -> Path:
 class Config:
     domains: tuple[str, ...]
     """The canary domains, first one the default for new aliases."""
+    database: str | None = None
+    """Database URL given at init; None means SQLite in the home."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,11 @@ class Home:
         domains = document.get("domains")
         if not isinstance(domains, list) or not domains:
             raise CanaryError(f"{self.config_path} lists no domains; re-run `canary init --force`.")
-        return Config(domains=tuple(normalise_domain(str(d)) for d in domains))
+        database = document.get("database")
+        return Config(
+            domains=tuple(normalise_domain(str(d)) for d in domains),
+            database=str(database) if database else None,
+        )
 
     def secret(self) -> bytes:
         value = self.secret_path.read_bytes()
@@ -72,6 +79,9 @@ class Home:
         return value
 
     def store(self, database_url: str | None = None) -> Store:
+        """The store at `database_url`, else the one named at init, else SQLite in the home."""
+        if database_url is None and self.config_path.exists():
+            database_url = self.config().database
         return Store(database_url or sqlite_url(self.database_path))
 
 
@@ -84,13 +94,17 @@ def _write_private(path: Path, content: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def _config_text(domains: tuple[str, ...]) -> str:
-    listed = ", ".join(f'"{d}"' for d in domains)
-    return (
+def _config_text(domains: tuple[str, ...], database_url: str | None) -> str:
+    listed = ", ".join(json.dumps(d) for d in domains)
+    text = (
         "# Canary configuration.\n"
         "# domains: the domains whose mail Canary receives; new aliases use the first.\n"
         f"domains = [{listed}]\n"
     )
+    if database_url:
+        text += "# database: used when no --db / CANARY_DB is given.\n"
+        text += f"database = {json.dumps(database_url)}\n"
+    return text
 
 
 def init_home(
@@ -106,15 +120,18 @@ def init_home(
             f"A Canary home already exists at {path}; use --force to rewrite its config "
             "(the secret and database are kept)."
         )
+    if database_url is None and home.config_path.exists():
+        database_url = home.config().database
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not home.secret_path.exists():
-        _write_private(home.secret_path, secrets.token_bytes(SECRET_BYTES))
-    home.config_path.write_text(_config_text(canary_domains), encoding="utf-8")
     store = home.store(database_url)
     try:
         store.create_schema()
     finally:
         store.dispose()
+    if not home.secret_path.exists():
+        _write_private(home.secret_path, secrets.token_bytes(SECRET_BYTES))
+    # The config is written last: its presence is what marks the home as ready.
+    _write_private(home.config_path, _config_text(canary_domains, database_url).encode())
     return home
 
 

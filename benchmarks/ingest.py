@@ -1,0 +1,455 @@
+"""Ingest throughput: `canary serve` against a bare aiosmtpd `Sink`, in one run.
+
+The same client load and the same kind of mail go to two servers, each in
+its own subprocess on loopback:
+
+- sink: aiosmtpd's own CLI with `aiosmtpd.handlers.Sink`, which accepts
+  and drops everything. The CLI has no line-limit option and aiosmtpd's
+  default of 1,001 bytes would answer a long HTML line with 500, so the
+  line limit is raised exactly as `CanarySMTP` raises it before the CLI's
+  `main` runs. Nothing else differs from `python -m aiosmtpd -n -c ...Sink`.
+- canary: `canary serve` on a fresh home made by `canary init` and
+  `canary issue`: SQLite WAL, `synchronous=FULL`, group commit, 250 only
+  after the commit, and the analyst thread running as in production.
+
+Several threads, each with one persistent `smtplib` connection, send unique
+5-20 KB marketing messages (with a long HTML line) to the issued aliases.
+After a short warm-up the wall time of the measured batch is taken. Runs
+alternate (sink, canary, canary, sink, ...) and the best of each is kept,
+because the client and both servers share a small, noisy machine. The
+figure that matters is the ratio canary/sink, not the absolute rate.
+
+After every canary run the database is opened read-only and must hold
+exactly one `message` row per message sent, both while the server still
+runs (each 250 came after a commit) and after it has stopped on SIGTERM.
+A lost message, a refused one or a non-zero exit makes this script exit 1.
+
+    python benchmarks/ingest.py [--messages 2000] [--connections 8] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import shutil
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+HOST = "127.0.0.1"
+CANARY_DOMAIN = "bench.example"
+COMPANIES = (
+    ("Fretwork Guitars", "fretwork.example"),
+    ("Harbour Bank", "harbourbank.example"),
+    ("Nimbus Travel", "nimbustravel.example"),
+    ("Pebble Shoes", "pebbleshoes.example"),
+)
+THIRD_PARTY = "bulkblast.example"
+"""A mailing platform some messages come from, as sold addresses do."""
+MAX_SIZE = 25 * 1024 * 1024
+"""`canary serve`'s default --max-size; the sink is given the same."""
+TARGET_RATIO = 0.70
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 45.0
+SOCKET_TIMEOUT = 60.0
+
+SINK_MAIN = (
+    "import aiosmtpd.smtp, aiosmtpd.main, sys\n"
+    f"aiosmtpd.smtp.SMTP.line_length_limit = {2 * MAX_SIZE}\n"
+    "aiosmtpd.main.main(sys.argv[1:])\n"
+)
+
+
+class BenchmarkFailed(Exception):
+    """A server misbehaved or mail went missing; the figures mean nothing."""
+
+
+# --- the mail -----------------------------------------------------------------------------
+
+_WORDS = (
+    "spring sale offer members exclusive today only free delivery new arrivals limited "
+    "collection discover your favourites save up to percent on selected styles shop now "
+    "book early and enjoy rewards points weekend deals newsletter update account"
+).split()
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    mail_from: str
+    rcpt_to: str
+    data: bytes
+
+
+def _prose(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(words))
+
+
+def _html_line(rng: random.Random, length: int) -> str:
+    """One long line of inline-styled table HTML, as bulk mailers send it."""
+    cells = []
+    size = 0
+    while size < length:
+        cell = (
+            f'<td style="padding:12px 18px;font-family:Arial,Helvetica,sans-serif;'
+            f'font-size:14px;color:#333333;line-height:20px" align="left">'
+            f'<a href="https://click.{THIRD_PARTY}/t/{rng.getrandbits(64):016x}" '
+            f'style="color:#0a66c2;text-decoration:none">{_prose(rng, 6)}</a></td>'
+        )
+        cells.append(cell)
+        size += len(cell)
+    return '<table width="100%" cellpadding="0" cellspacing="0"><tr>' + "".join(cells) + (
+        "</tr></table>"
+    )
+
+
+def make_mail(index: int, run: str, rcpt_to: str, company_domain: str,
+              rng: random.Random) -> Mail:
+    """A unique multipart marketing message of 5-20 KB for `rcpt_to`."""
+    target = rng.randint(5_000, 20_000)
+    sender_domain = company_domain if index % 4 else THIRD_PARTY
+    mail_from = f"bounce-{index}@mail.{sender_domain}"
+    boundary = f"=_bench_{run}_{index}"
+    sent = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=index)
+    headers = [
+        f"Return-Path: <{mail_from}>",
+        f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={sender_domain}; "
+        f"s=mail; h=from:to:subject:date:message-id; bh={rng.getrandbits(128):032x}=; "
+        f"b={rng.getrandbits(256):064x}",
+        f'From: "News" <news@{sender_domain}>',
+        f"To: <{rcpt_to}>",
+        f"Subject: {_prose(rng, 7).capitalize()} #{index}",
+        f"Date: {format_datetime(sent)}",
+        f"Message-ID: <{run}.{index}@mail.{sender_domain}>",
+        f"List-Unsubscribe: <https://{sender_domain}/unsubscribe/{index}>",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    ]
+    text = textwrap.fill(_prose(rng, max(40, target // 40)), 76)
+    html = _html_line(rng, max(1_500, target - len(text) - 1_200))
+    lines = [
+        *headers, "",
+        f"--{boundary}",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: 8bit", "",
+        *text.splitlines(), "",
+        f"--{boundary}",
+        'Content-Type: text/html; charset="utf-8"',
+        "Content-Transfer-Encoding: 8bit", "",
+        f"<!DOCTYPE html><html><body><!-- message {run}.{index} -->",
+        html,
+        "</body></html>", "",
+        f"--{boundary}--", "",
+    ]
+    return Mail(mail_from, rcpt_to, "\r\n".join(lines).encode())
+
+
+def make_batches(count: int, connections: int, start: int, run: str,
+                 aliases: Sequence[tuple[str, str]], seed: int) -> list[list[Mail]]:
+    """`count` messages dealt round-robin to `connections` senders."""
+    rng = random.Random(seed)
+    batches: list[list[Mail]] = [[] for _ in range(connections)]
+    for offset in range(count):
+        index = start + offset
+        address, company_domain = aliases[index % len(aliases)]
+        batches[offset % connections].append(make_mail(index, run, address, company_domain, rng))
+    return batches
+
+
+# --- the client ---------------------------------------------------------------------------
+
+def _send_all(client: smtplib.SMTP, mails: Sequence[Mail]) -> None:
+    for mail in mails:
+        refused = client.sendmail(mail.mail_from, [mail.rcpt_to], mail.data)
+        if refused:
+            raise BenchmarkFailed(f"recipient refused: {refused}")
+
+
+def _sender(port: int, warmup: Sequence[Mail], batch: Sequence[Mail],
+            ready: threading.Barrier, errors: list[BaseException]) -> None:
+    try:
+        with smtplib.SMTP(HOST, port, local_hostname="client.bench.example",
+                          timeout=SOCKET_TIMEOUT) as client:
+            client.ehlo()
+            _send_all(client, warmup)
+            ready.wait()
+            _send_all(client, batch)
+    except threading.BrokenBarrierError:
+        pass  # another sender failed first; its error is the one reported
+    except (smtplib.SMTPException, OSError, BenchmarkFailed) as error:
+        errors.append(error)
+        ready.abort()
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process, where /proc tells it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    messages: int
+    seconds: float
+    server_cpu: float | None
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+def drive(port: int, server_pid: int, warmups: list[list[Mail]],
+          batches: list[list[Mail]]) -> Timing:
+    """Send the warm-up on every connection, then time the measured batches."""
+    errors: list[BaseException] = []
+    ready = threading.Barrier(len(batches) + 1, timeout=SOCKET_TIMEOUT)
+    threads = [
+        threading.Thread(target=_sender, args=(port, warmup, batch, ready, errors),
+                         name=f"sender-{n}")
+        for n, (warmup, batch) in enumerate(zip(warmups, batches, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        pass
+    started = time.perf_counter()
+    cpu_before = _cpu_seconds(server_pid)
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    cpu_after = _cpu_seconds(server_pid)
+    if errors:
+        raise BenchmarkFailed(f"the client failed: {errors[0]!r}")
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return Timing(sum(len(b) for b in batches), seconds, cpu)
+
+
+# --- the servers --------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchmarkFailed(f"server exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            with smtplib.SMTP(HOST, port, timeout=2) as client:
+                client.noop()
+            return
+        except (OSError, smtplib.SMTPException):
+            time.sleep(0.1)
+    raise BenchmarkFailed(f"server not ready on port {port} after {START_TIMEOUT:.0f} s")
+
+
+@contextlib.contextmanager
+def server(argv: Sequence[str], port: int, log: Path, stop: signal.Signals,
+           expect_status: int | None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server, yield it once it answers, then stop it with `stop` and wait."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    clean = False
+    try:
+        _wait_ready(process, port, log)
+        yield process
+        clean = True
+    finally:
+        if process.poll() is None:
+            process.send_signal(stop)
+        try:
+            status = process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            if clean:
+                raise BenchmarkFailed(
+                    f"{argv[0]} did not stop within {STOP_TIMEOUT:.0f} s") from None
+        else:
+            if clean and expect_status is not None and status != expect_status:
+                raise BenchmarkFailed(
+                    f"server exited with {status}, not {expect_status}:\n{_tail(log)}")
+
+
+def canary_command() -> Path:
+    script = Path(sys.executable).parent / "canary"
+    if script.exists():
+        return script
+    found = shutil.which("canary")
+    if found is None:
+        raise BenchmarkFailed("no `canary` script next to this Python; pip install -e . first")
+    return Path(found)
+
+
+def make_home(canary: Path, home: Path) -> list[tuple[str, str]]:
+    """`canary init` and `canary issue`; return (alias address, company domain) pairs."""
+    def run(*args: str) -> str:
+        done = subprocess.run([str(canary), *args, "--home", str(home)], capture_output=True,
+                              text=True, check=False, timeout=60)
+        if done.returncode != 0:
+            raise BenchmarkFailed(f"canary {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    run("init", "--domain", CANARY_DOMAIN)
+    return [(run("issue", name, "--domain", domain), domain) for name, domain in COMPANIES]
+
+
+def count_messages(database: Path) -> int:
+    """Rows in `message`, read through a read-only connection."""
+    with contextlib.closing(
+        sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=30)
+    ) as connection:
+        return int(connection.execute("SELECT count(*) FROM message").fetchone()[0])
+
+
+# --- the runs -----------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    connections: int
+    messages: int
+    warmup: int
+    aliases: list[tuple[str, str]]
+    template: Path
+    work: Path
+    canary: Path
+    runs: int = 0
+
+    def load(self) -> tuple[list[list[Mail]], list[list[Mail]]]:
+        """Fresh, unique warm-up and measured messages; the same mix every run."""
+        self.runs += 1
+        run = f"r{self.runs}"
+        warmups = make_batches(self.warmup, self.connections, 0, run, self.aliases, seed=1)
+        batches = make_batches(self.messages, self.connections, self.warmup, run,
+                               self.aliases, seed=2)
+        return warmups, batches
+
+
+def run_sink(plan: Plan) -> Timing:
+    warmups, batches = plan.load()
+    port = free_port()
+    argv = [sys.executable, "-c", SINK_MAIN, "-n", "-l", f"{HOST}:{port}",
+            "-c", "aiosmtpd.handlers.Sink", "-u", "-s", str(MAX_SIZE)]
+    # The aiosmtpd CLI handles SIGINT only; it exits 0 on it.
+    with server(argv, port, plan.work / f"sink-{plan.runs}.log", signal.SIGINT, 0) as process:
+        return drive(port, process.pid, warmups, batches)
+
+
+def run_canary(plan: Plan) -> Timing:
+    warmups, batches = plan.load()
+    home = plan.work / f"home-{plan.runs}"
+    shutil.copytree(plan.template, home)
+    database = home / "canary.db"
+    port = free_port()
+    argv = [str(plan.canary), "serve", "--home", str(home), "--port", str(port)]
+    expected = plan.warmup + plan.messages
+    with server(argv, port, plan.work / f"canary-{plan.runs}.log", signal.SIGTERM,
+                0) as process:
+        timing = drive(port, process.pid, warmups, batches)
+        while_running = count_messages(database)
+    after_stop = count_messages(database)
+    if (while_running, after_stop) != (expected, expected):
+        raise BenchmarkFailed(
+            f"message table holds {while_running} rows while serving and {after_stop} after "
+            f"stopping; {expected} were accepted")
+    shutil.rmtree(home)
+    return timing
+
+
+def _report(kind: str, round_no: int, timing: Timing) -> None:
+    cpu = ("" if timing.server_cpu is None else
+           f"  server cpu {1000 * timing.server_cpu / timing.messages:.2f} ms/msg"
+           f" ({100 * timing.server_cpu / timing.seconds:.0f}% of a core)")
+    print(f"  round {round_no} {kind:<6} {timing.messages} msgs in {timing.seconds:6.2f} s"
+          f" = {timing.rate:7.1f} msg/s{cpu}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000,
+                        help="measured messages per run, over all connections")
+    parser.add_argument("--connections", type=int, default=8,
+                        help="concurrent SMTP connections, one thread each")
+    parser.add_argument("--warmup", type=int, default=80,
+                        help="messages sent before timing starts, per run")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="runs of each server; the best is reported")
+    parser.add_argument("--budget", type=float, default=100.0,
+                        help="seconds after which no further round is started")
+    args = parser.parse_args(argv)
+    if args.messages < 1 or args.connections < 1 or args.warmup < 0 or args.rounds < 1:
+        parser.error("--messages, --connections and --rounds must be positive")
+
+    began = time.monotonic()
+    best: dict[str, Timing] = {}
+    slowest_round = 0.0
+    try:
+        with tempfile.TemporaryDirectory(prefix="canary-bench-") as scratch:
+            work = Path(scratch)
+            canary = canary_command()
+            template = work / "template"
+            aliases = make_home(canary, template)
+            plan = Plan(args.connections, args.messages, args.warmup, aliases, template, work,
+                        canary)
+            print(f"{args.messages} messages (+{args.warmup} warm-up) per run over "
+                  f"{args.connections} connections to {len(aliases)} aliases", flush=True)
+            for round_no in range(1, args.rounds + 1):
+                elapsed = time.monotonic() - began
+                if round_no > 1 and elapsed + slowest_round > args.budget:
+                    print(f"  (stopping after {round_no - 1} round(s): --budget "
+                          f"{args.budget:.0f} s)")
+                    break
+                round_began = time.monotonic()
+                # Alternate the order, so neither server always runs on a warmer machine.
+                kinds = ("sink", "canary") if round_no % 2 else ("canary", "sink")
+                for kind in kinds:
+                    timing = run_sink(plan) if kind == "sink" else run_canary(plan)
+                    _report(kind, round_no, timing)
+                    if kind not in best or timing.rate > best[kind].rate:
+                        best[kind] = timing
+                slowest_round = max(slowest_round, time.monotonic() - round_began)
+    except BenchmarkFailed as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+
+    sink, canary_rate = best["sink"].rate, best["canary"].rate
+    ratio = canary_rate / sink
+    verdict = "" if ratio >= TARGET_RATIO else "  BELOW TARGET"
+    print(f"sink: {sink:.0f} msg/s  canary: {canary_rate:.0f} msg/s  "
+          f"ratio: {ratio:.2f} (target >= {TARGET_RATIO:.2f}){verdict}")
+    print(f"every canary run stored all {args.warmup + args.messages} messages "
+          f"(checked while serving and after SIGTERM); total {time.monotonic() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
