@@ -1,13 +1,19 @@
 """How one message relates to the company whose alias received it.
 
-The rule is a pure function of the message's facts and the company's own
-domains (declared at issue time, or trusted by the user later). It never
-learns a new domain by itself: only the user can call a sender the
+The rule is a pure function of the From organisations, the company's own
+domains (declared at issue time or trusted by the user later), the
+authentication results and, where one was used, the ESP that sent it. It
+never learns a new domain by itself: only the user can call a sender the
 company's own.
 
-This first version knows no authentication yet, so another organisation is
-`unverified`; `processor`, `third_party` and `spoofed` need SPF, DKIM and
-DMARC results.
+| relation      | when |
+|---------------|------|
+| `first_party` | From is the company's, and DMARC passes (or aligned DKIM/SPF) — or the |
+|               | company publishes nothing to check against and nothing failed |
+| `processor`   | From is the company's, unaligned, but an ESP authenticated the sending |
+| `spoofed`     | From is the company's and authentication fails |
+| `third_party` | another organisation, authenticated as itself (aligned, or by its ESP) |
+| `unverified`  | another organisation, not authenticated |
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from canary.authentication import Authentication, Result
+from canary.domains import organisational_domain
 
 
 class Relation(enum.StrEnum):
@@ -36,30 +45,94 @@ class Relation(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class EspSending:
+    """An ESP that sent the message, and whether it authenticated the sending."""
+
+    esp: str
+    customer_id: str | None
+    authenticated_by: str | None
+    """E.g. `DKIM d=mcsv.net`; None when only fingerprint headers name the ESP."""
+
+
+@dataclass(frozen=True, slots=True)
 class Classification:
     relation: Relation
     sender_org: str | None
     """None when the message names no sender organisation at all."""
     reason: str
+    authenticated_by: str = "none"
+    """How the sender organisation was authenticated, e.g. `DKIM d=acme.example`, `none`."""
 
 
-def classify(from_orgs: Sequence[str], company_domains: Iterable[str]) -> Classification:
-    """Classify a message by the organisations of its From addresses.
+def _aligned_by(auth: Authentication) -> str | None:
+    if auth.dmarc.dkim_aligned:
+        return f"DKIM d={auth.dmarc.dkim_aligned}"
+    if auth.dmarc.spf_aligned:
+        return f"SPF {auth.dmarc.spf_aligned}"
+    return None
 
-    `from_orgs` holds one organisational domain per From address; a message
-    with several (a DMARC evasion trick) is the company's only if all are.
+
+def _via(esp: EspSending) -> str:
+    customer = f", customer {esp.customer_id}" if esp.customer_id else ""
+    return f"{esp.esp}{customer}"
+
+
+def classify(
+    from_orgs: Sequence[str],
+    company_domains: Iterable[str],
+    auth: Authentication | None = None,
+    esp: EspSending | None = None,
+) -> Classification:
+    """Classify a message by its From organisations and how they authenticated.
+
+    `from_orgs` holds one organisational domain per From address. A message
+    with several (a DMARC evasion trick) that mixes the company's domain
+    with another is `spoofed`. Without `auth` (no checks available), the
+    company's domain counts as its own and anything else is `unverified`.
     """
     own = frozenset(company_domains)
     if not from_orgs:
         return Classification(Relation.UNVERIFIED, None, "no sender organisation in From")
     foreign = [org for org in from_orgs if org not in own]
-    if not foreign:
+    sender = foreign[0] if foreign else from_orgs[0]
+    if foreign and len(foreign) < len(from_orgs):
         return Classification(
-            Relation.FIRST_PARTY, from_orgs[0], f"From {from_orgs[0]} is the company's"
+            Relation.SPOOFED, sender,
+            f"several From addresses mix the company's {from_orgs[0]} with {sender}",
         )
-    sender = foreign[0]
-    if len(from_orgs) > 1:
-        reason = f"several From addresses; {sender} is not the company's"
-    else:
-        reason = f"From {sender} is not the company's and is not authenticated"
-    return Classification(Relation.UNVERIFIED, sender, reason)
+    if auth is None:
+        if not foreign:
+            return Classification(Relation.FIRST_PARTY, sender, f"From {sender} is the company's")
+        return Classification(Relation.UNVERIFIED, sender,
+                              f"From {sender} is not the company's and is not authenticated")
+
+    aligned = _aligned_by(auth)
+    esp_auth = esp.authenticated_by if esp else None
+    if not foreign:
+        if aligned:
+            return Classification(Relation.FIRST_PARTY, sender,
+                                  f"{sender} authenticated ({aligned} aligned)", aligned)
+        if esp is not None and esp_auth:
+            return Classification(Relation.PROCESSOR, sender,
+                                  f"{sender} sent through {_via(esp)} ({esp_auth})", esp_auth)
+        if auth.dmarc.result is Result.FAIL:
+            return Classification(
+                Relation.SPOOFED, sender,
+                f"claims {sender} but fails its DMARC policy (p={auth.dmarc.policy})",
+            )
+        if auth.spf.result is Result.FAIL and organisational_domain(auth.spf.domain or "") in own:
+            return Classification(Relation.SPOOFED, sender,
+                                  f"claims {sender} but fails its SPF ({auth.spf.domain})")
+        return Classification(
+            Relation.FIRST_PARTY, sender,
+            f"From {sender} is the company's; it publishes nothing that fails (unauthenticated)",
+        )
+    if aligned:
+        return Classification(Relation.THIRD_PARTY, sender,
+                              f"{sender} authenticated as itself ({aligned} aligned)", aligned)
+    if esp is not None and esp_auth:
+        return Classification(Relation.THIRD_PARTY, sender,
+                              f"{sender} sent through {_via(esp)} ({esp_auth})", esp_auth)
+    failed = "fails DMARC" if auth.dmarc.result is Result.FAIL else "is not authenticated"
+    return Classification(Relation.UNVERIFIED, sender,
+                          f"{sender} {failed} (SPF {auth.spf.result.value})")

@@ -24,6 +24,7 @@ from canary.errors import InvalidDomain
 
 HEADER_TEXT_MAX = 512
 """Longest header text kept: enough for evidence, bounded against huge headers."""
+HEADERS_KEPT = 200
 
 _DKIM_D_TAG = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)", re.IGNORECASE)
 _PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
@@ -45,6 +46,11 @@ class MessageFacts:
     date: datetime | None
     subject: str | None
     problems: tuple[str, ...]
+    authentication_results: tuple[str, ...] = ()
+    """Authentication-Results values, topmost first."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """The first `HEADERS_KEPT` headers (name, bounded text) for fingerprints; no body."""
+    precedence: str | None = None
 
     @property
     def from_address(self) -> str | None:
@@ -141,4 +147,11 @@ def read_message(raw: bytes) -> MessageFacts:
         date=date,
         subject=_first(message.get_all("Subject")),
         problems=tuple(problems),
+        authentication_results=tuple(
+            _text(v, 4 * HEADER_TEXT_MAX) for v in message.get_all("Authentication-Results") or []
+        ),
+        headers=tuple(
+            (_text(name, 100), _text(value)) for name, value in message.items()[:HEADERS_KEPT]
+        ),
+        precedence=_first(message.get_all("Precedence")),
     )

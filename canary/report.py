@@ -3,6 +3,11 @@
 The report answers one question per company: did its alias start getting
 mail from organisations that were never given it? It is built from the
 classified messages alone, so the same inputs always give the same report.
+Each verdict carries its evidence (per sender organisation: how it
+authenticated, example Message-IDs with the raw SHA-256, first and last
+sighting, count) and a confidence with a one-line reason. A third party seen
+on the aliases of several companies is listed as a likely list broker.
+
 The JSON form is versioned (`SCHEMA_VERSION`) and described by
 `canary/schemas/report.schema.json`; scripts depend on it.
 """
@@ -19,6 +24,7 @@ from canary.classify import Relation
 
 SCHEMA_VERSION = 1
 UNKNOWN_SENDER = "(no sender domain)"
+EXAMPLES_KEPT = 3
 
 
 class Verdict(enum.StrEnum):
@@ -37,6 +43,12 @@ class Verdict(enum.StrEnum):
 
 
 _SEVERITY = {Verdict.SHARED: 3, Verdict.LEAKED: 2, Verdict.CLEAN: 1, Verdict.QUIET: 0}
+
+
+class Confidence(enum.StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,11 @@ class Sighting:
     message_id: str | None = None
     sha256: str = ""
     problem: str | None = None
+    authenticated_by: str | None = None
+    """E.g. `DKIM d=dealblaster.example`, or `none`."""
+    reason: str | None = None
+    temperror: str | None = None
+    """Set while analysis waits to retry after a temporary DNS failure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +89,15 @@ class CompanyFacts:
     """Declared at issue time and trusted later: the company's own organisations."""
     aliases: tuple[AliasView, ...]
     sightings: tuple[Sighting, ...]
+    flagged: tuple[str, ...] = ()
+    """Sender organisations the user confirmed are not the company's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    message_id: str | None
+    sha256: str
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +107,14 @@ class SenderSummary:
     first_seen: datetime
     last_seen: datetime
     count: int
+    authenticated_by: tuple[str, ...] = ()
+    """Every distinct way this sender authenticated, e.g. `DKIM d=x.example`."""
+    examples: tuple[Example, ...] = ()
+    flagged: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        return any(a != "none" for a in self.authenticated_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +125,8 @@ class CompanyReport:
     domains: tuple[str, ...]
     aliases: tuple[AliasView, ...]
     verdict: Verdict
+    confidence: Confidence
+    confidence_reason: str
     counts: dict[str, int]
     senders: tuple[SenderSummary, ...]
     """Every sender organisation, unexpected ones first."""
@@ -106,6 +142,14 @@ class CompanyReport:
         return tuple(s for s in self.senders if not s.relation.expected)
 
 
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """A third party seen on the aliases of several companies: likely a list broker."""
+
+    organisation: str
+    companies: tuple[str, ...]
+
+
 def verdict_for(relations: Iterable[Relation]) -> Verdict:
     seen = set(relations)
     if not seen:
@@ -117,17 +161,68 @@ def verdict_for(relations: Iterable[Relation]) -> Verdict:
     return Verdict.CLEAN
 
 
-def _senders(sightings: Sequence[Sighting]) -> tuple[SenderSummary, ...]:
-    groups: dict[tuple[str, Relation], list[datetime]] = {}
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _mechanisms(senders: Sequence[SenderSummary]) -> str:
+    kinds = {a.split(" ", 1)[0] for s in senders for a in s.authenticated_by if a != "none"}
+    if kinds == {"DKIM"}:
+        return "all DKIM-authenticated"
+    if kinds == {"SPF"}:
+        return "all SPF-authenticated only"
+    return "authenticated by " + " or ".join(sorted(kinds))
+
+
+def confidence_for(
+    verdict: Verdict, senders: Sequence[SenderSummary], counts: dict[str, int]
+) -> tuple[Confidence, str]:
+    """How sure the verdict is, with a one-line reason a person can check."""
+    third = [s for s in senders if s.relation is Relation.THIRD_PARTY]
+    if verdict is Verdict.SHARED:
+        level = (
+            Confidence.HIGH
+            if any(a.startswith("DKIM") for s in third for a in s.authenticated_by)
+            else Confidence.MEDIUM
+        )
+        return level, (f"{_plural(len(third), 'unrelated organisation')}, "
+                       f"{_mechanisms(third)}")
+    if verdict is Verdict.LEAKED:
+        if counts.get(Relation.SPOOFED.value):
+            return Confidence.MEDIUM, (
+                f"{_plural(counts[Relation.SPOOFED.value], 'message')} forging the company's "
+                "domain: someone knows this address belongs to its customer"
+            )
+        return Confidence.LOW, "unauthenticated spam only: the address leaked, source unproven"
+    if verdict is Verdict.CLEAN:
+        return Confidence.HIGH, "only the company's own mail and its processors'"
+    return Confidence.HIGH, "no mail yet"
+
+
+def _senders(sightings: Sequence[Sighting], flagged: Iterable[str]) -> tuple[SenderSummary, ...]:
+    flagged_orgs = set(flagged)
+    groups: dict[tuple[str, Relation], list[Sighting]] = {}
     for sighting in sightings:
         if sighting.relation is None:
             continue
         key = (sighting.sender_org or UNKNOWN_SENDER, sighting.relation)
-        groups.setdefault(key, []).append(sighting.received_at)
-    summaries = [
-        SenderSummary(org, relation, min(times), max(times), len(times))
-        for (org, relation), times in groups.items()
-    ]
+        groups.setdefault(key, []).append(sighting)
+    summaries = []
+    for (org, relation), group in groups.items():
+        times = [s.received_at for s in group]
+        summaries.append(
+            SenderSummary(
+                organisation=org,
+                relation=relation,
+                first_seen=min(times),
+                last_seen=max(times),
+                count=len(group),
+                authenticated_by=tuple(dict.fromkeys(s.authenticated_by or "none" for s in group)),
+                examples=tuple(Example(s.message_id, s.sha256, s.received_at)
+                               for s in group[:EXAMPLES_KEPT]),
+                flagged=org in flagged_orgs,
+            )
+        )
     summaries.sort(key=lambda s: (s.relation.expected, s.first_seen, s.organisation))
     return tuple(summaries)
 
@@ -136,7 +231,11 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
     """The verdict and evidence for one company."""
     timeline = tuple(sorted(facts.sightings, key=lambda s: s.received_at))
     analysed = [(s, s.relation) for s in timeline if s.relation is not None]
-    counts = {"total": len(timeline), "pending": len(timeline) - len(analysed)}
+    counts = {
+        "total": len(timeline),
+        "pending": len(timeline) - len(analysed),
+        "temperror": sum(1 for s in timeline if s.relation is None and s.temperror),
+    }
     for relation in Relation:
         counts[relation.value] = sum(1 for _, r in analysed if r is relation)
     unexpected = [s for s, r in analysed if not r.expected]
@@ -148,15 +247,20 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
         delta = unexpected[0].received_at - issued[unexpected[0].alias_slug]
         days = max(delta.days, 0)
 
+    verdict = verdict_for(r for _, r in analysed)
+    senders = _senders([s for s, _ in analysed], facts.flagged)
+    confidence, reason = confidence_for(verdict, senders, counts)
     return CompanyReport(
         name=facts.name,
         slug=facts.slug,
         note=facts.note,
         domains=facts.domains,
         aliases=facts.aliases,
-        verdict=verdict_for(r for _, r in analysed),
+        verdict=verdict,
+        confidence=confidence,
+        confidence_reason=reason,
         counts=counts,
-        senders=_senders([s for s, _ in analysed]),
+        senders=senders,
         days_to_first_unexpected=days,
         timeline=timeline,
     )
@@ -166,6 +270,20 @@ def worst_first(reports: Iterable[CompanyReport]) -> list[CompanyReport]:
     return sorted(
         reports, key=lambda r: (-r.verdict.severity, -r.counts["unexpected"], r.name.lower())
     )
+
+
+def likely_brokers(reports: Iterable[CompanyReport]) -> list[Broker]:
+    """Authenticated third parties seen on the aliases of two or more companies."""
+    seen: dict[str, list[str]] = {}
+    for report in reports:
+        for sender in report.senders:
+            if sender.relation is Relation.THIRD_PARTY:
+                seen.setdefault(sender.organisation, []).append(report.name)
+    return [
+        Broker(org, tuple(sorted(set(companies))))
+        for org, companies in sorted(seen.items())
+        if len(set(companies)) >= 2
+    ]
 
 
 def iso_time(moment: datetime) -> str:
@@ -179,6 +297,12 @@ def _sender_json(sender: SenderSummary) -> dict[str, Any]:
         "first_seen": iso_time(sender.first_seen),
         "last_seen": iso_time(sender.last_seen),
         "count": sender.count,
+        "authenticated_by": list(sender.authenticated_by),
+        "flagged": sender.flagged,
+        "examples": [
+            {"message_id": e.message_id, "sha256": e.sha256, "received_at": iso_time(e.received_at)}
+            for e in sender.examples
+        ],
     }
 
 
@@ -194,8 +318,11 @@ def company_json(report: CompanyReport) -> dict[str, Any]:
             for a in report.aliases
         ],
         "verdict": report.verdict.value,
+        "confidence": report.confidence.value,
+        "confidence_reason": report.confidence_reason,
         "counts": dict(report.counts),
         "unexpected_senders": [_sender_json(s) for s in report.unexpected],
+        "expected_senders": [_sender_json(s) for s in report.senders if s.relation.expected],
         "days_to_first_unexpected": report.days_to_first_unexpected,
     }
 
@@ -209,4 +336,8 @@ def report_document(
         "generated_at": iso_time(generated_at),
         "probes": probes,
         "companies": [company_json(r) for r in worst_first(reports)],
+        "brokers": [
+            {"organisation": b.organisation, "companies": list(b.companies)}
+            for b in likely_brokers(reports)
+        ],
     }

@@ -2,12 +2,18 @@
 
 It creates a temporary home, issues aliases for three fictional companies,
 starts the real listener on a free loopback port and sends a realistic mail
-stream with smtplib. The listener's clock is the demo's own, so six weeks of
-mail arrive in seconds with their story intact. Then it prints the report.
+stream with smtplib. Authentication is real: the demo serves its own DNS
+zones on loopback (SPF, DKIM keys it generates, DMARC), signs mail with
+those keys, and passes each message's original client address to Canary
+with XFORWARD, as a Postfix relay in front of Canary would. The listener's
+clock is the demo's own, so six weeks of mail arrive in seconds with their
+story intact. Then it prints the report.
 """
 
 from __future__ import annotations
 
+import base64
+import email.policy
 import smtplib
 import tempfile
 from collections.abc import Iterator
@@ -18,21 +24,28 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Annotated
 
+import dkim
+import nacl.signing
 import typer
 from rich.console import Console
 
+from canary.classify import Relation
 from canary.report import Verdict
 from cli.output import console as make_console
 from cli.report import build_reports, render_report
 from cli.workspace import Workspace
+from cli.zone_server import Zones, ZoneServer
 from data.home import init_home
 from data.registry import issue_alias
+from smtp_listener.analysis import AnalysisSettings
+from smtp_listener.resolver import Resolver
 from smtp_listener.server import Listener, ListenerSettings, ListenerThread
 
 app = typer.Typer()
 
 DEMO_DOMAIN = "aliases.example.net"
 DAYS = 42
+SELECTOR = "demo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +61,55 @@ LIBRARY = Company("Northwind Library", "northwind-library.example", "library car
 
 
 @dataclass(frozen=True, slots=True)
+class Sender:
+    """A mail server in the demo's world: its address, HELO and signing domain."""
+
+    ip: str
+    helo: str
+    mail_from: str
+    signing_domain: str | None
+
+
+FRETWORK_MTA = Sender("198.51.100.10", "mail.fretwork.example", "bounce@fretwork.example",
+                      "fretwork.example")
+MEGAMART_MTA = Sender("198.51.100.20", "mx1.megamart.example", "orders@megamart.example",
+                      "megamart.example")
+MEGAMART_VIA_ESP = Sender("203.0.113.50", "o1.ptr.sendgrid.net",
+                          "bounces+2291@em.sendgrid.net", "sendgrid.net")
+LIBRARY_MTA = Sender("198.51.100.30", "mail.northwind-library.example",
+                     "loans@northwind-library.example", "northwind-library.example")
+MARKETER = Sender("192.0.2.77", "mta.dealblaster.example", "bounce@dealblaster.example",
+                  "dealblaster.example")
+SPAMMER = Sender("192.0.2.200", "ylmf-pc", "winner@prize-centre.example", None)
+SPOOFER = Sender("192.0.2.66", "localhost", "security@megamart.example", None)
+
+
+def demo_zones(keys: dict[str, nacl.signing.SigningKey]) -> Zones:
+    """The DNS the demo's senders publish: SPF, DKIM keys and DMARC."""
+    zones = Zones()
+    for sender in (FRETWORK_MTA, MEGAMART_MTA, LIBRARY_MTA, MARKETER):
+        zones.add_txt(sender.mail_from.rpartition("@")[2], f"v=spf1 ip4:{sender.ip} -all")
+    zones.add_txt("em.sendgrid.net", f"v=spf1 ip4:{MEGAMART_VIA_ESP.ip} ~all")
+    zones.add_txt("prize-centre.example", "v=spf1 ip4:203.0.113.250 ~all")
+    for domain, key in keys.items():
+        public = base64.b64encode(bytes(key.verify_key)).decode()
+        zones.add_txt(f"{SELECTOR}._domainkey.{domain}", f"v=DKIM1; k=ed25519; p={public}")
+    zones.add_txt("_dmarc.fretwork.example", "v=DMARC1; p=quarantine")
+    zones.add_txt("_dmarc.megamart.example", "v=DMARC1; p=reject")
+    zones.add_txt("_dmarc.dealblaster.example", "v=DMARC1; p=none")
+    return zones
+
+
+@dataclass(frozen=True, slots=True)
 class Mail:
     day: float
     to: Company
-    sender: str
+    sender: Sender
+    from_header: str
     subject: str
     body: str
     marketing: bool = True
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 class DemoClock:
@@ -73,87 +128,121 @@ class DemoClock:
 
 
 def mail_stream() -> Iterator[Mail]:
-    """Six weeks of mail: a daily shop, a retailer whose list leaks, a quiet library."""
+    """Six weeks: a daily shop, a retailer whose list reaches a marketer, a quiet library."""
     picks = ["a 1962 reissue Strat", "hand-wound pickups", "a parlour guitar", "flatwound strings",
              "a tube amp kit", "a walnut ukulele", "a fuzz pedal"]
     for day in range(1, DAYS):
-        yield Mail(day + 0.375, GUITARS, '"Fretwork Guitars" <news@mail.fretwork.example>',
-                   f"Today's pick: {picks[day % len(picks)]}",
-                   "Hello from the workshop. " * 60)
+        yield Mail(day + 0.375, GUITARS, FRETWORK_MTA,
+                   '"Fretwork Guitars" <news@mail.fretwork.example>',
+                   f"Today's pick: {picks[day % len(picks)]}", "Hello from the workshop. " * 60)
     for day in range(2, DAYS, 7):
-        yield Mail(day + 0.5, RETAILER, '"MegaMart Deals" <deals@megamart.example>',
-                   "This week's deals for you", "Weekly deals. " * 40)
-    yield Mail(3.6, RETAILER, '"MegaMart Orders" <orders@megamart.example>',
+        yield Mail(day + 0.5, RETAILER, MEGAMART_VIA_ESP,
+                   '"MegaMart Deals" <deals@megamart.example>', "This week's deals for you",
+                   "Weekly deals. " * 40,
+                   extra=(("X-SG-EID", "u001.MegaMartDeals7731"),))
+    yield Mail(3.6, RETAILER, MEGAMART_MTA, '"MegaMart Orders" <orders@megamart.example>',
                "Your order #40213 has shipped", "Thanks for your order.", marketing=False)
     for day in range(24, DAYS, 3):
-        yield Mail(day + 0.8, RETAILER, '"Deal Blaster Media" <offers@dealblaster.example>',
+        yield Mail(day + 0.8, RETAILER, MARKETER,
+                   '"Deal Blaster Media" <offers@dealblaster.example>',
                    "You have been selected for an exclusive offer", "Act now. " * 50)
-    yield Mail(33.2, RETAILER, '"Prize Centre" <winner@prize-centre.example>',
+    yield Mail(33.2, RETAILER, SPAMMER, '"Prize Centre" <winner@prize-centre.example>',
                "Claim your reward", "You won. " * 20)
-    yield Mail(9.4, LIBRARY, '"Northwind Library" <loans@northwind-library.example>',
+    yield Mail(36.1, RETAILER, SPOOFER, '"MegaMart Security" <security@megamart.example>',
+               "Verify your loyalty account", "Click here to verify. " * 10, marketing=False)
+    yield Mail(9.4, LIBRARY, LIBRARY_MTA, '"Northwind Library" <loans@northwind-library.example>',
                "Your library card is ready", "Welcome to the library.", marketing=False)
 
 
-def build_message(mail: Mail, to_address: str, sent: datetime) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = mail.sender
+def build_message(
+    mail: Mail, to_address: str, sent: datetime, keys: dict[str, nacl.signing.SigningKey]
+) -> bytes:
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = mail.from_header
     message["To"] = to_address
     message["Subject"] = mail.subject
     message["Date"] = format_datetime(sent)
-    message["Message-ID"] = make_msgid(domain=mail.sender.rsplit("@", 1)[1].rstrip(">"))
+    message["Message-ID"] = make_msgid(domain=mail.sender.helo)
     if mail.marketing:
         message["List-Unsubscribe"] = f"<mailto:unsubscribe@{mail.to.domain}>"
         message["Precedence"] = "bulk"
+    for name, value in mail.extra:
+        message[name] = value
     message.set_content(mail.body)
     # Real marketing mail carries HTML with very long lines; Canary keeps them intact.
     message.add_alternative(f"<html><body><p>{mail.body}</p>{'<td></td>' * 200}</body></html>",
                             subtype="html")
-    return message
+    raw = message.as_bytes()
+    domain = mail.sender.signing_domain
+    if domain is None:
+        return raw
+    seed = base64.b64encode(bytes(keys[domain]))
+    signature = dkim.sign(raw, SELECTOR.encode(), domain.encode(), seed,
+                          signature_algorithm=b"ed25519-sha256",
+                          include_headers=[b"From", b"To", b"Subject", b"Date", b"Message-ID"])
+    return bytes(signature) + raw
+
+
+def _send(client: smtplib.SMTP, mail: Mail, to: str, raw: bytes) -> None:
+    """Deliver as a relay in front of Canary would: XFORWARD the original client first."""
+    code, text = client.docmd("XFORWARD", f"ADDR={mail.sender.ip} HELO={mail.sender.helo}")
+    if code != 250:
+        raise smtplib.SMTPResponseException(code, text)
+    client.sendmail(mail.sender.mail_from, [to], raw)
 
 
 def run_demo(console: Console, home: Path) -> Verdict:
     """Run the whole tour in `home`; return the retailer's verdict."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=DAYS)
     clock = DemoClock(start)
-    created = init_home(home, [DEMO_DOMAIN])
-    space = Workspace(created, created.config(), created.store())
-    try:
-        addresses = {}
-        with space.store.writing() as session:
-            for company in (GUITARS, RETAILER, LIBRARY):
-                issued = issue_alias(session, secret=space.secret, name=company.name,
-                                     alias_domain=DEMO_DOMAIN, domains=[company.domain],
-                                     note=company.note, new=False, now=start)
-                addresses[company] = issued.address
-                console.print(f"Issued [bold]{issued.address}[/] to {company.name}")
+    keys = {s.signing_domain: nacl.signing.SigningKey.generate()
+            for s in (FRETWORK_MTA, MEGAMART_MTA, MEGAMART_VIA_ESP, LIBRARY_MTA, MARKETER)
+            if s.signing_domain}
+    with ZoneServer(demo_zones(keys)) as (dns_host, dns_port):
+        dns = f"{dns_host}:{dns_port}"
+        created = init_home(home, [DEMO_DOMAIN], dns=dns)
+        space = Workspace(created, created.config(), created.store())
+        try:
+            addresses = {}
+            with space.store.writing() as session:
+                for company in (GUITARS, RETAILER, LIBRARY):
+                    issued = issue_alias(session, secret=space.secret, name=company.name,
+                                         alias_domain=DEMO_DOMAIN, domains=[company.domain],
+                                         note=company.note, new=False, now=start)
+                    addresses[company] = issued.address
+                    console.print(f"Issued [bold]{issued.address}[/] to {company.name}")
 
-        listener = Listener(space.store, domains=frozenset(space.config.domains),
-                            secret=space.secret, settings=ListenerSettings(port=0), clock=clock)
-        with ListenerThread(listener) as (host, port):
-            console.print(f"Listener running on {host}:{port}; sending six weeks of mail…")
-            with smtplib.SMTP(host, port, timeout=10) as client:
-                client.ehlo("mx.sender.example")
-                for mail in sorted(mail_stream(), key=lambda m: m.day):
-                    sent = clock.at_day(mail.day)
-                    to = addresses[mail.to]
-                    client.send_message(build_message(mail, to, sent), to_addrs=[to])
-                code, text = _try_rcpt(client, f"megamart@{DEMO_DOMAIN}")
-                console.print(f"A guessed address on your domain gets: {code} {text}")
-                code, text = _try_rcpt(client, "someone@elsewhere.example")
-                console.print(f"A relay attempt gets: {code} {text}")
-        console.print()
-        reports, probes = build_reports(space, None)
-        render_report(console, reports, probes)
-        retailer = next(r for r in reports if r.name == RETAILER.name)
-        senders = ", ".join(s.organisation for s in retailer.unexpected)
-        console.print(
-            f"\n[bold]{retailer.name}[/]: verdict [bold red]{retailer.verdict.value}[/]. "
-            f"Its alias, given to {retailer.name} alone, now gets mail from {senders}, "
-            f"first {retailer.days_to_first_unexpected} days after it was issued."
-        )
-        return retailer.verdict
-    finally:
-        space.store.dispose()
+            analysis = AnalysisSettings(Resolver.from_setting(dns))
+            listener = Listener(space.store, domains=frozenset(space.config.domains),
+                                secret=space.secret, settings=ListenerSettings(port=0),
+                                analysis=analysis, clock=clock)
+            with ListenerThread(listener) as (host, port):
+                console.print(f"Listener on {host}:{port}, demo DNS on {dns}; "
+                              "sending six weeks of mail…")
+                with smtplib.SMTP(host, port, timeout=10) as client:
+                    client.ehlo("relay.example.net")
+                    for mail in sorted(mail_stream(), key=lambda m: m.day):
+                        sent = clock.at_day(mail.day)
+                        to = addresses[mail.to]
+                        _send(client, mail, to, build_message(mail, to, sent, keys))
+                    code, text = _try_rcpt(client, f"megamart@{DEMO_DOMAIN}")
+                    console.print(f"A guessed address on your domain gets: {code} {text}")
+                    code, text = _try_rcpt(client, "someone@elsewhere.example")
+                    console.print(f"A relay attempt gets: {code} {text}")
+            console.print()
+            reports, probes = build_reports(space, None)
+        finally:
+            space.store.dispose()
+    render_report(console, reports, probes)
+    retailer = next(r for r in reports if r.name == RETAILER.name)
+    third = [s.organisation for s in retailer.unexpected if s.relation is Relation.THIRD_PARTY]
+    console.print(
+        f"\n[bold]{retailer.name}[/]: verdict [bold red]{retailer.verdict.value}[/]. "
+        f"Its alias, given to {retailer.name} alone, now gets authenticated mail from "
+        f"{', '.join(third) or 'nobody'}, first {retailer.days_to_first_unexpected} days after "
+        "it was issued. Its own newsletters, sent through its ESP, are not held against it."
+    )
+    return retailer.verdict
 
 
 def _try_rcpt(client: smtplib.SMTP, address: str) -> tuple[int, str]:
@@ -169,7 +258,7 @@ def demo(
     keep: Annotated[
         Path | None,
         typer.Option("--keep", help="Keep the demo's home in this new directory, to explore "
-                     "with `canary --home DIR report`."),
+                     "with `canary --home DIR report` (its DNS is gone after the demo)."),
     ] = None,
 ) -> None:
     """A self-contained tour on loopback: issues aliases, sends real SMTP, prints the report."""

@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
 from canary.errors import CanaryError
-from cli import aliases, demo, report, serve, setup
-from cli.workspace import DbOption, GlobalOptions, HomeOption
+from cli import aliases, demo, report, serve, setup, triage
+from cli.workspace import DbOption, DnsOption, GlobalOptions, HomeOption
 
 
 class CanaryGroup(TyperGroup):
@@ -38,14 +38,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for noun in (setup, aliases, serve, report, demo):
+for noun in (setup, aliases, serve, report, triage, demo):
     app.add_typer(noun.app)
 
 
 @app.callback()
-def main(ctx: typer.Context, home: HomeOption = None, db: DbOption = None) -> None:
+def main(
+    ctx: typer.Context, home: HomeOption = None, db: DbOption = None, dns: DnsOption = None
+) -> None:
     """Canary tells you which company leaked or sold your email address."""
-    ctx.obj = GlobalOptions(home=Path(home) if home else None, db=db)
+    ctx.obj = GlobalOptions(home=Path(home) if home else None, db=db, dns=dns)
 
 
 def run() -> None:

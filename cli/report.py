@@ -20,18 +20,17 @@ from canary.classify import Relation
 from canary.report import (
     UNKNOWN_SENDER,
     CompanyReport,
+    SenderSummary,
     Verdict,
     company_report,
+    likely_brokers,
     report_document,
     worst_first,
 )
 from cli.output import console as make_console
-from cli.workspace import DbOption, HomeOption, JsonOption, Workspace, workspace
-from data.mailstore import probe_count, reclassify_company
-from data.registry import trust_domain
+from cli.workspace import DbOption, DnsOption, HomeOption, JsonOption, Workspace, workspace
+from data.mailstore import probe_count
 from data.reporting import company_facts
-from smtp_listener.analysis import analyse_all
-from smtp_listener.server import utc_now
 
 app = typer.Typer()
 
@@ -51,7 +50,7 @@ RELATION_STYLE = {
 
 
 def build_reports(space: Workspace, company: str | None) -> tuple[list[CompanyReport], int]:
-    analyse_all(space.store, utc_now)
+    space.analyse_pending()
     with space.store.reading() as session:
         reports = [company_report(f) for f in company_facts(session, company)]
         probes = probe_count(session)
@@ -72,8 +71,25 @@ def _relation(relation: Relation | None) -> str:
     return f"[{RELATION_STYLE[relation]}]{relation.value}[/]"
 
 
+def _auth(sender: SenderSummary) -> str:
+    return ", ".join(sender.authenticated_by) or "none"
+
+
+def sender_table(title: str, senders: Sequence[SenderSummary]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("Organisation", "Relation", "Authenticated by", "First seen", "Last seen",
+                   "Count"):
+        table.add_column(column, justify="right" if column == "Count" else "left",
+                         overflow="fold")
+    for s in senders:
+        name = f"{s.organisation} [dim](flagged)[/]" if s.flagged else s.organisation
+        table.add_row(name, _relation(s.relation), _auth(s), _day(s.first_seen),
+                      _day(s.last_seen), str(s.count))
+    return table
+
+
 def render_report(console: Console, reports: Sequence[CompanyReport], probes: int) -> None:
-    """The summary table, then the unexpected senders of each company that has them."""
+    """The summary table, then the evidence of each company with unexpected senders."""
     if not reports:
         console.print("No companies yet. Issue an alias with [bold]canary issue NAME[/].")
         return
@@ -90,14 +106,23 @@ def render_report(console: Console, reports: Sequence[CompanyReport], probes: in
                         str(r.counts["unexpected"]), days)
     console.print(summary)
     for r in reports:
-        if r.unexpected:
-            table = Table(title=f"{r.name}: unexpected senders", title_justify="left")
-            for column in ("Organisation", "Relation", "First seen", "Last seen", "Count"):
-                table.add_column(column, justify="right" if column == "Count" else "left")
-            for s in r.unexpected:
-                table.add_row(s.organisation, _relation(s.relation), _day(s.first_seen),
-                              _day(s.last_seen), str(s.count))
-            console.print(table)
+        if r.verdict in (Verdict.SHARED, Verdict.LEAKED):
+            console.print(f"[bold]{r.name}[/]: {_verdict(r.verdict)}, confidence "
+                          f"{r.confidence.value} — {r.confidence_reason}")
+            console.print(sender_table(f"{r.name}: unexpected senders", r.unexpected))
+            for sender in r.unexpected[:5]:
+                for example in sender.examples[:1]:
+                    console.print(f"  e.g. {sender.organisation}: "
+                                  f"{example.message_id or '(no Message-ID)'} "
+                                  f"[dim]sha256 {example.sha256[:16]}…[/]")
+        if r.counts.get("temperror"):
+            console.print(f"[yellow]{r.name}: {r.counts['temperror']} message(s) wait for DNS "
+                          "to answer; they will be analysed again.[/]")
+    brokers = likely_brokers(reports)
+    if brokers:
+        console.print("[bold]Likely list brokers[/] (one sender on several companies' aliases):")
+        for broker in brokers:
+            console.print(f"  {broker.organisation}: {', '.join(broker.companies)}")
     if probes:
         console.print(f"{probes} probe(s): mail to never-issued addresses on your domains.")
 
@@ -109,9 +134,10 @@ def report(
     as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
+    dns: DnsOption = None,
 ) -> None:
     """Verdicts per company, worst first, with each unexpected sender."""
-    with workspace(ctx, home, db) as space:
+    with workspace(ctx, home, db, dns) as space:
         reports, probes = build_reports(space, company)
     if as_json:
         typer.echo(json.dumps(report_document(reports, datetime.now(UTC), probes), indent=2))
@@ -126,12 +152,14 @@ def show(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most recent messages shown.")] = 50,
     home: HomeOption = None,
     db: DbOption = None,
+    dns: DnsOption = None,
 ) -> None:
     """One company: its aliases, every sender and the timeline of its messages."""
-    with workspace(ctx, home, db) as space:
+    with workspace(ctx, home, db, dns) as space:
         (r,), _ = build_reports(space, name)
     console = make_console()
-    console.print(f"[bold]{r.name}[/] — verdict {_verdict(r.verdict)}")
+    console.print(f"[bold]{r.name}[/] — verdict {_verdict(r.verdict)}, confidence "
+                  f"{r.confidence.value}: {r.confidence_reason}")
     if r.note:
         console.print(f"Note: {r.note}")
     console.print(f"Own domains: {', '.join(r.domains) or 'none declared'}")
@@ -139,39 +167,16 @@ def show(
         console.print(f"Alias {alias.address}, issued {_day(alias.issued_at)}, "
                       f"{alias.messages} message(s)")
     if r.senders:
-        senders = Table(title="Senders", title_justify="left")
-        for column in ("Organisation", "Relation", "First seen", "Last seen", "Count"):
-            senders.add_column(column, justify="right" if column == "Count" else "left")
-        for s in r.senders:
-            senders.add_row(s.organisation, _relation(s.relation), _day(s.first_seen),
-                            _day(s.last_seen), str(s.count))
-        console.print(senders)
+        console.print(sender_table("Senders", r.senders))
     timeline = Table(title=f"Timeline (latest {min(limit, len(r.timeline))} of {len(r.timeline)})",
                      title_justify="left")
-    for column in ("Received (UTC)", "Relation", "Sender", "From", "Subject"):
+    for column in ("Received (UTC)", "Relation", "Sender", "Why", "Subject"):
         timeline.add_column(column, overflow="fold")
     for m in r.timeline[-limit:]:
         subject = m.subject or ""
         if m.problem:
             subject = f"{subject} [dim]({m.problem})[/]"
+        why = m.reason or (f"waiting for DNS: {m.temperror}" if m.temperror else "")
         timeline.add_row(f"{m.received_at:%Y-%m-%d %H:%M}", _relation(m.relation),
-                         m.sender_org or UNKNOWN_SENDER, m.from_address or "", subject)
+                         m.sender_org or UNKNOWN_SENDER, why, subject)
     console.print(timeline)
-
-
-@app.command()
-def trust(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The company.")],
-    domain: Annotated[str, typer.Argument(help="A sender domain that is the company's own.")],
-    home: HomeOption = None,
-    db: DbOption = None,
-) -> None:
-    """Mark a sender organisation as the company's own and reclassify its past mail."""
-    with workspace(ctx, home, db) as space:
-        analyse_all(space.store, utc_now)
-        with space.store.writing() as session:
-            company, organisation = trust_domain(session, name, domain, datetime.now(UTC))
-            assert company.id is not None
-            changed = reclassify_company(session, company.id)
-    typer.echo(f"{organisation} is now {company.name}'s own; {changed} message(s) reclassified.")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from canary.errors import CanaryError
-from cli.workspace import DbOption, HomeOption, workspace
+from cli.workspace import DbOption, DnsOption, HomeOption, workspace
 from smtp_listener.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SIZE, Listener, ListenerSettings
 
 app = typer.Typer()
@@ -42,14 +42,17 @@ def serve(
     ] = DEFAULT_IDLE_TIMEOUT,
     home: HomeOption = None,
     db: DbOption = None,
+    dns: DnsOption = None,
 ) -> None:
     """Run the SMTP listener for the canary domains until SIGINT/SIGTERM."""
     configure_logging()
-    with workspace(ctx, home, db) as space:
+    with workspace(ctx, home, db, dns) as space:
         settings = ListenerSettings(host=host, port=port, max_size=max_size,
-                                    idle_timeout=idle_timeout)
+                                    idle_timeout=idle_timeout,
+                                    xforward_peers=frozenset(space.config.xforward_peers))
         listener = Listener(space.store, domains=frozenset(space.config.domains),
-                            secret=space.secret, settings=settings)
+                            secret=space.secret, settings=settings,
+                            analysis=space.analysis_settings())
         try:
             asyncio.run(_serve(listener))
         except PermissionError as error:

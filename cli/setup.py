@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.output import console as make_console
-from cli.workspace import DbOption, HomeOption, database_url, home_path
+from cli.workspace import DbOption, DnsOption, HomeOption, database_url, dns_server, home_path
 from data.home import init_home
 
 app = typer.Typer()
@@ -25,12 +25,19 @@ def init(
         typer.Option("--force", help="Rewrite the config of an existing home; keeps the "
                      "secret and the database."),
     ] = False,
+    trusted_authserv_id: Annotated[
+        list[str] | None,
+        typer.Option("--trusted-authserv-id", help="authserv-id of your own MTA whose "
+                     "Authentication-Results Canary believes (repeatable)."),
+    ] = None,
     home: HomeOption = None,
     db: DbOption = None,
+    dns: DnsOption = None,
 ) -> None:
     """Create the Canary home: config, a random secret and the database."""
     path = home_path(ctx, home)
-    created = init_home(path, domain, force=force, database_url=database_url(ctx, db))
+    created = init_home(path, domain, force=force, database_url=database_url(ctx, db),
+                        dns=dns_server(ctx, dns), trusted_authserv_ids=trusted_authserv_id or ())
     config = created.config()
     console = make_console()
     console.print(f"Canary home ready at [bold]{path}[/]")

@@ -18,6 +18,9 @@ import typer
 
 from data.database import Store
 from data.home import Config, Home, default_home, open_home
+from smtp_listener.analysis import AnalysisSettings, analyse_all
+from smtp_listener.resolver import Resolver
+from smtp_listener.server import utc_now
 
 HomeOption = Annotated[
     Path | None,
@@ -33,13 +36,25 @@ DbOption = Annotated[
         help="Database URL, e.g. postgresql+psycopg://… (default: SQLite in the home).",
     ),
 ]
+DnsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dns", envvar="CANARY_DNS", show_envvar=True,
+        help="DNS server HOST[:PORT] for SPF/DKIM/DMARC (default: the config's, else the "
+        "system resolver).",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+ANALYSIS_BUDGET_SECONDS = 30.0
+"""How long a reporting command analyses pending mail before it reports what it has."""
 
 
 @dataclass(frozen=True, slots=True)
 class GlobalOptions:
     home: Path | None = None
     db: str | None = None
+    dns: str | None = None
 
 
 def _global(ctx: typer.Context) -> GlobalOptions:
@@ -55,24 +70,43 @@ def database_url(ctx: typer.Context, db: str | None) -> str | None:
     return db or _global(ctx).db
 
 
+def dns_server(ctx: typer.Context, dns: str | None) -> str | None:
+    return dns or _global(ctx).dns
+
+
 @dataclass(frozen=True, slots=True)
 class Workspace:
     home: Home
     config: Config
     store: Store
+    dns: str | None = None
+    """The `--dns` given on the command line, which wins over the config's."""
 
     @property
     def secret(self) -> bytes:
         return self.home.secret()
 
+    def analysis_settings(self) -> AnalysisSettings:
+        return AnalysisSettings(
+            resolver=Resolver.from_setting(self.dns or self.config.dns),
+            trusted_upstream=self.config.trusted_authserv_ids,
+        )
+
+    def analyse_pending(self) -> int:
+        """Analyse mail stored while no listener ran (bounded, so DNS trouble cannot hang us)."""
+        return analyse_all(self.store, self.analysis_settings(), utc_now,
+                           budget_seconds=ANALYSIS_BUDGET_SECONDS)
+
 
 @contextmanager
-def workspace(ctx: typer.Context, home: Path | None, db: str | None) -> Iterator[Workspace]:
+def workspace(
+    ctx: typer.Context, home: Path | None, db: str | None, dns: str | None = None
+) -> Iterator[Workspace]:
     """Open the initialised home and its store; close the store afterwards."""
     opened = open_home(home_path(ctx, home))
     config = opened.config()
     store = opened.store(database_url(ctx, db))
     try:
-        yield Workspace(opened, config, store)
+        yield Workspace(opened, config, store, dns_server(ctx, dns))
     finally:
         store.dispose()

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from canary.errors import AlreadyInitialised, CanaryError, NotInitialised
 from data.database import Store, sqlite_url
 
 CONFIG_NAME = "canary.toml"
+DEFAULT_XFORWARD_PEERS = ("127.0.0.1", "::1")
 SECRET_NAME = "secret"
 DATABASE_NAME = "canary.db"
 
@@ -38,6 +40,12 @@ class Config:
     """The canary domains, first one the default for new aliases."""
     database: str | None = None
     """Database URL given at init; None means SQLite in the home."""
+    dns: str | None = None
+    """`HOST[:PORT]` of the DNS server for authentication; None means the system's."""
+    trusted_authserv_ids: tuple[str, ...] = ()
+    """Upstream MTAs whose Authentication-Results headers are believed."""
+    xforward_peers: tuple[str, ...] = DEFAULT_XFORWARD_PEERS
+    """Relays whose XFORWARD (original client address and HELO) is believed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +75,15 @@ class Home:
         if not isinstance(domains, list) or not domains:
             raise CanaryError(f"{self.config_path} lists no domains; re-run `canary init --force`.")
         database = document.get("database")
+        dns = document.get("dns")
+        authentication = document.get("authentication", {})
+        listener = document.get("listener", {})
         return Config(
             domains=tuple(normalise_domain(str(d)) for d in domains),
             database=str(database) if database else None,
+            dns=str(dns) if dns else None,
+            trusted_authserv_ids=_strings(authentication, "trusted_authserv_ids", ()),
+            xforward_peers=_strings(listener, "xforward_peers", DEFAULT_XFORWARD_PEERS),
         )
 
     def secret(self) -> bytes:
@@ -85,6 +99,15 @@ class Home:
         return Store(database_url or sqlite_url(self.database_path))
 
 
+def _strings(table: object, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(table, dict) or key not in table:
+        return default
+    values = table[key]
+    if not isinstance(values, list):
+        raise CanaryError(f"{key} in the config must be a list of strings.")
+    return tuple(str(v).strip().lower() for v in values)
+
+
 def _write_private(path: Path, content: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -94,21 +117,43 @@ def _write_private(path: Path, content: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def _config_text(domains: tuple[str, ...], database_url: str | None) -> str:
-    listed = ", ".join(json.dumps(d) for d in domains)
-    text = (
-        "# Canary configuration.\n"
-        "# domains: the domains whose mail Canary receives; new aliases use the first.\n"
-        f"domains = [{listed}]\n"
-    )
-    if database_url:
-        text += "# database: used when no --db / CANARY_DB is given.\n"
-        text += f"database = {json.dumps(database_url)}\n"
-    return text
+def _toml_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+def _config_text(config: Config) -> str:
+    lines = [
+        "# Canary configuration.",
+        "# domains: the domains whose mail Canary receives; new aliases use the first.",
+        f"domains = {_toml_list(config.domains)}",
+    ]
+    if config.database:
+        lines += ["# database: used when no --db / CANARY_DB is given.",
+                  f"database = {json.dumps(config.database)}"]
+    if config.dns:
+        lines += ["# dns: HOST[:PORT] of the resolver for SPF/DKIM/DMARC (default: the system's).",
+                  f"dns = {json.dumps(config.dns)}"]
+    lines += [
+        "",
+        "[authentication]",
+        "# authserv-ids of your own MTA whose Authentication-Results headers Canary believes.",
+        f"trusted_authserv_ids = {_toml_list(config.trusted_authserv_ids)}",
+        "",
+        "[listener]",
+        "# Relays allowed to pass the original client address with XFORWARD (Postfix).",
+        f"xforward_peers = {_toml_list(config.xforward_peers)}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def init_home(
-    path: Path, domains: list[str], *, force: bool = False, database_url: str | None = None
+    path: Path,
+    domains: list[str],
+    *,
+    force: bool = False,
+    database_url: str | None = None,
+    dns: str | None = None,
+    trusted_authserv_ids: Iterable[str] = (),
 ) -> Home:
     """Create the home: config, secret (0600) and database (0600)."""
     if not domains:
@@ -120,8 +165,15 @@ def init_home(
             f"A Canary home already exists at {path}; use --force to rewrite its config "
             "(the secret and database are kept)."
         )
-    if database_url is None and home.config_path.exists():
-        database_url = home.config().database
+    previous = home.config() if home.config_path.exists() else Config(domains=canary_domains)
+    config = Config(
+        domains=canary_domains,
+        database=database_url or previous.database,
+        dns=dns or previous.dns,
+        trusted_authserv_ids=tuple(trusted_authserv_ids) or previous.trusted_authserv_ids,
+        xforward_peers=previous.xforward_peers,
+    )
+    database_url = config.database
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = home.store(database_url)
     try:
@@ -131,7 +183,7 @@ def init_home(
     if not home.secret_path.exists():
         _write_private(home.secret_path, secrets.token_bytes(SECRET_BYTES))
     # The config is written last: its presence is what marks the home as ready.
-    _write_private(home.config_path, _config_text(canary_domains, database_url).encode())
+    _write_private(home.config_path, _config_text(config).encode())
     return home
 
 

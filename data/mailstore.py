@@ -9,15 +9,22 @@ not stored again. Raw bytes are kept zlib-compressed, exactly as received.
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from canary.classify import Classification, classify
+from canary.authentication import (
+    Authentication,
+    DnsAnswer,
+    authentication_from_dict,
+    authentication_to_dict,
+)
+from canary.classify import Classification, EspSending, classify
 from canary.message import MessageFacts
 from data.models import Alias, CompanyDomain, Message, Probe, RawMessage
 
@@ -34,6 +41,7 @@ class Delivery:
     helo: str | None
     tls: bool
     received_at: datetime
+    forwarded_by: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -73,6 +81,7 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
                         sha256=digest, alias_id=alias_id, rcpt_to=rcpt_to,
                         mail_from=delivery.mail_from, peer_ip=delivery.peer_ip,
                         helo=delivery.helo, tls=delivery.tls, received_at=delivery.received_at,
+                        forwarded_by=delivery.forwarded_by,
                     )
                 )
                 added += 1
@@ -103,44 +112,62 @@ class PendingMessage:
     sha256: str
     raw: bytes
     company_domains: tuple[str, ...]
+    peer_ip: str
+    mail_from: str
+    helo: str | None
+    attempts: int
 
 
-def pending_messages(session: Session, limit: int) -> list[PendingMessage]:
-    """Messages not analysed yet, oldest first, with their company's domains."""
+def pending_messages(session: Session, limit: int, now: datetime) -> list[PendingMessage]:
+    """Messages not analysed yet and due, oldest first, with their company's domains."""
+    due = or_(col(Message.retry_at).is_(None), col(Message.retry_at) <= now)
     rows = session.exec(
-        select(Message.id, Message.sha256, Alias.company_id)
+        select(Message, Alias.company_id)
         .join(Alias, col(Alias.id) == col(Message.alias_id))
-        .where(col(Message.analysed_at).is_(None))
+        .where(col(Message.analysed_at).is_(None), due)
         .order_by(col(Message.id))
         .limit(limit)
     ).all()
     domains: dict[int, tuple[str, ...]] = {}
     pending = []
-    for message_id, digest, company_id in rows:
+    for message, company_id in rows:
         if company_id not in domains:
-            domains[company_id] = tuple(
-                session.exec(
-                    select(CompanyDomain.domain).where(CompanyDomain.company_id == company_id)
-                ).all()
-            )
-        assert message_id is not None
+            domains[company_id] = tuple(_own_domains(session, company_id))
+        assert message.id is not None
         pending.append(
-            PendingMessage(message_id, digest, raw_message(session, digest), domains[company_id])
+            PendingMessage(message.id, message.sha256, raw_message(session, message.sha256),
+                           domains[company_id], message.peer_ip, message.mail_from, message.helo,
+                           message.attempts)
         )
     return pending
 
 
-def save_analysis(
-    session: Session,
-    message_id: int,
-    facts: MessageFacts,
-    classification: Classification,
-    now: datetime,
-) -> None:
+def _own_domains(session: Session, company_id: int) -> list[str]:
+    return list(
+        session.exec(select(CompanyDomain.domain).where(CompanyDomain.company_id == company_id))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything analysis found out about one message."""
+
+    facts: MessageFacts
+    classification: Classification
+    authentication: Authentication | None = None
+    esp: EspSending | None = None
+    dns_answers: tuple[DnsAnswer, ...] = ()
+
+
+def save_analysis(session: Session, message_id: int, analysis: Analysis, now: datetime) -> None:
     message = session.get(Message, message_id)
     if message is None:
         return
+    facts, classification = analysis.facts, analysis.classification
     message.analysed_at = now
+    message.attempts += 1
+    message.retry_at = None
+    message.temperror = None
     message.problem = "; ".join(facts.problems) or None
     message.from_address = facts.from_address
     message.from_orgs = " ".join(facts.from_orgs) or None
@@ -150,17 +177,57 @@ def save_analysis(
     message.message_id = facts.message_id
     message.sent_at = facts.date
     message.subject = facts.subject
+    message.precedence = facts.precedence
+    if analysis.authentication is not None:
+        message.authentication = json.dumps(authentication_to_dict(analysis.authentication))
+    message.dns_answers = json.dumps(
+        [{"name": a.name, "type": a.rdtype, "records": list(a.records), "exists": a.exists}
+         for a in analysis.dns_answers]
+    )
+    if analysis.esp is not None:
+        message.esp = analysis.esp.esp
+        message.esp_customer = analysis.esp.customer_id
+        message.esp_authenticated_by = analysis.esp.authenticated_by
+    _apply(message, classification)
+    session.add(message)
+
+
+def save_temporary_failure(
+    session: Session, message_id: int, problem: str, retry_at: datetime
+) -> None:
+    """Record a temporary DNS failure; the message is analysed again at `retry_at`."""
+    message = session.get(Message, message_id)
+    if message is None:
+        return
+    message.attempts += 1
+    message.temperror = problem[:500]
+    message.retry_at = retry_at
+    session.add(message)
+
+
+def _apply(message: Message, classification: Classification) -> None:
     message.relation = classification.relation.value
     message.sender_org = classification.sender_org
     message.reason = classification.reason
-    session.add(message)
+    message.authenticated_by = classification.authenticated_by
+
+
+def stored_classification(message: Message, own: Sequence[str]) -> Classification:
+    """Classify a stored message again from what analysis recorded; no DNS needed."""
+    auth = (
+        authentication_from_dict(json.loads(message.authentication))
+        if message.authentication else None
+    )
+    esp = (
+        EspSending(message.esp, message.esp_customer, message.esp_authenticated_by)
+        if message.esp else None
+    )
+    return classify((message.from_orgs or "").split(), own, auth, esp)
 
 
 def reclassify_company(session: Session, company_id: int) -> int:
     """Classify the company's analysed messages again; return how many changed."""
-    own = session.exec(
-        select(CompanyDomain.domain).where(CompanyDomain.company_id == company_id)
-    ).all()
+    own = _own_domains(session, company_id)
     messages = session.exec(
         select(Message)
         .join(Alias, col(Alias.id) == col(Message.alias_id))
@@ -168,11 +235,9 @@ def reclassify_company(session: Session, company_id: int) -> int:
     ).all()
     changed = 0
     for message in messages:
-        result = classify((message.from_orgs or "").split(), own)
+        result = stored_classification(message, own)
         if (result.relation.value, result.sender_org) != (message.relation, message.sender_org):
             changed += 1
-        message.relation = result.relation.value
-        message.sender_org = result.sender_org
-        message.reason = result.reason
+        _apply(message, result)
         session.add(message)
     return changed

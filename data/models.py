@@ -81,11 +81,20 @@ class Message(SQLModel, table=True):
     rcpt_to: str
     mail_from: str
     peer_ip: str
+    """The client that sent the message: the SMTP peer, or the XFORWARD ADDR of a trusted relay."""
     helo: str | None = None
+    forwarded_by: str | None = None
+    """The trusted relay's own address when it passed the client by XFORWARD."""
     tls: bool = False
     received_at: datetime = _utc_column(index=True)
 
     analysed_at: datetime | None = _utc_column(index=True, nullable=True)
+    """Set once analysis has settled; None while pending or waiting to retry."""
+    attempts: int = 0
+    retry_at: datetime | None = _utc_column(nullable=True)
+    """After a temporary DNS failure: when to try again."""
+    temperror: str | None = None
+    """The last temporary failure, kept until analysis settles."""
     problem: str | None = None
     from_address: str | None = None
     from_orgs: str | None = None
@@ -96,9 +105,28 @@ class Message(SQLModel, table=True):
     message_id: str | None = None
     sent_at: datetime | None = _utc_column(nullable=True)
     subject: str | None = None
+    precedence: str | None = None
+    authentication: str | None = None
+    """JSON of the SPF, DKIM and DMARC results (`canary.authentication`)."""
+    dns_answers: str | None = None
+    """JSON of the DNS answers the checks used, recorded at analysis time."""
+    esp: str | None = None
+    esp_customer: str | None = None
+    esp_authenticated_by: str | None = None
     relation: str | None = Field(default=None, index=True)
     sender_org: str | None = None
     reason: str | None = None
+    authenticated_by: str | None = None
+
+
+class FlaggedSender(SQLModel, table=True):
+    """A sender organisation the user confirmed as not the company's own."""
+
+    __table_args__ = (UniqueConstraint("company_id", "organisation"),)
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    organisation: str
+    flagged_at: datetime = _utc_column()
 
 
 class Probe(SQLModel, table=True):

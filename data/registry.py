@@ -17,8 +17,8 @@ from sqlmodel import Session, col, select
 from canary.aliases import alias_local_part, numbered_slug, slugify
 from canary.classify import Relation
 from canary.domains import registrable_or_self
-from canary.errors import CompanyExists, UnknownCompany
-from data.models import Alias, Company, CompanyDomain, Message
+from canary.errors import CanaryError, CompanyExists, UnknownCompany
+from data.models import Alias, Company, CompanyDomain, FlaggedSender, Message
 
 DECLARED = "declared"
 TRUSTED = "trusted"
@@ -120,7 +120,40 @@ def trust_domain(session: Session, name: str, domain: str, now: datetime) -> tup
     assert company.id is not None
     organisation = registrable_or_self(domain)
     _add_domains(session, company.id, [organisation], TRUSTED, now)
+    flag = session.exec(
+        select(FlaggedSender).where(FlaggedSender.company_id == company.id,
+                                    FlaggedSender.organisation == organisation)
+    ).first()
+    if flag is not None:  # the user changed their mind: trust wins
+        session.delete(flag)
     return company, organisation
+
+
+def flag_sender(session: Session, name: str, domain: str, now: datetime) -> tuple[Company, str]:
+    """Record that `domain`'s organisation is not the company's own; return it."""
+    company = find_company(session, name)
+    assert company.id is not None
+    organisation = registrable_or_self(domain)
+    if organisation in company_domains(session, company.id):
+        raise CanaryError(
+            f"{organisation} is trusted as {company.name}'s own; it cannot also be flagged."
+        )
+    exists = session.exec(
+        select(FlaggedSender).where(FlaggedSender.company_id == company.id,
+                                    FlaggedSender.organisation == organisation)
+    ).first()
+    if exists is None:
+        session.add(FlaggedSender(company_id=company.id, organisation=organisation,
+                                  flagged_at=now))
+    return company, organisation
+
+
+def flagged_senders(session: Session, company_id: int) -> set[str]:
+    return set(
+        session.exec(
+            select(FlaggedSender.organisation).where(FlaggedSender.company_id == company_id)
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)

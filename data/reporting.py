@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from canary.classify import Relation
 from canary.report import AliasView, CompanyFacts, Sighting
-from data.models import Alias, Company, Message
+from data.models import Alias, Company, FlaggedSender, Message
 from data.registry import company_domains, find_company
 
 
@@ -47,8 +47,16 @@ def _facts(session: Session, company: Company) -> CompanyFacts:
                 message_id=m.message_id,
                 sha256=m.sha256,
                 problem=m.problem,
+                authenticated_by=m.authenticated_by,
+                reason=m.reason,
+                temperror=m.temperror,
             )
             for m in messages
+        ),
+        flagged=tuple(
+            session.exec(
+                select(FlaggedSender.organisation).where(FlaggedSender.company_id == company.id)
+            )
         ),
     )
 

@@ -1,93 +1,196 @@
 """Analysis of stored mail, off the SMTP reply path.
 
 `analyse_pending` reads messages not analysed yet, works out who sent them
-(`canary.message`) and how they relate to the alias's company
-(`canary.classify`), and stores the result. It is called by the listener's
-analyst thread and by commands that report, so mail stored while no
-listener ran is analysed too. A message that cannot be read stays stored,
-marked with its problem, and analysis goes on with the next one.
+(`canary.message`, then SPF, DKIM and DMARC through the one resolver, then
+the ESP table) and how they relate to the alias's company
+(`canary.classify`), and stores the result with the DNS answers it used. It
+is called by the listener's analyst thread and by the commands that report,
+so mail stored while no listener ran is analysed too.
+
+A temporary DNS failure is stored as `temperror` and the message is tried
+again later, with growing pauses; it is never settled as unauthenticated
+because of a timeout. A message that cannot be read stays stored, marked
+with its problem, and analysis goes on with the next one.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from canary.classify import classify
+from canary.authentication import Authentication, Result
+from canary.classify import EspSending, classify
 from canary.message import MessageFacts, read_message
 from data.database import Store
-from data.mailstore import pending_messages, save_analysis
+from data.mailstore import (
+    Analysis,
+    PendingMessage,
+    pending_messages,
+    save_analysis,
+    save_temporary_failure,
+)
+from smtp_listener.authenticate import EnvelopeFacts, authenticate
+from smtp_listener.resolver import Resolver
 
 log = logging.getLogger("canary.analysis")
 
 BATCH = 200
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=6)
 
 
-def analyse_pending(store: Store, clock: Callable[[], datetime], limit: int = BATCH) -> int:
-    """Analyse up to `limit` pending messages; return how many were analysed."""
+@dataclass(frozen=True, slots=True)
+class AnalysisSettings:
+    resolver: Resolver
+    trusted_upstream: tuple[str, ...] = ()
+    """authserv-ids whose Authentication-Results headers are believed."""
+
+
+@dataclass(frozen=True, slots=True)
+class TemporaryFailure:
+    problem: str
+
+
+def esp_sending(facts: MessageFacts, auth: Authentication) -> EspSending | None:
+    """The ESP behind the message, authenticated by a passing DKIM or SPF domain of its own."""
+    from canary.esp import esp_for_domain, identify_esp
+
+    spf_domain = auth.spf.domain if auth.spf.result is Result.PASS else None
+    match = identify_esp(
+        dkim_pass_domains=auth.dkim_pass_domains,
+        return_path_domain=spf_domain,
+        headers=facts.headers,
+    )
+    if match is None:
+        return None
+    authenticated_by = None
+    for domain in auth.dkim_pass_domains:
+        esp = esp_for_domain(domain)
+        if esp is not None and esp.name == match.esp:
+            authenticated_by = f"DKIM d={domain}"
+            break
+    else:
+        esp = esp_for_domain(spf_domain) if spf_domain else None
+        if esp is not None and esp.name == match.esp:
+            authenticated_by = f"SPF {spf_domain}"
+    return EspSending(match.esp, match.customer_id, authenticated_by)
+
+
+def analyse_message(
+    message: PendingMessage, settings: AnalysisSettings
+) -> Analysis | TemporaryFailure:
+    """Everything Canary can find out about one stored message."""
+    facts = read_message(message.raw)
+    envelope = EnvelopeFacts(message.peer_ip, message.mail_from, message.helo)
+    auth, answers = authenticate(message.raw, facts, envelope, settings.resolver,
+                                 settings.trusted_upstream)
+    if auth.temporary:
+        failed = [d.reason for d in auth.dkim if d.result is Result.TEMPERROR]
+        return TemporaryFailure("; ".join([auth.spf.explanation, *failed]).strip("; ")
+                                or "temporary DNS failure")
+    esp = esp_sending(facts, auth)
+    classification = classify(facts.from_orgs, message.company_domains, auth, esp)
+    return Analysis(facts, classification, auth, esp, tuple(answers))
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    return min(FIRST_RETRY * (1 << min(attempts, 16)), LONGEST_RETRY)
+
+
+def _analyse_safely(
+    message: PendingMessage, settings: AnalysisSettings
+) -> Analysis | TemporaryFailure:
+    try:
+        return analyse_message(message, settings)
+    except Exception as error:
+        # One hostile message must not stop analysis of the rest: it stays
+        # stored, marked, and the traceback is logged for a bug report.
+        log.exception("message %s could not be analysed", message.sha256)
+        facts = MessageFacts.unreadable(f"unreadable: {type(error).__name__}")
+        return Analysis(facts, classify((), message.company_domains))
+
+
+def analyse_pending(
+    store: Store,
+    settings: AnalysisSettings,
+    clock: Callable[[], datetime],
+    limit: int = BATCH,
+) -> int:
+    """Analyse up to `limit` due messages; return how many were looked at."""
     with store.reading() as session:
-        pending = pending_messages(session, limit)
+        pending = pending_messages(session, limit, clock())
     if not pending:
         return 0
-    results = []
-    for message in pending:
-        try:
-            facts = read_message(message.raw)
-        except Exception as error:
-            # One hostile message must not stop analysis of the rest; it stays
-            # stored, marked, and the traceback is logged for a bug report.
-            log.exception("message %s could not be read", message.sha256)
-            facts = MessageFacts.unreadable(f"unreadable: {type(error).__name__}")
-        results.append((message.id, facts, classify(facts.from_orgs, message.company_domains)))
+    results = [(message, _analyse_safely(message, settings)) for message in pending]
     with store.writing() as session:
         now = clock()
-        for message_id, facts, classification in results:
-            save_analysis(session, message_id, facts, classification, now)
+        for message, result in results:
+            if isinstance(result, TemporaryFailure):
+                save_temporary_failure(session, message.id, result.problem,
+                                       now + _retry_delay(message.attempts))
+            else:
+                save_analysis(session, message.id, result, now)
     return len(results)
 
 
-def analyse_all(store: Store, clock: Callable[[], datetime]) -> int:
+def analyse_all(
+    store: Store,
+    settings: AnalysisSettings,
+    clock: Callable[[], datetime],
+    budget_seconds: float | None = None,
+) -> int:
+    """Analyse every due message, or as many as fit in `budget_seconds`."""
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     total = 0
-    while count := analyse_pending(store, clock):
+    while deadline is None or time.monotonic() < deadline:
+        count = analyse_pending(store, settings, clock, limit=50)
+        if not count:
+            break
         total += count
     return total
 
 
+@dataclass
 class Analyst:
     """A background thread that analyses new mail as the writer commits it."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime], idle_seconds: float = 2.0):
-        self._store = store
-        self._clock = clock
-        self._idle = idle_seconds
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="canary-analyst", daemon=True)
+    store: Store
+    settings: AnalysisSettings
+    clock: Callable[[], datetime]
+    idle_seconds: float = 2.0
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="canary-analyst", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def notify(self) -> None:
         """New mail was committed."""
         self._wake.set()
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._stopping.set()
-            self._wake.set()
-            self._thread.join()
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                done = analyse_pending(self._store, self._clock)
+                done = analyse_pending(self.store, self.settings, self.clock)
             except SQLAlchemyError as error:
                 log.warning("analysis paused by a database error: %s", error)
                 done = 0
             if not done:
-                self._wake.wait(self._idle)
+                self._wake.wait(self.idle_seconds)
+

@@ -31,11 +31,34 @@ ALIAS_CACHE_SECONDS = 10.0
 
 
 class CanaryEnvelope(Envelope):
-    """aiosmtpd's envelope plus the alias id of each accepted recipient."""
+    """aiosmtpd's envelope plus the alias id of each accepted recipient.
+
+    It also carries the XFORWARD attributes of a trusted relay, which hold
+    for one transaction, as Postfix sends them.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.alias_ids: dict[str, int] = {}
+        self.client_addr: str | None = None
+        self.client_helo: str | None = None
+
+
+XFORWARD_ATTRIBUTES = "NAME ADDR PROTO HELO SOURCE"
+_UNAVAILABLE = {"[UNAVAILABLE]", "[TEMPUNAVAIL]", ""}
+
+
+def read_xforward(argument: str) -> dict[str, str]:
+    """`ADDR=192.0.2.7 HELO=mx.example` → {"ADDR": …, "HELO": …}, unavailable values dropped."""
+    attributes = {}
+    for item in argument.split():
+        name, equals, value = item.partition("=")
+        value = value.strip()
+        if equals and value.upper() not in _UNAVAILABLE:
+            if name.upper() == "ADDR" and value.upper().startswith("IPV6:"):
+                value = value[5:]
+            attributes[name.upper()] = value[:255]
+    return attributes
 
 
 class IssuedAliases:
@@ -78,12 +101,26 @@ class CanaryHandler:
         aliases: IssuedAliases,
         writer: DeliveryWriter,
         clock: Callable[[], datetime],
+        xforward_peers: frozenset[str] = frozenset(),
     ) -> None:
         self._domains = domains
         self._secret = secret
         self._aliases = aliases
         self._writer = writer
         self._clock = clock
+        self._xforward_peers = xforward_peers
+
+    def may_xforward(self, session: Session) -> bool:
+        return _peer_ip(session) in self._xforward_peers
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: CanaryEnvelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.may_xforward(session):
+            responses.insert(-1, f"250-XFORWARD {XFORWARD_ATTRIBUTES}")
+        return responses
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: CanaryEnvelope, address: str,
@@ -111,14 +148,16 @@ class CanaryHandler:
         return reply
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: CanaryEnvelope) -> str:
+        peer = _peer_ip(session)
         delivery = Delivery(
             raw=envelope.original_content or b"",
             recipients=tuple((envelope.alias_ids[r], r) for r in envelope.rcpt_tos),
             mail_from=envelope.mail_from or "",
-            peer_ip=_peer_ip(session),
-            helo=session.host_name,
+            peer_ip=envelope.client_addr or peer,
+            helo=envelope.client_helo or session.host_name,
             tls=session.ssl is not None,
             received_at=self._clock(),
+            forwarded_by=peer if envelope.client_addr else None,
         )
         try:
             await self._writer.store(delivery)
@@ -165,6 +204,23 @@ class CanarySMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self._connections.discard(self)
         super().connection_lost(error)
+
+    async def smtp_XFORWARD(self, argument: str | None) -> None:
+        """Postfix's XFORWARD: a trusted relay passes the original client's address and HELO."""
+        assert self.session is not None and isinstance(self.envelope, CanaryEnvelope)
+        handler: CanaryHandler = self.event_handler
+        if not handler.may_xforward(self.session):
+            await self.push(replies.XFORWARD_DENIED)
+            return
+        if not argument or self.envelope.mail_from is not None:
+            await self.push(replies.XFORWARD_SYNTAX)
+            return
+        attributes = read_xforward(argument)
+        if "ADDR" in attributes:
+            self.envelope.client_addr = attributes["ADDR"]
+        if "HELO" in attributes:
+            self.envelope.client_helo = attributes["HELO"]
+        await self.push(replies.OK)
 
     @property
     def in_transaction(self) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from data.database import Store
-from smtp_listener.analysis import Analyst
+from smtp_listener.analysis import AnalysisSettings, Analyst
 from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
 from smtp_listener.writer import DeliveryWriter
 
@@ -42,7 +42,8 @@ class ListenerSettings:
     max_size: int = DEFAULT_MAX_SIZE
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     shutdown_grace: float = SHUTDOWN_GRACE
-    analyse: bool = True
+    xforward_peers: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    """Peers whose XFORWARD (original client address and HELO) is believed."""
 
 
 class Listener:
@@ -53,17 +54,16 @@ class Listener:
         domains: frozenset[str],
         secret: bytes,
         settings: ListenerSettings,
+        analysis: AnalysisSettings,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store = store
         self._settings = settings
-        self._analyst = Analyst(store, clock) if settings.analyse else None
-        self._writer = DeliveryWriter(
-            store, on_commit=self._analyst.notify if self._analyst else None
-        )
+        self._analyst = Analyst(store, analysis, clock)
+        self._writer = DeliveryWriter(store, on_commit=self._analyst.notify)
         self._handler = CanaryHandler(
             domains=domains, secret=secret, aliases=IssuedAliases(store),
-            writer=self._writer, clock=clock,
+            writer=self._writer, clock=clock, xforward_peers=settings.xforward_peers,
         )
         self._connections: set[CanarySMTP] = set()
         self._server: asyncio.Server | None = None
@@ -87,8 +87,7 @@ class Listener:
             self._protocol, host=self._settings.host, port=self._settings.port
         )
         self._writer.start()
-        if self._analyst is not None:
-            self._analyst.start()
+        self._analyst.start()
         host, port = self._server.sockets[0].getsockname()[:2]
         log.info("listening on %s port %d", host, port)
         return str(host), int(port)
@@ -105,8 +104,7 @@ class Listener:
         if self._server is not None:
             await self._server.wait_closed()
         await asyncio.to_thread(self._writer.close)
-        if self._analyst is not None:
-            await asyncio.to_thread(self._analyst.stop)
+        await asyncio.to_thread(self._analyst.stop)
         log.info("listener stopped")
 
     async def serve_forever(self) -> None:

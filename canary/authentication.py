@@ -1,0 +1,278 @@
+"""Authentication results and the DMARC rules that combine them.
+
+The DNS-facing checks (SPF with pyspf, DKIM with dkimpy, the DMARC record
+lookup) live in `smtp_listener.authenticate` and hand their results here as
+plain values. This module decides alignment and the DMARC outcome, and
+reads `Authentication-Results` headers from the user's own upstream MTA —
+only from the authserv-ids the user trusts, and only the topmost ones, since
+anyone can write such a header further down.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import authres
+
+from canary.domains import normalise_domain, organisational_domain
+from canary.errors import InvalidDomain
+
+
+class Result(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SOFTFAIL = "softfail"
+    NEUTRAL = "neutral"
+    NONE = "none"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
+    POLICY = "policy"
+
+    @classmethod
+    def read(cls, text: str | None) -> Result:
+        """A result word as written by pyspf, dkimpy or an MTA; unknown words are `none`."""
+        word = (text or "").strip().lower()
+        if word in ("hardfail",):
+            return cls.FAIL
+        if word in ("error",):
+            return cls.TEMPERROR
+        try:
+            return cls(word)
+        except ValueError:
+            return cls.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    name: str
+    rdtype: str
+    records: tuple[str, ...]
+    """Records in presentation form; TXT records as their joined text."""
+    txt_strings: tuple[tuple[bytes, ...], ...] = ()
+    """For TXT: each record's character-strings, exactly as served."""
+    exists: bool = True
+    """False for NXDOMAIN."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpfResult:
+    result: Result
+    domain: str | None
+    """The domain checked: MAIL FROM's, or HELO's for a null sender."""
+    explanation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DkimResult:
+    result: Result
+    domain: str
+    selector: str = ""
+    algorithm: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcPolicy:
+    domain: str
+    """Where the record was found: the From domain or its organisational domain."""
+    policy: str
+    subdomain_policy: str | None = None
+    adkim: str = "r"
+    aspf: str = "r"
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcResult:
+    result: Result
+    policy: str | None
+    record_domain: str | None
+    dkim_aligned: str | None
+    """The DKIM domain that passed in alignment, if any."""
+    spf_aligned: str | None
+    """The SPF domain that passed in alignment, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    spf: SpfResult
+    dkim: tuple[DkimResult, ...]
+    dmarc: DmarcResult
+    source: str = "canary"
+    """`canary`, or `upstream:<authserv-id>` when a trusted MTA's results were used."""
+
+    @property
+    def temporary(self) -> bool:
+        """A DNS failure left the outcome open: analyse again later."""
+        return (
+            self.spf.result is Result.TEMPERROR
+            or self.dmarc.result is Result.TEMPERROR
+            or any(d.result is Result.TEMPERROR for d in self.dkim)
+        )
+
+    @property
+    def dkim_pass_domains(self) -> tuple[str, ...]:
+        return tuple(d.domain for d in self.dkim if d.result is Result.PASS)
+
+
+_DMARC_TAG = re.compile(r"\s*([a-z]+)\s*=\s*([^;]*)")
+
+
+def parse_dmarc_record(domain: str, text: str) -> DmarcPolicy | None:
+    """Read a DMARC TXT record; None if it is not a valid `v=DMARC1` record."""
+    tags: dict[str, str] = {}
+    for part in text.split(";"):
+        match = _DMARC_TAG.match(part)
+        if match:
+            tags.setdefault(match.group(1).lower(), match.group(2).strip().lower())
+    if tags.get("v", "").upper() != "DMARC1":
+        return None
+    policy = tags.get("p", "")
+    if policy not in ("none", "quarantine", "reject"):
+        # RFC 7489 6.6.3: a record with an invalid p= but a valid rua= counts as p=none.
+        if "rua" not in tags:
+            return None
+        policy = "none"
+    subdomain = tags.get("sp")
+    return DmarcPolicy(
+        domain=domain,
+        policy=policy,
+        subdomain_policy=subdomain if subdomain in ("none", "quarantine", "reject") else None,
+        adkim="s" if tags.get("adkim") == "s" else "r",
+        aspf="s" if tags.get("aspf") == "s" else "r",
+    )
+
+
+def aligned(domain: str | None, from_domain: str, mode: str) -> bool:
+    """DMARC identifier alignment: strict is the same name, relaxed the same organisation."""
+    if not domain:
+        return False
+    try:
+        name = normalise_domain(domain)
+    except InvalidDomain:
+        return False
+    if mode == "s":
+        return name == from_domain
+    org = organisational_domain(name)
+    return org is not None and org == organisational_domain(from_domain)
+
+
+def evaluate_dmarc(
+    from_domain: str | None,
+    policy: DmarcPolicy | None,
+    spf: SpfResult,
+    dkim: Iterable[DkimResult],
+) -> DmarcResult:
+    """The DMARC result for the From domain, given its record and the checks' results."""
+    if from_domain is None:
+        return DmarcResult(Result.NONE, None, None, None, None)
+    adkim = policy.adkim if policy else "r"
+    aspf = policy.aspf if policy else "r"
+    dkim_aligned = next(
+        (
+            d.domain
+            for d in dkim
+            if d.result is Result.PASS and aligned(d.domain, from_domain, adkim)
+        ),
+        None,
+    )
+    spf_aligned = (
+        spf.domain
+        if spf.result is Result.PASS and aligned(spf.domain, from_domain, aspf)
+        else None
+    )
+    if policy is None:
+        return DmarcResult(Result.NONE, None, None, dkim_aligned, spf_aligned)
+    applied = policy.policy
+    if policy.domain != from_domain and policy.subdomain_policy:
+        applied = policy.subdomain_policy
+    outcome = Result.PASS if (dkim_aligned or spf_aligned) else Result.FAIL
+    return DmarcResult(outcome, applied, policy.domain, dkim_aligned, spf_aligned)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResults:
+    authserv_id: str
+    spf: SpfResult | None
+    dkim: tuple[DkimResult, ...]
+    dmarc: Result | None
+
+
+def read_upstream(headers: Sequence[str], trusted_ids: Iterable[str]) -> UpstreamResults | None:
+    """Results from the topmost `Authentication-Results` headers of trusted authserv-ids.
+
+    `headers` are the message's Authentication-Results values, top first.
+    Reading stops at the first header that is not from a trusted id: what
+    lies below it was written before the message reached the user's MTA.
+    """
+    trusted = {t.lower() for t in trusted_ids}
+    if not trusted:
+        return None
+    found: UpstreamResults | None = None
+    for value in headers:
+        try:
+            header = authres.AuthenticationResultsHeader.parse_value(value)
+        except (authres.AuthResError, ValueError, IndexError, AttributeError):
+            break
+        authserv = str(header.authserv_id or "").lower()
+        if authserv not in trusted:
+            break
+        spf: SpfResult | None = found.spf if found else None
+        dkim: list[DkimResult] = list(found.dkim) if found else []
+        dmarc: Result | None = found.dmarc if found else None
+        for result in header.results:
+            props = {f"{p.type}.{p.name}".lower(): str(p.value) for p in result.properties}
+            method = str(result.method).lower()
+            if method == "spf" and spf is None:
+                domain = props.get("smtp.mailfrom", "").rpartition("@")[2] or props.get(
+                    "smtp.helo"
+                )
+                spf = SpfResult(Result.read(result.result), domain or None, "upstream")
+            elif method == "dkim":
+                domain = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
+                if domain:
+                    dkim.append(DkimResult(Result.read(result.result), domain.lower(),
+                                           props.get("header.s", ""), props.get("header.a", ""),
+                                           "upstream"))
+            elif method == "dmarc" and dmarc is None:
+                dmarc = Result.read(result.result)
+        found = UpstreamResults(authserv, spf, tuple(dkim), dmarc)
+    return found
+
+
+def authentication_to_dict(auth: Authentication) -> dict[str, object]:
+    """A JSON-ready form, stored with the message so it can be reclassified offline."""
+    return {
+        "source": auth.source,
+        "spf": {"result": auth.spf.result.value, "domain": auth.spf.domain,
+                "explanation": auth.spf.explanation},
+        "dkim": [
+            {"result": d.result.value, "domain": d.domain, "selector": d.selector,
+             "algorithm": d.algorithm, "reason": d.reason}
+            for d in auth.dkim
+        ],
+        "dmarc": {"result": auth.dmarc.result.value, "policy": auth.dmarc.policy,
+                  "record_domain": auth.dmarc.record_domain,
+                  "dkim_aligned": auth.dmarc.dkim_aligned,
+                  "spf_aligned": auth.dmarc.spf_aligned},
+    }
+
+
+def authentication_from_dict(data: dict[str, Any]) -> Authentication:
+    spf = data["spf"]
+    dmarc = data["dmarc"]
+    return Authentication(
+        spf=SpfResult(Result.read(spf["result"]), spf.get("domain"), spf.get("explanation", "")),
+        dkim=tuple(
+            DkimResult(Result.read(d["result"]), d["domain"], d.get("selector", ""),
+                       d.get("algorithm", ""), d.get("reason", ""))
+            for d in data["dkim"]
+        ),
+        dmarc=DmarcResult(Result.read(dmarc["result"]), dmarc.get("policy"),
+                          dmarc.get("record_domain"), dmarc.get("dkim_aligned"),
+                          dmarc.get("spf_aligned")),
+        source=data.get("source", "canary"),
+    )

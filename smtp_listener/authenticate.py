@@ -1,0 +1,218 @@
+"""SPF, DKIM and DMARC checks, all through Canary's one resolver.
+
+pyspf checks SPF on the stored peer IP, MAIL FROM and HELO; dkimpy verifies
+every DKIM signature, not only the first; the DMARC record of the From
+domain (or its organisational domain) is looked up and evaluated by
+`canary.authentication`. Every DNS question goes through `Resolver`, and the
+answers are recorded as evidence. A DNS timeout becomes `temperror`, never
+a verdict.
+
+pyspf's DNS hook is its module-level `DNSLookup`; Canary installs its own
+once, which asks the resolver of the check under way (a context variable),
+so concurrent checks with different resolvers do not mix.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import dkim
+import dkim.util
+import spf
+
+from canary.authentication import (
+    Authentication,
+    DkimResult,
+    DmarcPolicy,
+    DmarcResult,
+    DnsAnswer,
+    Result,
+    SpfResult,
+    evaluate_dmarc,
+    parse_dmarc_record,
+    read_upstream,
+)
+from canary.domains import organisational_domain
+from canary.message import MessageFacts
+from smtp_listener.resolver import DnsTemporaryFailure, Recorder, Resolver
+
+SPF_LOOKUP_SECONDS = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeFacts:
+    peer_ip: str
+    mail_from: str
+    helo: str | None
+
+
+_current: contextvars.ContextVar[tuple[Resolver, Recorder]] = contextvars.ContextVar(
+    "canary_spf_resolver"
+)
+
+
+def _spf_records(answer: DnsAnswer, qtype: str) -> Iterator[Any]:
+    if qtype in ("TXT", "SPF"):
+        yield from answer.txt_strings
+    elif qtype == "MX":
+        for record in answer.records:
+            preference, _, exchange = record.partition(" ")
+            yield int(preference), exchange.rstrip(".")
+    elif qtype in ("PTR", "CNAME"):
+        yield from (r.rstrip(".") for r in answer.records)
+    else:
+        yield from answer.records
+
+
+def _spf_lookup(name: str, qtype: str, *_args: object, **_kwargs: object) -> list[Any]:
+    """pyspf's DNS hook, answered by the resolver of the check under way."""
+    resolver, recorder = _current.get()
+    try:
+        answer = resolver.lookup(name, qtype, recorder)
+    except DnsTemporaryFailure as error:
+        raise spf.TempError(f"DNS {error}") from error
+    return [((name, qtype), value) for value in _spf_records(answer, qtype)]
+
+
+spf.DNSLookup = _spf_lookup
+
+
+@contextmanager
+def _resolving(resolver: Resolver, recorder: Recorder) -> Iterator[None]:
+    token = _current.set((resolver, recorder))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def check_spf(resolver: Resolver, recorder: Recorder, envelope: EnvelopeFacts) -> SpfResult:
+    helo = (envelope.helo or "").strip()
+    sender = envelope.mail_from.strip() or (f"postmaster@{helo}" if helo else "")
+    domain = sender.rpartition("@")[2].lower() or None
+    try:
+        ipaddress.ip_address(envelope.peer_ip)
+    except ValueError:
+        return SpfResult(Result.NONE, domain, "no client IP address")
+    if not sender:
+        return SpfResult(Result.NONE, None, "no MAIL FROM or HELO domain")
+    with _resolving(resolver, recorder):
+        try:
+            result, _code, explanation = spf.query(
+                i=envelope.peer_ip, s=sender, h=helo or domain or "unknown",
+                querytime=SPF_LOOKUP_SECONDS,
+            ).check()
+        except (spf.TempError, DnsTemporaryFailure) as error:
+            return SpfResult(Result.TEMPERROR, domain, str(error))
+    return SpfResult(Result.read(result), domain, str(explanation))
+
+
+def _signature_tags(value: bytes) -> dict[bytes, bytes]:
+    try:
+        tags: dict[bytes, bytes] = dkim.util.parse_tag_value(value)
+        return tags
+    except (dkim.util.InvalidTagValueList, ValueError, IndexError):
+        return {}
+
+
+def check_dkim(resolver: Resolver, recorder: Recorder, raw: bytes) -> tuple[DkimResult, ...]:
+    """Verify every DKIM-Signature of the message."""
+    try:
+        verifier = dkim.DKIM(raw, minkey=1024, timeout=max(1, int(resolver.lifetime)))
+    except (dkim.DKIMException, ValueError, IndexError) as error:
+        return (DkimResult(Result.PERMERROR, "", reason=f"unreadable message: {error}"),)
+    signatures = [v for k, v in verifier.headers if k.lower() == b"dkim-signature"]
+    results = []
+    for index, value in enumerate(signatures):
+        tags = _signature_tags(value)
+        domain = tags.get(b"d", b"").decode("ascii", "replace").strip().lower()
+        selector = tags.get(b"s", b"").decode("ascii", "replace").strip()
+        algorithm = tags.get(b"a", b"").decode("ascii", "replace").strip()
+        temporary: list[str] = []
+
+        def lookup(
+            name: bytes | str, timeout: float = 5, _t: list[str] = temporary
+        ) -> bytes | None:
+            text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+            try:
+                answer = resolver.lookup(text.rstrip("."), "TXT", recorder)
+            except DnsTemporaryFailure as error:
+                _t.append(str(error))
+                raise dkim.DnsTimeoutError(str(error)) from error
+            return b"".join(answer.txt_strings[0]) if answer.txt_strings else None
+
+        try:
+            passed = verifier.verify(idx=index, dnsfunc=lookup)
+        except dkim.ValidationError as error:  # e.g. body hash mismatch: the signature fails
+            results.append(DkimResult(Result.FAIL, domain, selector, algorithm, str(error)[:200]))
+            continue
+        except dkim.DKIMException as error:  # malformed signature or key
+            results.append(
+                DkimResult(Result.PERMERROR, domain, selector, algorithm, str(error)[:200])
+            )
+            continue
+        if temporary:
+            results.append(DkimResult(Result.TEMPERROR, domain, selector, algorithm, temporary[0]))
+        elif passed:
+            results.append(DkimResult(Result.PASS, domain, selector, algorithm))
+        else:
+            results.append(DkimResult(Result.FAIL, domain, selector, algorithm,
+                                      "signature or key did not verify"))
+    return tuple(results)
+
+
+def lookup_dmarc(resolver: Resolver, recorder: Recorder, from_domain: str) -> DmarcPolicy | None:
+    """The DMARC record for the From domain, falling back to its organisational domain."""
+    candidates = [from_domain]
+    org = organisational_domain(from_domain)
+    if org and org != from_domain:
+        candidates.append(org)
+    for domain in candidates:
+        answer = resolver.lookup(f"_dmarc.{domain}", "TXT", recorder)
+        policies = [p for text in answer.records if (p := parse_dmarc_record(domain, text))]
+        if len(policies) == 1:
+            return policies[0]
+    return None
+
+
+def check_dmarc(
+    resolver: Resolver, recorder: Recorder, from_domain: str | None, spf_result: SpfResult,
+    dkim_results: Iterable[DkimResult],
+) -> DmarcResult:
+    if from_domain is None:
+        return DmarcResult(Result.NONE, None, None, None, None)
+    try:
+        policy = lookup_dmarc(resolver, recorder, from_domain)
+    except DnsTemporaryFailure:
+        return DmarcResult(Result.TEMPERROR, None, None, None, None)
+    return evaluate_dmarc(from_domain, policy, spf_result, dkim_results)
+
+
+def authenticate(
+    raw: bytes,
+    facts: MessageFacts,
+    envelope: EnvelopeFacts,
+    resolver: Resolver,
+    trusted_upstream: Iterable[str] = (),
+) -> tuple[Authentication, list[DnsAnswer]]:
+    """All checks for one message, and the DNS answers they used."""
+    recorder = Recorder()
+    upstream = read_upstream(facts.authentication_results, trusted_upstream)
+    source = "canary"
+    if upstream is not None and upstream.spf is not None:
+        spf_result = upstream.spf
+        source = f"upstream:{upstream.authserv_id}"
+    else:
+        spf_result = check_spf(resolver, recorder, envelope)
+    dkim_results = check_dkim(resolver, recorder, raw)
+    if upstream is not None and upstream.dkim:
+        ours = {d.domain for d in dkim_results if d.result is Result.PASS}
+        dkim_results += tuple(d for d in upstream.dkim if d.domain not in ours)
+        source = f"upstream:{upstream.authserv_id}"
+    dmarc = check_dmarc(resolver, recorder, facts.from_domain, spf_result, dkim_results)
+    return Authentication(spf_result, dkim_results, dmarc, source), recorder.answers

@@ -1,0 +1,135 @@
+"""The one DNS resolver every authentication lookup goes through.
+
+It wraps dnspython with an LRU cache, a per-query timeout and a total
+lifetime, and takes its nameservers and port as settings, so tests and the
+demo point it at an authoritative server on loopback. A timeout or a server
+failure raises `DnsTemporaryFailure`: callers record `temperror` and try the
+message again later; they never settle it as unauthenticated.
+
+`Recorder` keeps every answer one message's authentication used, so the
+evidence can be re-checked after the keys have rotated.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+import dns.resolver
+
+from canary.authentication import DnsAnswer
+
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_LIFETIME = 5.0
+DEFAULT_CACHE_SIZE = 10_000
+
+
+class DnsTemporaryFailure(Exception):
+    """The question could not be answered now (timeout, SERVFAIL); ask again later."""
+
+
+@dataclass
+class Recorder:
+    """Collects the answers used while authenticating one message."""
+
+    answers: list[DnsAnswer] = field(default_factory=list)
+
+    def add(self, answer: DnsAnswer) -> None:
+        if answer not in self.answers:
+            self.answers.append(answer)
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """`HOST[:PORT]` → (host, port); IPv6 as `[::1]:5353`."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else 53
+    host, colon, port = text.rpartition(":")
+    if colon and host and ":" not in host:
+        return host, int(port)
+    return text, 53
+
+
+class Resolver:
+    def __init__(
+        self,
+        nameservers: Sequence[str] | None = None,
+        *,
+        port: int = 53,
+        timeout: float = DEFAULT_TIMEOUT,
+        lifetime: float = DEFAULT_LIFETIME,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if nameservers:
+            resolver = dns.resolver.Resolver(configure=False)
+            resolver.nameservers = list(nameservers)
+        else:
+            try:
+                resolver = dns.resolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                resolver = dns.resolver.Resolver(configure=False)
+                resolver.nameservers = ["127.0.0.1"]
+        resolver.port = port
+        resolver.timeout = timeout
+        resolver.lifetime = lifetime
+        self.lifetime = lifetime
+        self._cache = dns.resolver.LRUCache(cache_size)
+        resolver.cache = self._cache
+        self._resolver = resolver
+        self._lock = threading.Lock()
+        self.queries = 0
+        """Questions sent to a server (cache misses), for tests and benchmarks."""
+
+    @classmethod
+    def from_setting(cls, server: str | None, **options: float) -> Resolver:
+        """A resolver for `--dns HOST[:PORT]`, or the system's when None."""
+        if not server:
+            return cls(**options)  # type: ignore[arg-type]
+        host, port = parse_server(server)
+        return cls([host], port=port, **options)  # type: ignore[arg-type]
+
+    def lookup(self, name: str, rdtype: str, recorder: Recorder | None = None) -> DnsAnswer:
+        """Answer one question; an empty answer for NXDOMAIN or no data."""
+        try:
+            qname = dns.name.from_text(name)
+        except (dns.exception.DNSException, UnicodeError, ValueError):
+            return DnsAnswer(name, rdtype, (), exists=False)
+        try:
+            hits_before = self._cache.hits()
+            result = self._resolver.resolve(
+                qname, rdtype, search=False, raise_on_no_answer=False
+            )
+            if self._cache.hits() == hits_before:
+                with self._lock:
+                    self.queries += 1
+        except dns.resolver.NXDOMAIN:
+            answer = DnsAnswer(name, rdtype, (), exists=False)
+        except dns.resolver.YXDOMAIN:
+            answer = DnsAnswer(name, rdtype, (), exists=False)
+        except (dns.resolver.LifetimeTimeout, dns.resolver.NoNameservers,
+                dns.exception.Timeout) as error:
+            raise DnsTemporaryFailure(f"{name} {rdtype}: {error}") from error
+        else:
+            answer = _answer(name, rdtype, result)
+        if recorder is not None:
+            recorder.add(answer)
+        return answer
+
+
+def _answer(name: str, rdtype: str, result: dns.resolver.Answer) -> DnsAnswer:
+    if result.rrset is None:
+        return DnsAnswer(name, rdtype, ())
+    records: list[str] = []
+    strings: list[tuple[bytes, ...]] = []
+    for rdata in result.rrset:
+        if rdata.rdtype == dns.rdatatype.TXT:
+            parts = tuple(rdata.strings)
+            strings.append(parts)
+            records.append(b"".join(parts).decode("utf-8", "replace"))
+        else:
+            records.append(rdata.to_text())
+    return DnsAnswer(name, rdtype, tuple(records), tuple(strings))
