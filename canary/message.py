@@ -49,7 +49,8 @@ class MessageFacts:
     authentication_results: tuple[str, ...] = ()
     """Authentication-Results values, topmost first."""
     headers: tuple[tuple[str, str], ...] = ()
-    """The first `HEADERS_KEPT` headers (name, bounded text) for fingerprints; no body."""
+    """The first `HEADERS_KEPT` headers (name, raw value cut to `HEADER_TEXT_MAX`) for
+    fingerprints; undecoded, and never the body."""
     precedence: str | None = None
 
     @property
@@ -92,13 +93,19 @@ def _first(headers: list[str] | None) -> str | None:
     return _text(headers[0]) if headers else None
 
 
+def _header_block(raw: bytes) -> bytes:
+    """The header section alone: parsing the body would cost time and tell nothing."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return raw[: min(ends) + 2] if ends else raw
+
+
 def read_message(raw: bytes) -> MessageFacts:
     """Read the sender facts of one raw message; never raises."""
     problems: list[str] = []
     if b"\x00" in raw:
         problems.append("message contains NUL bytes")
         raw = raw.replace(b"\x00", b"")
-    message = _PARSER.parsebytes(raw)
+    message = _PARSER.parsebytes(_header_block(raw))
     if message.defects:
         problems.append(f"{len(message.defects)} header defect(s)")
 
@@ -151,7 +158,8 @@ def read_message(raw: bytes) -> MessageFacts:
             _text(v, 4 * HEADER_TEXT_MAX) for v in message.get_all("Authentication-Results") or []
         ),
         headers=tuple(
-            (_text(name, 100), _text(value)) for name, value in message.items()[:HEADERS_KEPT]
+            (str(name)[:100], str(value)[:HEADER_TEXT_MAX])
+            for name, value in message.items()[:HEADERS_KEPT]
         ),
         precedence=_first(message.get_all("Precedence")),
     )

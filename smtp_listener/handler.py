@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -196,6 +196,14 @@ class CanarySMTP(SMTP):
 
     def _create_envelope(self) -> CanaryEnvelope:
         return CanaryEnvelope()
+
+    async def push(self, status: AnyStr) -> None:
+        # A line longer than the line limit (twice the size limit) makes the
+        # message over-size too; say so with 552 rather than aiosmtpd's 500.
+        if isinstance(status, str) and status.startswith("500 Line too long"):
+            await super().push(replies.TOO_BIG)
+        else:
+            await super().push(status)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._connections.add(self)

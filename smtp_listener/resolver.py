@@ -13,6 +13,8 @@ evidence can be re-checked after the keys have rotated.
 from __future__ import annotations
 
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +28,8 @@ from canary.authentication import DnsAnswer
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_LIFETIME = 5.0
 DEFAULT_CACHE_SIZE = 10_000
+NEGATIVE_TTL = 300
+"""Seconds an NXDOMAIN or empty answer is remembered."""
 
 
 class DnsTemporaryFailure(Exception):
@@ -77,9 +81,9 @@ class Resolver:
         resolver.timeout = timeout
         resolver.lifetime = lifetime
         self.lifetime = lifetime
-        self._cache = dns.resolver.LRUCache(cache_size)
-        resolver.cache = self._cache
         self._resolver = resolver
+        self._cache: OrderedDict[tuple[str, str], tuple[float, DnsAnswer]] = OrderedDict()
+        self._cache_size = cache_size
         self._lock = threading.Lock()
         self.queries = 0
         """Questions sent to a server (cache misses), for tests and benchmarks."""
@@ -94,30 +98,43 @@ class Resolver:
 
     def lookup(self, name: str, rdtype: str, recorder: Recorder | None = None) -> DnsAnswer:
         """Answer one question; an empty answer for NXDOMAIN or no data."""
-        try:
-            qname = dns.name.from_text(name)
-        except (dns.exception.DNSException, UnicodeError, ValueError):
-            return DnsAnswer(name, rdtype, (), exists=False)
-        try:
-            hits_before = self._cache.hits()
-            result = self._resolver.resolve(
-                qname, rdtype, search=False, raise_on_no_answer=False
-            )
-            if self._cache.hits() == hits_before:
-                with self._lock:
-                    self.queries += 1
-        except dns.resolver.NXDOMAIN:
-            answer = DnsAnswer(name, rdtype, (), exists=False)
-        except dns.resolver.YXDOMAIN:
-            answer = DnsAnswer(name, rdtype, (), exists=False)
-        except (dns.resolver.LifetimeTimeout, dns.resolver.NoNameservers,
-                dns.exception.Timeout) as error:
-            raise DnsTemporaryFailure(f"{name} {rdtype}: {error}") from error
-        else:
-            answer = _answer(name, rdtype, result)
+        key = (name.lower().rstrip("."), rdtype)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] > now:
+                self._cache.move_to_end(key)
+                answer = cached[1]
+            else:
+                answer = None
+        if answer is None:
+            answer, ttl = self._ask(name, rdtype)
+            with self._lock:
+                self.queries += 1
+                self._cache[key] = (now + ttl, answer)
+                self._cache.move_to_end(key)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         if recorder is not None:
             recorder.add(answer)
         return answer
+
+    def _ask(self, name: str, rdtype: str) -> tuple[DnsAnswer, float]:
+        try:
+            qname = dns.name.from_text(name)
+        except (dns.exception.DNSException, UnicodeError, ValueError):
+            return DnsAnswer(name, rdtype, (), exists=False), NEGATIVE_TTL
+        try:
+            result = self._resolver.resolve(
+                qname, rdtype, search=False, raise_on_no_answer=False
+            )
+        except (dns.resolver.NXDOMAIN, dns.resolver.YXDOMAIN):
+            return DnsAnswer(name, rdtype, (), exists=False), NEGATIVE_TTL
+        except (dns.resolver.LifetimeTimeout, dns.resolver.NoNameservers,
+                dns.exception.Timeout) as error:
+            raise DnsTemporaryFailure(f"{name} {rdtype}: {error}") from error
+        ttl = result.rrset.ttl if result.rrset is not None else NEGATIVE_TTL
+        return _answer(name, rdtype, result), float(ttl)
 
 
 def _answer(name: str, rdtype: str, result: dns.resolver.Answer) -> DnsAnswer:

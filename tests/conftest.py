@@ -9,12 +9,34 @@ from pathlib import Path
 
 import pytest
 
+from cli.zone_server import Zones, ZoneServer
 from data.database import Store
 from data.home import Home, init_home
 from data.registry import IssuedAlias, issue_alias
+from smtp_listener.analysis import AnalysisSettings
+from smtp_listener.resolver import Resolver
 from smtp_listener.server import Listener, ListenerSettings, ListenerThread
 
 CANARY_DOMAIN = "canary.example.org"
+
+
+@pytest.fixture
+def zones() -> Zones:
+    """DNS data the test's authoritative server serves; add records before the server starts."""
+    return Zones()
+
+
+@pytest.fixture
+def dns_server(zones: Zones) -> Iterator[str]:
+    """A real authoritative DNS server on loopback serving `zones`; yields `HOST:PORT`."""
+    with ZoneServer(zones) as (host, port):
+        yield f"{host}:{port}"
+
+
+@pytest.fixture
+def resolver(dns_server: str) -> Resolver:
+    """Canary's resolver pointed at the loopback DNS server, with short timeouts."""
+    return Resolver.from_setting(dns_server, timeout=0.5, lifetime=1.0)
 
 
 @pytest.fixture
@@ -44,23 +66,40 @@ class RunningListener:
     home: Home
     store: Store
     thread: ListenerThread
+    own_dns: ZoneServer | None = None
 
     def stop(self) -> None:
         self.thread.stop()
+        if self.own_dns is not None:
+            self.own_dns.stop()
 
 
-def start_listener(home: Home, store: Store, **settings: object) -> RunningListener:
+def start_listener(
+    home: Home, store: Store, resolver: Resolver | None = None, *,
+    trusted_upstream: tuple[str, ...] = (), **settings: object,
+) -> RunningListener:
+    """Start the real listener; without a resolver, it gets an empty loopback DNS of its own."""
+    own_dns = None
+    if resolver is None:
+        own_dns = ZoneServer(Zones())
+        host, port = own_dns.start()
+        resolver = Resolver.from_setting(f"{host}:{port}", timeout=0.5, lifetime=1.0)
     options = {"port": 0, **settings}
     listener = Listener(store, domains=frozenset(home.config().domains), secret=home.secret(),
-                        settings=ListenerSettings(**options))  # type: ignore[arg-type]
+                        settings=ListenerSettings(**options),  # type: ignore[arg-type]
+                        analysis=AnalysisSettings(resolver, trusted_upstream))
     thread = ListenerThread(listener)
     host, port = thread.__enter__()
-    return RunningListener(host, port, home, store, thread)
+    return RunningListener(host, port, home, store, thread, own_dns)
 
 
 @pytest.fixture
-def listener(home: Home, store: Store) -> Iterator[RunningListener]:
-    """The real Canary listener on a free loopback port, analysis off the reply path on."""
-    running = start_listener(home, store)
+def listener(home: Home, store: Store, resolver: Resolver) -> Iterator[RunningListener]:
+    """The real Canary listener on a free loopback port, analysis off the reply path on.
+
+    Its DNS is the test's loopback server, which knows nothing unless the
+    test adds records to `zones`.
+    """
+    running = start_listener(home, store, resolver)
     yield running
     running.stop()
