@@ -93,7 +93,8 @@ def _resolving(resolver: Resolver, recorder: Recorder) -> Iterator[None]:
 
 def check_spf(resolver: Resolver, recorder: Recorder, envelope: EnvelopeFacts) -> SpfResult:
     helo = (envelope.helo or "").strip()
-    sender = envelope.mail_from.strip() or (f"postmaster@{helo}" if helo else "")
+    mail_from = envelope.mail_from.strip().strip("<>")  # "<>" is the null sender of bounces
+    sender = mail_from or (f"postmaster@{helo}" if helo else "")
     domain = sender.rpartition("@")[2].lower() or None
     try:
         ipaddress.ip_address(envelope.peer_ip)

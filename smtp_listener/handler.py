@@ -87,6 +87,15 @@ class IssuedAliases:
             return issued_alias_id(session, address)
 
 
+def storable(text: str) -> str:
+    """Envelope text as received, in a form the database can store.
+
+    aiosmtpd keeps bytes that are not UTF-8 as surrogate escapes, which no
+    database accepts; they are kept as `\\xNN`. Anything else is unchanged.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _peer_ip(session: Session) -> str:
     peer = session.peer
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "unknown")
@@ -140,8 +149,8 @@ class CanaryHandler:
         else:
             reply = replies.NO_SUCH_ALIAS
             self._writer.record_probe(
-                ProbeAttempt(self._clock(), _peer_ip(session), recipient.address,
-                             envelope.mail_from)
+                ProbeAttempt(self._clock(), _peer_ip(session), storable(recipient.address),
+                             storable(envelope.mail_from) if envelope.mail_from else None)
             )
         log.info("peer=%s from=<%s> rcpt=<%s> result=%s", _peer_ip(session),
                  envelope.mail_from, address, reply[:9])
@@ -151,10 +160,10 @@ class CanaryHandler:
         peer = _peer_ip(session)
         delivery = Delivery(
             raw=envelope.original_content or b"",
-            recipients=tuple((envelope.alias_ids[r], r) for r in envelope.rcpt_tos),
-            mail_from=envelope.mail_from or "",
-            peer_ip=envelope.client_addr or peer,
-            helo=envelope.client_helo or session.host_name,
+            recipients=tuple((envelope.alias_ids[r], storable(r)) for r in envelope.rcpt_tos),
+            mail_from=storable(envelope.mail_from or ""),
+            peer_ip=storable(envelope.client_addr or peer),
+            helo=storable(helo) if (helo := envelope.client_helo or session.host_name) else None,
             tls=session.ssl is not None,
             received_at=self._clock(),
             forwarded_by=peer if envelope.client_addr else None,
@@ -178,8 +187,8 @@ class CanarySMTP(SMTP):
     """aiosmtpd's SMTP with Canary's envelope and a line limit fit for real mail.
 
     Marketing mail often has lines far over RFC 5321's 1,000 bytes. The line
-    limit is raised above the size limit, so a long line is accepted and an
-    over-size message gets 552, not "line too long".
+    limit is raised just above the size limit, so a long line is accepted and
+    an over-size message gets 552, not "line too long".
     """
 
     def __init__(
@@ -190,15 +199,23 @@ class CanarySMTP(SMTP):
         connections: set[CanarySMTP],
         **kwargs: Any,
     ) -> None:
-        self.line_length_limit = max(2 * data_size_limit, 1001)
+        self.line_length_limit = data_size_limit + 1024
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
         self._connections = connections
 
     def _create_envelope(self) -> CanaryEnvelope:
         return CanaryEnvelope()
 
+    def data_received(self, data: bytes) -> None:
+        # aiosmtpd restarts the idle timer only when a command arrives, so a
+        # message still arriving over a slow link was cut `timeout` seconds
+        # after DATA. Any bytes from the client count as activity.
+        if self.transport is not None:
+            self._reset_timeout()
+        super().data_received(data)
+
     async def push(self, status: AnyStr) -> None:
-        # A line longer than the line limit (twice the size limit) makes the
+        # A line longer than the line limit (just above the size limit) makes the
         # message over-size too; say so with 552 rather than aiosmtpd's 500.
         if isinstance(status, str) and status.startswith("500 Line too long"):
             await super().push(replies.TOO_BIG)

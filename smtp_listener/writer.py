@@ -123,23 +123,34 @@ class DeliveryWriter:
             with self._store.writing() as session:
                 store_deliveries(session, [p.delivery for p in group.deliveries])
                 record_probes(session, group.probes)
-        except (SQLAlchemyError, OSError) as error:
+        except (SQLAlchemyError, OSError, ValueError) as error:
+            # ValueError: a value the database refuses (e.g. text it cannot encode);
+            # it belongs to one delivery or probe, so the others must not pay for it.
             log.error("group commit of %d message(s) failed: %s; retrying one by one",
                       len(group.deliveries), error)
             for pending in group.deliveries:
                 self._commit_one(pending)
+            self._record_probes_alone(group.probes)
         else:
             for pending in group.deliveries:
                 pending.loop.call_soon_threadsafe(_resolve, pending.future, None)
         if group.deliveries and self._on_commit is not None:
             self._on_commit()
 
+    def _record_probes_alone(self, probes: list[ProbeAttempt]) -> None:
+        for probe in probes:
+            try:
+                with self._store.writing() as session:
+                    record_probes(session, [probe])
+            except (SQLAlchemyError, OSError, ValueError) as failure:
+                log.error("recording a probe failed: %s", failure)
+
     def _commit_one(self, pending: _Pending) -> None:
         error: BaseException | None = None
         try:
             with self._store.writing() as session:
                 store_deliveries(session, [pending.delivery])
-        except (SQLAlchemyError, OSError) as failure:
+        except (SQLAlchemyError, OSError, ValueError) as failure:
             log.error("storing a message failed: %s", failure)
             error = StoreFailed(str(failure))
         pending.loop.call_soon_threadsafe(_resolve, pending.future, error)
