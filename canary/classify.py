@@ -96,9 +96,10 @@ def classify(
     foreign = [org for org in from_orgs if org not in own]
     sender = foreign[0] if foreign else from_orgs[0]
     if foreign and len(foreign) < len(from_orgs):
+        company_org = next(org for org in from_orgs if org in own)
         return Classification(
             Relation.SPOOFED, sender,
-            f"several From addresses mix the company's {from_orgs[0]} with {sender}",
+            f"several From addresses mix the company's {company_org} with {sender}",
         )
     if auth is None:
         if not foreign:

@@ -245,14 +245,14 @@ def _check_across(esps: tuple[Esp, ...]) -> None:
         if key in names:
             raise ValueError(f"The ESP table lists {esp.name!r} twice.")
         names[key] = esp.name
-    for kind in ("signing_domains", "bounce_domains"):
-        owners: dict[str, str] = {}
-        for esp in esps:
-            for domain in getattr(esp, kind):
-                if owners.setdefault(domain, esp.name) != esp.name:
-                    raise ValueError(
-                        f"{kind} {domain!r} is listed under both {owners[domain]} and {esp.name}."
-                    )
+    # One owner per domain, signing and bounce alike, so `esp_for_domain` is never ambiguous.
+    owners: dict[str, str] = {}
+    for esp in esps:
+        for domain in esp.signing_domains + esp.bounce_domains:
+            if owners.setdefault(domain, esp.name) != esp.name:
+                raise ValueError(
+                    f"{domain!r} is listed under both {owners[domain]} and {esp.name}."
+                )
     users: dict[str, set[str]] = {}
     for esp in esps:
         for header in esp.headers:

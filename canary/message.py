@@ -27,7 +27,18 @@ HEADER_TEXT_MAX = 512
 HEADERS_KEPT = 200
 
 _DKIM_D_TAG = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)", re.IGNORECASE)
-_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+
+class _KeepHeaderBytes(email.policy.Compat32):
+    """compat32, except that a header holding 8-bit bytes comes back as text with
+    surrogate escapes. compat32 wraps it in a `Header` whose str() turns every such
+    byte into U+FFFD, which loses RFC 6532 UTF-8 headers (SMTPUTF8 mail)."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_PARSER = email.parser.BytesHeaderParser(policy=_KeepHeaderBytes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,9 @@ class MessageFacts:
 def _text(value: object, limit: int = HEADER_TEXT_MAX) -> str:
     """Header value as readable text: encoded words decoded, bad bytes replaced."""
     raw = str(value)
+    if not raw.isascii():
+        # 8-bit header: UTF-8 as RFC 6532 allows, anything else replaced below.
+        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
         parts = email.header.decode_header(raw)
         text = "".join(

@@ -86,8 +86,11 @@ def aliases_command(
         make_console().print("No aliases yet. Issue one with [bold]canary issue NAME[/].")
         return
     table = Table(title="Aliases")
-    for column in ("Company", "Alias", "Issued", "Domains"):
-        table.add_column(column)
+    table.add_column("Company")
+    # Fold, never truncate: the address is what the user copies from this table.
+    table.add_column("Alias", overflow="fold")
+    table.add_column("Issued")
+    table.add_column("Domains")
     table.add_column("Messages", justify="right")
     table.add_column("Unexpected", justify="right")
     for a in listing:

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from canary.errors import CanaryError
 from cli import aliases, demo, report, serve, setup, triage
-from cli.workspace import DbOption, DnsOption, GlobalOptions, HomeOption
+from cli.workspace import GlobalDbOption, GlobalDnsOption, GlobalHomeOption, GlobalOptions
 
 
 class CanaryGroup(TyperGroup):
@@ -44,7 +44,10 @@ for noun in (setup, aliases, serve, report, triage, demo):
 
 @app.callback()
 def main(
-    ctx: typer.Context, home: HomeOption = None, db: DbOption = None, dns: DnsOption = None
+    ctx: typer.Context,
+    home: GlobalHomeOption = None,
+    db: GlobalDbOption = None,
+    dns: GlobalDnsOption = None,
 ) -> None:
     """Canary tells you which company leaked or sold your email address."""
     ctx.obj = GlobalOptions(home=Path(home) if home else None, db=db, dns=dns)

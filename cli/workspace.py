@@ -22,27 +22,45 @@ from smtp_listener.analysis import AnalysisSettings, analyse_all
 from smtp_listener.resolver import Resolver
 from smtp_listener.server import utc_now
 
-HomeOption = Annotated[
+# The environment is read once, by the group's callback (`canary --home X cmd`).
+# A command's own options read only the command line, so an explicit option beats
+# CANARY_HOME / CANARY_DB / CANARY_DNS wherever it is written.
+GlobalHomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home", envvar="CANARY_HOME", show_envvar=True,
         help="Canary home directory (default: the platform's user data dir).",
     ),
 ]
-DbOption = Annotated[
+GlobalDbOption = Annotated[
     str | None,
     typer.Option(
         "--db", envvar="CANARY_DB", show_envvar=True,
         help="Database URL, e.g. postgresql+psycopg://… (default: SQLite in the home).",
     ),
 ]
-DnsOption = Annotated[
+GlobalDnsOption = Annotated[
     str | None,
     typer.Option(
         "--dns", envvar="CANARY_DNS", show_envvar=True,
         help="DNS server HOST[:PORT] for SPF/DKIM/DMARC (default: the config's, else the "
         "system resolver).",
     ),
+]
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Canary home directory (default: CANARY_HOME, else the "
+                 "platform's user data dir)."),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: CANARY_DB, else the config's, else "
+                 "SQLite in the home)."),
+]
+DnsOption = Annotated[
+    str | None,
+    typer.Option("--dns", help="DNS server HOST[:PORT] for SPF/DKIM/DMARC (default: "
+                 "CANARY_DNS, else the config's, else the system resolver)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
