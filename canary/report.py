@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from canary.classify import Relation
+from canary.consent import Consent, Finding, MarketingMail, consent_findings
 
 SCHEMA_VERSION = 1
 UNKNOWN_SENDER = "(no sender domain)"
@@ -57,6 +58,9 @@ class AliasView:
     slug: str
     issued_at: datetime
     messages: int = 0
+    retired_at: datetime | None = None
+    retire_reply: str | None = None
+    """`accept` (still recording) or `reject` (550 at RCPT), once retired."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class Sighting:
     reason: str | None = None
     temperror: str | None = None
     """Set while analysis waits to retry after a temporary DNS failure."""
+    marketing: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,8 @@ class CompanyFacts:
     sightings: tuple[Sighting, ...]
     flagged: tuple[str, ...] = ()
     """Sender organisations the user confirmed are not the company's."""
+    consent: tuple[Consent, ...] = ()
+    """What the person agreed to, oldest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +139,10 @@ class CompanyReport:
     """Every sender organisation, unexpected ones first."""
     days_to_first_unexpected: int | None
     timeline: tuple[Sighting, ...] = field(default=(), repr=False)
+    consent: Consent | None = None
+    """The consent in force now."""
+    findings: tuple[Finding, ...] = ()
+    """Consent and frequency findings about the company's own marketing."""
 
     @property
     def issued_at(self) -> datetime:
@@ -250,6 +261,12 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
     verdict = verdict_for(r for _, r in analysed)
     senders = _senders([s for s, _ in analysed], facts.flagged)
     confidence, reason = confidence_for(verdict, senders, counts)
+    own_marketing = [
+        MarketingMail(s.received_at, s.message_id, s.sha256, s.subject)
+        for s, r in analysed
+        if r.expected and s.marketing
+    ]
+    counts["marketing"] = len(own_marketing)
     return CompanyReport(
         name=facts.name,
         slug=facts.slug,
@@ -263,12 +280,16 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
         senders=senders,
         days_to_first_unexpected=days,
         timeline=timeline,
+        consent=facts.consent[-1] if facts.consent else None,
+        findings=consent_findings(facts.consent, own_marketing),
     )
 
 
 def worst_first(reports: Iterable[CompanyReport]) -> list[CompanyReport]:
     return sorted(
-        reports, key=lambda r: (-r.verdict.severity, -r.counts["unexpected"], r.name.lower())
+        reports,
+        key=lambda r: (-r.verdict.severity, -r.counts["unexpected"], -len(r.findings),
+                       r.name.lower()),
     )
 
 
@@ -306,6 +327,40 @@ def _sender_json(sender: SenderSummary) -> dict[str, Any]:
     }
 
 
+def _alias_json(alias: AliasView) -> dict[str, Any]:
+    return {
+        "address": alias.address,
+        "issued_at": iso_time(alias.issued_at),
+        "messages": alias.messages,
+        "retired_at": iso_time(alias.retired_at) if alias.retired_at else None,
+        "retire_reply": alias.retire_reply,
+    }
+
+
+def _consent_json(consent: Consent | None) -> dict[str, Any] | None:
+    if consent is None:
+        return None
+    return {
+        "since": iso_time(consent.since),
+        "marketing": consent.marketing,
+        "frequency": consent.frequency.value if consent.frequency else None,
+        "opted_out": consent.opted_out,
+    }
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": finding.kind.value,
+        "summary": finding.summary,
+        "observed": finding.observed,
+        "agreed": finding.agreed,
+        "messages": [
+            {"message_id": m.message_id, "sha256": m.sha256, "received_at": iso_time(m.received_at)}
+            for m in finding.messages
+        ],
+    }
+
+
 def company_json(report: CompanyReport) -> dict[str, Any]:
     return {
         "name": report.name,
@@ -313,10 +368,7 @@ def company_json(report: CompanyReport) -> dict[str, Any]:
         "note": report.note,
         "domains": list(report.domains),
         "issued_at": iso_time(report.issued_at),
-        "aliases": [
-            {"address": a.address, "issued_at": iso_time(a.issued_at), "messages": a.messages}
-            for a in report.aliases
-        ],
+        "aliases": [_alias_json(a) for a in report.aliases],
         "verdict": report.verdict.value,
         "confidence": report.confidence.value,
         "confidence_reason": report.confidence_reason,
@@ -324,6 +376,8 @@ def company_json(report: CompanyReport) -> dict[str, Any]:
         "unexpected_senders": [_sender_json(s) for s in report.unexpected],
         "expected_senders": [_sender_json(s) for s in report.senders if s.relation.expected],
         "days_to_first_unexpected": report.days_to_first_unexpected,
+        "consent": _consent_json(report.consent),
+        "findings": [_finding_json(f) for f in report.findings],
     }
 
 

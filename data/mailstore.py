@@ -28,6 +28,9 @@ from canary.classify import Classification, EspSending, classify
 from canary.message import MessageFacts
 from data.models import Alias, CompanyDomain, Message, Probe, RawMessage
 
+REJECT = "reject"
+ACCEPT = "accept"
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -56,9 +59,19 @@ class ProbeAttempt:
     mail_from: str | None
 
 
-def issued_alias_id(session: Session, address: str) -> int | None:
-    """The id of the issued alias with this normalised address, if any."""
-    return session.exec(select(Alias.id).where(Alias.address == address)).first()
+@dataclass(frozen=True, slots=True)
+class IssuedAddress:
+    alias_id: int
+    rejected: bool
+    """Retired by its owner with `--reply reject`: RCPT gets 550."""
+
+
+def issued_alias(session: Session, address: str) -> IssuedAddress | None:
+    """The issued alias with this normalised address, if any, and whether it still accepts."""
+    alias = session.exec(select(Alias).where(Alias.address == address)).first()
+    if alias is None or alias.id is None:
+        return None
+    return IssuedAddress(alias.id, alias.retired_at is not None and alias.retire_reply == REJECT)
 
 
 def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
@@ -157,6 +170,8 @@ class Analysis:
     authentication: Authentication | None = None
     esp: EspSending | None = None
     dns_answers: tuple[DnsAnswer, ...] = ()
+    marketing: tuple[bool, str] | None = None
+    """Whether it is marketing, and why (`canary.consent.is_marketing`)."""
 
 
 def save_analysis(session: Session, message_id: int, analysis: Analysis, now: datetime) -> None:
@@ -184,6 +199,8 @@ def save_analysis(session: Session, message_id: int, analysis: Analysis, now: da
         [{"name": a.name, "type": a.rdtype, "records": list(a.records), "exists": a.exists}
          for a in analysis.dns_answers]
     )
+    if analysis.marketing is not None:
+        message.marketing, message.marketing_reason = analysis.marketing
     if analysis.esp is not None:
         message.esp = analysis.esp.esp
         message.esp_customer = analysis.esp.customer_id

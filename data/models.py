@@ -62,6 +62,9 @@ class Alias(SQLModel, table=True):
     slug: str = Field(unique=True)
     address: str = Field(unique=True, index=True)
     issued_at: datetime = _utc_column()
+    retired_at: datetime | None = _utc_column(nullable=True)
+    retire_reply: str | None = None
+    """After retirement: `accept` (keep recording) or `reject` (550 at RCPT)."""
 
 
 class RawMessage(SQLModel, table=True):
@@ -106,6 +109,8 @@ class Message(SQLModel, table=True):
     sent_at: datetime | None = _utc_column(nullable=True)
     subject: str | None = None
     precedence: str | None = None
+    marketing: bool | None = None
+    marketing_reason: str | None = None
     authentication: str | None = None
     """JSON of the SPF, DKIM and DMARC results (`canary.authentication`)."""
     dns_answers: str | None = None
@@ -117,6 +122,17 @@ class Message(SQLModel, table=True):
     sender_org: str | None = None
     reason: str | None = None
     authenticated_by: str | None = None
+
+
+class ConsentRecord(SQLModel, table=True):
+    """What the person agreed to with a company, in force from `since`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    since: datetime = _utc_column()
+    marketing: bool | None = None
+    frequency: str | None = None
+    opted_out: bool = False
 
 
 class FlaggedSender(SQLModel, table=True):

@@ -16,9 +16,11 @@ from sqlmodel import Session, col, select
 
 from canary.aliases import alias_local_part, numbered_slug, slugify
 from canary.classify import Relation
+from canary.consent import Consent, Frequency
 from canary.domains import registrable_or_self
 from canary.errors import CanaryError, CompanyExists, UnknownCompany
-from data.models import Alias, Company, CompanyDomain, FlaggedSender, Message
+from data.mailstore import ACCEPT, REJECT
+from data.models import Alias, Company, CompanyDomain, ConsentRecord, FlaggedSender, Message
 
 DECLARED = "declared"
 TRUSTED = "trusted"
@@ -74,8 +76,13 @@ def issue_alias(
     note: str | None,
     new: bool,
     now: datetime,
+    marketing: bool | None = None,
+    frequency: Frequency | None = None,
 ) -> IssuedAlias:
-    """Create the company (unless `new`) and a fresh alias for it."""
+    """Create the company (unless `new`) and a fresh alias for it.
+
+    `marketing` and `frequency`, when given, record what the person agreed to.
+    """
     base = slugify(name)
     declared = [registrable_or_self(d) for d in domains]
     company = session.exec(select(Company).where(Company.slug == base)).first()
@@ -103,6 +110,8 @@ def issue_alias(
     slug = numbered_slug(base, number)
     address = f"{alias_local_part(secret, slug)}@{alias_domain}"
     session.add(Alias(company_id=company.id, slug=slug, address=address, issued_at=now))
+    if marketing is not None or frequency is not None:
+        _record_consent(session, company.id, marketing, frequency, now)
     session.flush()
     return IssuedAlias(
         company=company.name,
@@ -112,6 +121,88 @@ def issue_alias(
         domains=tuple(company_domains(session, company.id)),
         note=company.note,
     )
+
+
+def _current_consent(session: Session, company_id: int) -> ConsentRecord | None:
+    return session.exec(
+        select(ConsentRecord)
+        .where(ConsentRecord.company_id == company_id)
+        .order_by(col(ConsentRecord.since).desc(), col(ConsentRecord.id).desc())
+    ).first()
+
+
+def _record_consent(
+    session: Session, company_id: int, marketing: bool | None, frequency: Frequency | None,
+    since: datetime, opted_out: bool = False,
+) -> ConsentRecord:
+    current = _current_consent(session, company_id)
+    if current is not None and not opted_out:
+        marketing = current.marketing if marketing is None else marketing
+        frequency = (
+            Frequency(current.frequency) if frequency is None and current.frequency else frequency
+        )
+    record = ConsentRecord(company_id=company_id, since=since, marketing=marketing,
+                           frequency=frequency.value if frequency else None, opted_out=opted_out)
+    session.add(record)
+    return record
+
+
+def record_consent(
+    session: Session, name: str, *, marketing: bool | None, frequency: Frequency | None,
+    now: datetime,
+) -> Company:
+    """Record a change of what the person agrees to; unchanged parts carry over."""
+    if marketing is None and frequency is None:
+        raise CanaryError("Say what changed: --marketing yes|no and/or --frequency.")
+    company = find_company(session, name)
+    assert company.id is not None
+    _record_consent(session, company.id, marketing, frequency, now)
+    return company
+
+
+def opt_out(session: Session, name: str, at: datetime) -> Company:
+    """Record that the person opted out of the company's marketing at `at`."""
+    company = find_company(session, name)
+    assert company.id is not None
+    _record_consent(session, company.id, False, Frequency.NEVER, at, opted_out=True)
+    return company
+
+
+def consent_history(session: Session, company_id: int) -> list[Consent]:
+    records = session.exec(
+        select(ConsentRecord)
+        .where(ConsentRecord.company_id == company_id)
+        .order_by(col(ConsentRecord.since), col(ConsentRecord.id))
+    ).all()
+    return [
+        Consent(r.since, r.marketing, Frequency(r.frequency) if r.frequency else None,
+                r.opted_out)
+        for r in records
+    ]
+
+
+def active_aliases(session: Session, company_id: int) -> list[Alias]:
+    return list(
+        session.exec(
+            select(Alias).where(Alias.company_id == company_id, col(Alias.retired_at).is_(None))
+        )
+    )
+
+
+def retire_aliases(session: Session, name: str, reply: str, now: datetime) -> list[Alias]:
+    """Retire the company's active aliases; `reply` is `accept` or `reject`."""
+    if reply not in (ACCEPT, REJECT):
+        raise CanaryError("--reply must be accept or reject.")
+    company = find_company(session, name)
+    assert company.id is not None
+    aliases = active_aliases(session, company.id)
+    if not aliases:
+        raise CanaryError(f"{company.name} has no active alias to retire.")
+    for alias in aliases:
+        alias.retired_at = now
+        alias.retire_reply = reply
+        session.add(alias)
+    return aliases
 
 
 def trust_domain(session: Session, name: str, domain: str, now: datetime) -> tuple[Company, str]:

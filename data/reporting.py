@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from canary.classify import Relation
 from canary.report import AliasView, CompanyFacts, Sighting
 from data.models import Alias, Company, FlaggedSender, Message
-from data.registry import company_domains, find_company
+from data.registry import company_domains, consent_history, find_company
 
 
 def _facts(session: Session, company: Company) -> CompanyFacts:
@@ -34,7 +34,9 @@ def _facts(session: Session, company: Company) -> CompanyFacts:
         note=company.note,
         domains=tuple(company_domains(session, company.id)),
         aliases=tuple(
-            AliasView(a.address, a.slug, a.issued_at, counts.get(a.id or 0, 0)) for a in aliases
+            AliasView(a.address, a.slug, a.issued_at, counts.get(a.id or 0, 0), a.retired_at,
+                      a.retire_reply)
+            for a in aliases
         ),
         sightings=tuple(
             Sighting(
@@ -50,9 +52,11 @@ def _facts(session: Session, company: Company) -> CompanyFacts:
                 authenticated_by=m.authenticated_by,
                 reason=m.reason,
                 temperror=m.temperror,
+                marketing=m.marketing,
             )
             for m in messages
         ),
+        consent=tuple(consent_history(session, company.id)),
         flagged=tuple(
             session.exec(
                 select(FlaggedSender.organisation).where(FlaggedSender.company_id == company.id)

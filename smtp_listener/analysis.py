@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from canary.authentication import Authentication, Result
 from canary.classify import EspSending, classify
+from canary.consent import is_marketing
 from canary.message import MessageFacts, read_message
 from data.database import Store
 from data.mailstore import (
@@ -96,7 +97,9 @@ def analyse_message(
                                 or "temporary DNS failure")
     esp = esp_sending(facts, auth)
     classification = classify(facts.from_orgs, message.company_domains, auth, esp)
-    return Analysis(facts, classification, auth, esp, tuple(answers))
+    marketing = is_marketing(subject=facts.subject, list_unsubscribe=facts.list_unsubscribe,
+                             precedence=facts.precedence, esp=esp.esp if esp else None)
+    return Analysis(facts, classification, auth, esp, tuple(answers), marketing)
 
 
 def _retry_delay(attempts: int) -> timedelta:

@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from canary.aliases import RecipientKind, check_recipient
 from data.database import Store
-from data.mailstore import Delivery, ProbeAttempt, issued_alias_id
+from data.mailstore import Delivery, IssuedAddress, ProbeAttempt, issued_alias
 from smtp_listener import replies
 from smtp_listener.writer import DeliveryWriter, StoreFailed
 
@@ -65,26 +65,27 @@ class IssuedAliases:
     """Answers "is this address an issued alias?" with a short-lived cache.
 
     Only positive answers are cached, so an alias issued from another
-    terminal is accepted at once.
+    terminal is accepted at once; a retirement takes effect within
+    `ALIAS_CACHE_SECONDS`.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._cache: dict[str, tuple[int, float]] = {}
+        self._cache: dict[str, tuple[IssuedAddress, float]] = {}
 
-    async def lookup(self, address: str) -> int | None:
+    async def lookup(self, address: str) -> IssuedAddress | None:
         cached = self._cache.get(address)
         now = time.monotonic()
         if cached is not None and now - cached[1] < ALIAS_CACHE_SECONDS:
             return cached[0]
-        alias_id = await asyncio.to_thread(self._query, address)
-        if alias_id is not None:
-            self._cache[address] = (alias_id, now)
-        return alias_id
+        issued = await asyncio.to_thread(self._query, address)
+        if issued is not None:
+            self._cache[address] = (issued, now)
+        return issued
 
-    def _query(self, address: str) -> int | None:
+    def _query(self, address: str) -> IssuedAddress | None:
         with self._store.reading() as session:
-            return issued_alias_id(session, address)
+            return issued_alias(session, address)
 
 
 def storable(text: str) -> str:
@@ -136,15 +137,17 @@ class CanaryHandler:
         rcpt_options: list[str],
     ) -> str:
         recipient = check_recipient(address, self._domains, self._secret)
-        alias_id = None
+        issued = None
         if recipient.kind is RecipientKind.CANDIDATE:
-            alias_id = await self._aliases.lookup(recipient.address)
-        if alias_id is not None:
+            issued = await self._aliases.lookup(recipient.address)
+        if issued is not None and not issued.rejected:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
-            envelope.alias_ids.setdefault(address, alias_id)
+            envelope.alias_ids.setdefault(address, issued.alias_id)
             return replies.RECIPIENT_OK
-        if recipient.kind is RecipientKind.FOREIGN:
+        if issued is not None:
+            reply = replies.RETIRED
+        elif recipient.kind is RecipientKind.FOREIGN:
             reply = replies.RELAY_DENIED
         else:
             reply = replies.NO_SUCH_ALIAS

@@ -30,7 +30,7 @@ from cli.main import app
 from cli.zone_server import Zones, ZoneServer
 from data.database import Store
 from data.home import Home, default_home
-from data.mailstore import Delivery, issued_alias_id, store_deliveries
+from data.mailstore import Delivery, issued_alias, store_deliveries
 
 CONTRACT = {"init", "issue", "aliases", "serve", "report", "show", "trust", "demo"}
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
@@ -137,10 +137,10 @@ def canary(home: Home) -> Canary:
 def deliver(store: Store, address: str, raw: bytes, received_at: datetime) -> None:
     """Store a message for an alias the way the listener's writer does."""
     with store.writing() as session:
-        alias_id = issued_alias_id(session, address)
-        assert alias_id is not None, f"{address} is not issued"
+        issued = issued_alias(session, address)
+        assert issued is not None, f"{address} is not issued"
         store_deliveries(session, [Delivery(
-            raw=raw, recipients=((alias_id, address),), mail_from="bounce@mailer.example",
+            raw=raw, recipients=((issued.alias_id, address),), mail_from="bounce@mailer.example",
             peer_ip="192.0.2.25", helo="mx.mailer.example", tls=False, received_at=received_at,
         )])
 

@@ -141,11 +141,11 @@ def test_a_company_with_unverified_mail_is_leaked(leaked_acme: CompanyReport) ->
 
 def test_counts_cover_every_message_and_relation(leaked_acme: CompanyReport) -> None:
     # 8 received; 1 not analysed yet (and not waiting on DNS); 3 the company's own;
-    # 4 unverified, all of them unexpected.
+    # 4 unverified, all of them unexpected; none of the company's own mail is marked marketing.
     assert leaked_acme.counts == {
         "total": 8, "pending": 1, "temperror": 0,
         "first_party": 3, "processor": 0, "third_party": 0, "unverified": 4, "spoofed": 0,
-        "unexpected": 4,
+        "unexpected": 4, "marketing": 0,
     }
 
 

@@ -1,0 +1,199 @@
+"""What the person agreed to, and the two findings that break it.
+
+The person records per company whether they agreed to marketing, how often,
+and when they opted out. From the company's own mail (first party or its
+processor) Canary finds:
+
+- `after_optout`: marketing received more than `OPTOUT_GRACE` after the
+  opt-out, with those messages as evidence;
+- `over_frequency`: more marketing than agreed over a rolling window, with
+  the observed and the agreed rate.
+
+Marketing is recognised by `List-Unsubscribe`, bulk `Precedence` or sending
+through an ESP; receipts, password resets and other transactional mail are
+not marketing. Pure: plain values in, plain values out.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+OPTOUT_GRACE = timedelta(days=10)
+
+_TRANSACTIONAL = re.compile(
+    r"\b(receipt|invoice|order|shipped|shipping|delivery|delivered|dispatched|password|"
+    r"reset|verify|verification|confirm|confirmation|security code|one-time|sign[- ]in|"
+    r"log[- ]?in|account (?:update|notice)|payment|refund|booking|reservation|ticket)\b",
+    re.IGNORECASE,
+)
+
+
+class Frequency(enum.StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    NEVER = "never"
+
+    @property
+    def window(self) -> tuple[timedelta, int]:
+        """The rolling window the rate is judged over, and how many messages it allows.
+
+        Several periods per window, so a newsletter that drifts by an hour
+        is not reported.
+        """
+        return _WINDOWS[self]
+
+
+_WINDOWS = {
+    Frequency.DAILY: (timedelta(days=7), 7),
+    Frequency.WEEKLY: (timedelta(days=28), 4),
+    Frequency.MONTHLY: (timedelta(days=90), 3),
+    Frequency.NEVER: (timedelta(days=30), 0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """One record of what the person agreed to, in force from `since`."""
+
+    since: datetime
+    marketing: bool | None
+    """None when the person recorded nothing about marketing."""
+    frequency: Frequency | None
+    opted_out: bool = False
+
+    @property
+    def allowed(self) -> Frequency | None:
+        """The marketing frequency in force; None when nothing was agreed or refused."""
+        if self.opted_out or self.marketing is False:
+            return Frequency.NEVER
+        return self.frequency
+
+
+def is_marketing(
+    *,
+    subject: str | None,
+    list_unsubscribe: str | None,
+    precedence: str | None,
+    esp: str | None,
+) -> tuple[bool, str]:
+    """Whether a message is marketing, with the reason."""
+    if list_unsubscribe:
+        return True, "List-Unsubscribe header"
+    if precedence and precedence.strip().lower() in ("bulk", "list", "junk"):
+        return True, f"Precedence: {precedence.strip().lower()}"
+    if subject and _TRANSACTIONAL.search(subject):
+        return False, "transactional subject"
+    if esp:
+        return True, f"sent through {esp}"
+    return False, "no marketing signs"
+
+
+@dataclass(frozen=True, slots=True)
+class MarketingMail:
+    """A marketing message from the company itself (first party or processor)."""
+
+    received_at: datetime
+    message_id: str | None
+    sha256: str
+    subject: str | None = None
+
+
+class FindingKind(enum.StrEnum):
+    AFTER_OPTOUT = "after_optout"
+    OVER_FREQUENCY = "over_frequency"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: FindingKind
+    summary: str
+    messages: tuple[MarketingMail, ...]
+    observed: str | None = None
+    """E.g. `12 in 7 days`."""
+    agreed: str | None = None
+    """E.g. `at most 1 a week (4 in 28 days)`."""
+
+
+def consent_at(history: Sequence[Consent], moment: datetime) -> Consent | None:
+    """The consent record in force at `moment` (history sorted by `since`)."""
+    current = None
+    for record in history:
+        if record.since <= moment:
+            current = record
+    return current
+
+
+def _after_optout(history: Sequence[Consent], mail: Sequence[MarketingMail]) -> Finding | None:
+    optouts = [c for c in history if c.opted_out]
+    if not optouts:
+        return None
+    optout = optouts[-1]
+    later = [m for m in mail if m.received_at > optout.since + OPTOUT_GRACE
+             and (record := consent_at(history, m.received_at)) is not None and record.opted_out]
+    if not later:
+        return None
+    days = (later[-1].received_at - optout.since).days
+    return Finding(
+        FindingKind.AFTER_OPTOUT,
+        f"{len(later)} marketing message(s) more than {OPTOUT_GRACE.days} days after the "
+        f"opt-out of {optout.since:%Y-%m-%d}, the last {days} days after it",
+        tuple(later),
+    )
+
+
+def _agreed_text(frequency: Frequency) -> str:
+    window, allowed = frequency.window
+    if frequency is Frequency.NEVER:
+        return "no marketing"
+    return f"{frequency.value} ({allowed} in {window.days} days)"
+
+
+def _over_frequency(
+    history: Sequence[Consent], mail: Sequence[MarketingMail]
+) -> Finding | None:
+    """The rolling window with the most marketing over what was agreed, if any.
+
+    Mail after an opt-out is `after_optout`'s business, with its grace period.
+    """
+    worst: tuple[int, Frequency, list[MarketingMail]] | None = None
+    for index, first in enumerate(mail):
+        record = consent_at(history, first.received_at)
+        if record is None or record.opted_out or record.allowed is None:
+            continue
+        frequency = record.allowed
+        window, allowed = frequency.window
+        in_window = [m for m in mail[index:] if m.received_at < first.received_at + window]
+        excess = len(in_window) - allowed
+        if excess > 0 and (worst is None or excess > worst[0]):
+            worst = (excess, frequency, in_window)
+    if worst is None:
+        return None
+    _, frequency, messages = worst
+    window, _allowed = frequency.window
+    return Finding(
+        FindingKind.OVER_FREQUENCY,
+        f"{len(messages)} marketing messages in {window.days} days; agreed: "
+        f"{_agreed_text(frequency)}",
+        tuple(messages),
+        observed=f"{len(messages)} in {window.days} days",
+        agreed=_agreed_text(frequency),
+    )
+
+
+def consent_findings(
+    history: Sequence[Consent], marketing: Sequence[MarketingMail]
+) -> tuple[Finding, ...]:
+    """The findings for one company's own marketing mail, given its consent history."""
+    ordered_history = sorted(history, key=lambda c: c.since)
+    ordered_mail = sorted(marketing, key=lambda m: m.received_at)
+    findings = [
+        f for f in (_after_optout(ordered_history, ordered_mail),
+                    _over_frequency(ordered_history, ordered_mail))
+        if f is not None
+    ]
+    return tuple(findings)
