@@ -13,7 +13,15 @@ from canary.domains import normalise_domain
 from canary.errors import InvalidDomain
 from canary.report import iso_time
 from cli.output import console as make_console
-from cli.workspace import DbOption, HomeOption, JsonOption, workspace
+from cli.workspace import (
+    DbOption,
+    FrequencyOption,
+    HomeOption,
+    JsonOption,
+    MarketingOption,
+    workspace,
+    yes_no,
+)
 from data.registry import issue_alias, list_aliases
 
 app = typer.Typer()
@@ -36,6 +44,8 @@ def issue(
         typer.Option("--alias-domain", help="Canary domain for the alias (default: the first "
                      "configured)."),
     ] = None,
+    marketing: MarketingOption = None,
+    frequency: FrequencyOption = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
@@ -53,6 +63,7 @@ def issue(
             issued = issue_alias(
                 session, secret=space.secret, name=name, alias_domain=on,
                 domains=domain or [], note=note, new=new, now=datetime.now(UTC),
+                marketing=yes_no(marketing), frequency=frequency,
             )
     if as_json:
         typer.echo(json.dumps({
@@ -78,7 +89,9 @@ def aliases_command(
         typer.echo(json.dumps([
             {"company": a.company, "address": a.address, "issued_at": iso_time(a.issued_at),
              "domains": list(a.domains), "note": a.note, "messages": a.messages,
-             "unexpected": a.unexpected}
+             "unexpected": a.unexpected,
+             "retired_at": iso_time(a.retired_at) if a.retired_at else None,
+             "retire_reply": a.retire_reply}
             for a in listing
         ], indent=2))
         return
@@ -88,12 +101,18 @@ def aliases_command(
     table = Table(title="Aliases")
     table.add_column("Company")
     # Fold, never truncate: the address is what the user copies from this table.
-    table.add_column("Alias", overflow="fold")
+    table.add_column("Alias", overflow="fold",
+                     min_width=min(max(len(a.address) for a in listing), 60))
     table.add_column("Issued")
+    table.add_column("Status")
     table.add_column("Domains")
     table.add_column("Messages", justify="right")
     table.add_column("Unexpected", justify="right")
     for a in listing:
-        table.add_row(a.company, a.address, f"{a.issued_at:%Y-%m-%d}", ", ".join(a.domains) or "—",
+        status = (
+            f"retired {a.retired_at:%Y-%m-%d} ({a.retire_reply})" if a.retired_at else "active"
+        )
+        table.add_row(a.company, a.address, f"{a.issued_at:%Y-%m-%d}", status,
+                      ", ".join(a.domains) or "—",
                       str(a.messages), str(a.unexpected))
     make_console().print(table)

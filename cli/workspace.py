@@ -8,6 +8,7 @@ it (`canary report --home X`).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from canary.consent import Frequency
 from data.database import Store
 from data.home import Config, Home, default_home, open_home
 from smtp_listener.analysis import AnalysisSettings, analyse_all
@@ -63,6 +65,25 @@ DnsOption = Annotated[
                  "CANARY_DNS, else the config's, else the system resolver)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+class YesNo(enum.StrEnum):
+    YES = "yes"
+    NO = "no"
+
+
+def yes_no(value: YesNo | None) -> bool | None:
+    return None if value is None else value is YesNo.YES
+
+
+MarketingOption = Annotated[
+    YesNo | None,
+    typer.Option("--marketing", help="Whether you agreed to marketing from the company."),
+]
+FrequencyOption = Annotated[
+    Frequency | None,
+    typer.Option("--frequency", help="How often the company may send you marketing."),
+]
 
 ANALYSIS_BUDGET_SECONDS = 30.0
 """How long a reporting command analyses pending mail before it reports what it has."""

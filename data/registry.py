@@ -189,6 +189,15 @@ def active_aliases(session: Session, company_id: int) -> list[Alias]:
     )
 
 
+def latest_alias(session: Session, company_id: int) -> Alias:
+    alias = session.exec(
+        select(Alias).where(Alias.company_id == company_id)
+        .order_by(col(Alias.issued_at).desc(), col(Alias.id).desc())
+    ).first()
+    assert alias is not None, "every company has at least one alias"
+    return alias
+
+
 def retire_aliases(session: Session, name: str, reply: str, now: datetime) -> list[Alias]:
     """Retire the company's active aliases; `reply` is `accept` or `reject`."""
     if reply not in (ACCEPT, REJECT):
@@ -256,6 +265,8 @@ class AliasListing:
     note: str | None
     messages: int
     unexpected: int
+    retired_at: datetime | None = None
+    retire_reply: str | None = None
 
 
 def list_aliases(session: Session) -> list[AliasListing]:
@@ -286,6 +297,8 @@ def list_aliases(session: Session) -> list[AliasListing]:
                 note=company.note,
                 messages=counts.get(alias.id, 0),
                 unexpected=unexpected.get(alias.id, 0),
+                retired_at=alias.retired_at,
+                retire_reply=alias.retire_reply,
             )
         )
     return listing
