@@ -102,7 +102,7 @@ def aliases_command(
     table.add_column("Company")
     # Fold, never truncate: the address is what the user copies from this table.
     table.add_column("Alias", overflow="fold",
-                     min_width=min(max(len(a.address) for a in listing), 60))
+                     min_width=min(max(len(a.address) for a in listing), 40))
     table.add_column("Issued")
     table.add_column("Status")
     table.add_column("Domains")
@@ -110,7 +110,7 @@ def aliases_command(
     table.add_column("Unexpected", justify="right")
     for a in listing:
         status = (
-            f"retired {a.retired_at:%Y-%m-%d} ({a.retire_reply})" if a.retired_at else "active"
+            f"retired {a.retired_at:%Y-%m-%d}\n{a.retire_reply}s mail" if a.retired_at else "active"
         )
         table.add_row(a.company, a.address, f"{a.issued_at:%Y-%m-%d}", status,
                       ", ".join(a.domains) or "—",

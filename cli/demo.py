@@ -30,13 +30,14 @@ import typer
 from rich.console import Console
 
 from canary.classify import Relation
+from canary.consent import Frequency
 from canary.report import Verdict
 from cli.output import console as make_console
 from cli.report import build_reports, render_report
 from cli.workspace import Workspace
 from cli.zone_server import Zones, ZoneServer
 from data.home import init_home
-from data.registry import issue_alias
+from data.registry import issue_alias, opt_out
 from smtp_listener.analysis import AnalysisSettings
 from smtp_listener.resolver import Resolver
 from smtp_listener.server import Listener, ListenerSettings, ListenerThread
@@ -53,11 +54,17 @@ class Company:
     name: str
     domain: str
     note: str
+    marketing: bool
+    frequency: Frequency
 
 
-GUITARS = Company("Fretwork Guitars", "fretwork.example", "boutique guitar shop, daily mail")
-RETAILER = Company("MegaMart", "megamart.example", "online retailer, loyalty card sign-up")
-LIBRARY = Company("Northwind Library", "northwind-library.example", "library card")
+GUITARS = Company("Fretwork Guitars", "fretwork.example", "boutique guitar shop",
+                  True, Frequency.WEEKLY)
+RETAILER = Company("MegaMart", "megamart.example", "online retailer, loyalty card sign-up",
+                   True, Frequency.WEEKLY)
+LIBRARY = Company("Northwind Library", "northwind-library.example", "library card",
+                  False, Frequency.NEVER)
+RETAILER_OPTOUT_DAY = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +215,17 @@ def run_demo(console: Console, home: Path) -> Verdict:
                 for company in (GUITARS, RETAILER, LIBRARY):
                     issued = issue_alias(session, secret=space.secret, name=company.name,
                                          alias_domain=DEMO_DOMAIN, domains=[company.domain],
-                                         note=company.note, new=False, now=start)
+                                         note=company.note, new=False, now=start,
+                                         marketing=company.marketing,
+                                         frequency=company.frequency)
                     addresses[company] = issued.address
-                    console.print(f"Issued [bold]{issued.address}[/] to {company.name}")
+                    agreed = (f"marketing {company.frequency.value}" if company.marketing
+                              else "no marketing")
+                    console.print(f"Issued [bold]{issued.address}[/] to {company.name} "
+                                  f"({agreed})")
+                opt_out(session, RETAILER.name, start + timedelta(days=RETAILER_OPTOUT_DAY))
+            console.print(f"On day {RETAILER_OPTOUT_DAY} you opt out of {RETAILER.name}'s "
+                          "marketing.")
 
             analysis = AnalysisSettings(Resolver.from_setting(dns))
             listener = Listener(space.store, domains=frozenset(space.config.domains),

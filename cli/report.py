@@ -115,6 +115,9 @@ def render_report(console: Console, reports: Sequence[CompanyReport], probes: in
                     console.print(f"  e.g. {sender.organisation}: "
                                   f"{example.message_id or '(no Message-ID)'} "
                                   f"[dim]sha256 {example.sha256[:16]}…[/]")
+        for finding in r.findings:
+            console.print(f"[bold]{r.name}[/]: [magenta]{finding.kind.value}[/] — "
+                          f"{finding.summary}")
         if r.counts.get("temperror"):
             console.print(f"[yellow]{r.name}: {r.counts['temperror']} message(s) wait for DNS "
                           "to answer; they will be analysed again.[/]")

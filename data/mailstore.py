@@ -258,3 +258,44 @@ def reclassify_company(session: Session, company_id: int) -> int:
         _apply(message, result)
         session.add(message)
     return changed
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvidence:
+    """A message as evidence: its raw bytes and what was checked at receipt."""
+
+    sha256: str
+    raw: bytes
+    received_at: datetime
+    peer_ip: str
+    mail_from: str
+    helo: str | None
+    authentication: dict[str, object] | None
+    dns_answers: list[dict[str, object]]
+
+
+def stored_evidence(session: Session, sha256s: Iterable[str]) -> list[StoredEvidence]:
+    """The raw message and receipt-time DNS answers of each cited SHA-256, oldest first."""
+    wanted = sorted(set(sha256s))
+    evidence = []
+    for digest in wanted:
+        message = session.exec(
+            select(Message).where(Message.sha256 == digest).order_by(col(Message.id))
+        ).first()
+        if message is None:
+            continue
+        evidence.append(
+            StoredEvidence(
+                sha256=digest,
+                raw=raw_message(session, digest),
+                received_at=message.received_at,
+                peer_ip=message.peer_ip,
+                mail_from=message.mail_from,
+                helo=message.helo,
+                authentication=json.loads(message.authentication)
+                if message.authentication else None,
+                dns_answers=json.loads(message.dns_answers) if message.dns_answers else [],
+            )
+        )
+    evidence.sort(key=lambda e: e.received_at)
+    return evidence

@@ -39,7 +39,7 @@ from canary.authentication import (
 )
 from canary.domains import organisational_domain
 from canary.message import MessageFacts
-from smtp_listener.resolver import DnsTemporaryFailure, Recorder, Resolver
+from smtp_listener.resolver import DnsTemporaryFailure, Lookup, Recorder, Resolver
 
 SPF_LOOKUP_SECONDS = 20.0
 
@@ -121,7 +121,7 @@ def _signature_tags(value: bytes) -> dict[bytes, bytes]:
         return {}
 
 
-def check_dkim(resolver: Resolver, recorder: Recorder, raw: bytes) -> tuple[DkimResult, ...]:
+def check_dkim(resolver: Lookup, recorder: Recorder, raw: bytes) -> tuple[DkimResult, ...]:
     """Verify every DKIM-Signature of the message."""
     try:
         verifier = dkim.DKIM(raw, minkey=1024, timeout=max(1, int(resolver.lifetime)))

@@ -15,8 +15,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import dns.exception
 import dns.name
@@ -34,6 +35,31 @@ NEGATIVE_TTL = 300
 
 class DnsTemporaryFailure(Exception):
     """The question could not be answered now (timeout, SERVFAIL); ask again later."""
+
+
+class Lookup(Protocol):
+    """Anything that answers DNS questions the way `Resolver` does."""
+
+    lifetime: float
+
+    def lookup(self, name: str, rdtype: str, recorder: Recorder | None = None) -> DnsAnswer: ...
+
+
+class RecordedAnswers:
+    """Answers from a record made at receipt time, for re-checking evidence offline.
+
+    A question the record does not hold is answered as if the name did not
+    exist; nothing goes to the network.
+    """
+
+    lifetime = 1.0
+
+    def __init__(self, answers: Iterable[DnsAnswer]) -> None:
+        self._answers = {(a.name.lower().rstrip("."), a.rdtype): a for a in answers}
+
+    def lookup(self, name: str, rdtype: str, recorder: Recorder | None = None) -> DnsAnswer:
+        answer = self._answers.get((name.lower().rstrip("."), rdtype))
+        return answer if answer is not None else DnsAnswer(name, rdtype, (), exists=False)
 
 
 @dataclass

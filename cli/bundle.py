@@ -1,0 +1,203 @@
+"""Evidence bundles: a zip someone else can check without Canary's home.
+
+`write_bundle` puts the report (JSON, HTML, Markdown), the raw `.eml` of
+every message the report cites, the DNS answers used to authenticate each
+one at receipt time, and `MANIFEST.sha256` (the format `sha256sum -c`
+reads) into one zip. `verify_bundle` checks every hash, that the messages
+are exactly the ones the report cites, and re-verifies every DKIM signature
+offline against the recorded keys: it needs no home and no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from canary.authentication import DnsAnswer, Result
+from data.mailstore import StoredEvidence
+from smtp_listener.authenticate import check_dkim
+from smtp_listener.resolver import RecordedAnswers, Recorder
+
+MANIFEST = "MANIFEST.sha256"
+MESSAGES = "messages/"
+DNS = "dns/"
+
+
+def cited_sha256s(document: Any) -> set[str]:
+    """Every message SHA-256 the report document cites as evidence."""
+    found: set[str] = set()
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "sha256" and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= cited_sha256s(value)
+    elif isinstance(document, list):
+        for item in document:
+            found |= cited_sha256s(item)
+    return found
+
+
+def _dns_record(evidence: StoredEvidence) -> dict[str, Any]:
+    return {
+        "sha256": evidence.sha256,
+        "received_at": evidence.received_at.isoformat().replace("+00:00", "Z"),
+        "client": {"ip": evidence.peer_ip, "mail_from": evidence.mail_from,
+                   "helo": evidence.helo},
+        "authentication_at_receipt": evidence.authentication,
+        "answers": evidence.dns_answers,
+    }
+
+
+def write_bundle(
+    target: io.BufferedWriter | Any,
+    *,
+    report_json: dict[str, Any],
+    report_html: str,
+    report_md: str,
+    evidence: Iterable[StoredEvidence],
+    progress: Callable[[], None] = lambda: None,
+) -> int:
+    """Write the zip; return how many messages it holds."""
+    files: list[tuple[str, bytes]] = [
+        ("report.json", (json.dumps(report_json, indent=2) + "\n").encode()),
+        ("report.html", report_html.encode()),
+        ("report.md", report_md.encode()),
+    ]
+    count = 0
+    for item in evidence:
+        files.append((f"{MESSAGES}{item.sha256}.eml", item.raw))
+        files.append((f"{DNS}{item.sha256}.json",
+                      (json.dumps(_dns_record(item), indent=2) + "\n").encode()))
+        count += 1
+        progress()
+    manifest = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in files)
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files:
+            archive.writestr(name, data)
+        archive.writestr(MANIFEST, manifest)
+    return count
+
+
+@dataclass
+class Verification:
+    problems: list[str] = field(default_factory=list)
+    files: int = 0
+    messages: int = 0
+    signatures: int = 0
+    unsigned: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _manifest(text: str, problems: list[str]) -> Iterator[tuple[str, str]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        digest, separator, name = line.partition("  ")
+        if not separator or len(digest) != 64 or not name:
+            problems.append(f"{MANIFEST} line {number} is malformed")
+            continue
+        yield name, digest.lower()
+
+
+def _recorded_answers(record: dict[str, Any]) -> RecordedAnswers:
+    answers = []
+    for answer in record.get("answers", []):
+        records = tuple(str(r) for r in answer.get("records", []))
+        answers.append(DnsAnswer(
+            str(answer.get("name", "")), str(answer.get("type", "")), records,
+            txt_strings=tuple((r.encode(),) for r in records) if answer.get("type") == "TXT"
+            else (),
+            exists=bool(answer.get("exists", True)),
+        ))
+    return RecordedAnswers(answers)
+
+
+def _check_signatures(name: str, raw: bytes, record: dict[str, Any], result: Verification) -> None:
+    at_receipt = (record.get("authentication_at_receipt") or {}).get("dkim", [])
+    passed_then = {(d.get("domain"), d.get("selector")) for d in at_receipt
+                   if d.get("result") == Result.PASS.value}
+    now = check_dkim(_recorded_answers(record), Recorder(), raw)
+    if not now:
+        result.unsigned += 1
+    for signature in now:
+        key = (signature.domain, signature.selector)
+        if key not in passed_then:
+            continue  # it did not verify at receipt either; nothing to confirm
+        result.signatures += 1
+        if signature.result is not Result.PASS:
+            result.problems.append(
+                f"{name}: the DKIM signature of {signature.domain} (selector "
+                f"{signature.selector}) no longer verifies against the recorded key: "
+                f"{signature.reason or signature.result.value}"
+            )
+
+
+def verify_bundle(data: bytes) -> Verification:
+    """Check every hash and re-verify every DKIM signature offline."""
+    result = Verification()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        result.problems.append("not a zip file")
+        return result
+    with archive:
+        names = set(archive.namelist())
+        if MANIFEST not in names:
+            result.problems.append(f"{MANIFEST} is missing")
+            return result
+        listed = dict(_manifest(archive.read(MANIFEST).decode("utf-8", "replace"),
+                                result.problems))
+        for name in sorted(names - listed.keys() - {MANIFEST}):
+            result.problems.append(f"{name} is not listed in {MANIFEST}")
+        contents: dict[str, bytes] = {}
+        for name, digest in sorted(listed.items()):
+            if name not in names:
+                result.problems.append(f"{name} is listed in {MANIFEST} but missing")
+                continue
+            contents[name] = archive.read(name)
+            result.files += 1
+            if hashlib.sha256(contents[name]).hexdigest() != digest:
+                result.problems.append(f"{name} does not match its SHA-256 in {MANIFEST}")
+
+    report = contents.get("report.json")
+    cited: set[str] = set()
+    if report is None:
+        result.problems.append("report.json is missing")
+    else:
+        try:
+            cited = cited_sha256s(json.loads(report))
+        except json.JSONDecodeError:
+            result.problems.append("report.json is not valid JSON")
+    held = {n[len(MESSAGES):-len(".eml")] for n in contents if n.startswith(MESSAGES)}
+    for digest in sorted(cited - held):
+        result.problems.append(f"the report cites message {digest} but the bundle lacks it")
+    for digest in sorted(held - cited):
+        result.problems.append(f"message {digest} is in the bundle but the report does not cite it")
+
+    for digest in sorted(held):
+        name = f"{MESSAGES}{digest}.eml"
+        raw = contents[name]
+        result.messages += 1
+        if hashlib.sha256(raw).hexdigest() != digest:
+            result.problems.append(f"{name} does not match the SHA-256 in its name")
+        dns_name = f"{DNS}{digest}.json"
+        if dns_name not in contents:
+            result.problems.append(f"{dns_name}, the DNS record of {name}, is missing")
+            continue
+        try:
+            record = json.loads(contents[dns_name])
+        except json.JSONDecodeError:
+            result.problems.append(f"{dns_name} is not valid JSON")
+            continue
+        if not isinstance(record, dict) or record.get("sha256") != digest:
+            result.problems.append(f"{dns_name} does not belong to {name}")
+            continue
+        _check_signatures(name, raw, record, result)
+    return result
