@@ -83,7 +83,9 @@ def _text(value: object, limit: int = HEADER_TEXT_MAX) -> str:
     try:
         parts = email.header.decode_header(raw)
         text = "".join(
-            part.decode(charset or "utf-8", "replace") if isinstance(part, bytes) else part
+            # decode_header hands back unencoded runs as raw-unicode-escape bytes.
+            part.decode(charset or "raw-unicode-escape", "replace")
+            if isinstance(part, bytes) else part
             for part, charset in parts
         )
     except (LookupError, ValueError, email.errors.HeaderParseError):

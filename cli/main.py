@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
 from canary.errors import CanaryError
-from cli import aliases, demo, letter, lifecycle, report, serve, setup, triage
+from cli import aliases, demo, export, letter, lifecycle, report, serve, setup, triage
 from cli.workspace import GlobalDbOption, GlobalDnsOption, GlobalHomeOption, GlobalOptions
 
 
@@ -38,7 +38,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for noun in (setup, aliases, lifecycle, serve, report, triage, letter, demo):
+for noun in (setup, aliases, lifecycle, serve, report, triage, export, letter, demo):
     app.add_typer(noun.app)
 
 
