@@ -20,9 +20,9 @@ import argparse
 import email
 import email.policy
 import time
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 
 import dkim
 from cryptography.hazmat.primitives import serialization

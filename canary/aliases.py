@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
 import re
@@ -78,6 +79,7 @@ class Recipient:
     domain: str = ""
 
 
+@functools.lru_cache(maxsize=4096)
 def check_recipient(address: str, domains: frozenset[str], secret: bytes) -> Recipient:
     """Classify a RCPT TO address without touching the database.
 

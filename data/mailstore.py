@@ -8,15 +8,19 @@ not stored again. Raw bytes are kept zlib-compressed, exactly as received.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_
-from sqlmodel import Session, col, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col, select
 
 from canary.authentication import (
     Authentication,
@@ -74,32 +78,45 @@ def issued_alias(session: Session, address: str) -> IssuedAddress | None:
     return IssuedAddress(alias.id, alias.retired_at is not None and alias.retire_reply == REJECT)
 
 
-def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
-    """Add the deliveries to the session; return how many new message rows that makes."""
-    added = 0
+@functools.cache
+def _insert_ignoring_duplicates(dialect: str, table: type[SQLModel]) -> Any:
+    """INSERT that skips rows whose key is already stored (SQLite and PostgreSQL)."""
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> None:
+    """Add a group of deliveries in two multi-row INSERTs.
+
+    The writer calls this with a whole group. A message already stored (same
+    SHA-256) or already delivered to the same alias is skipped by the
+    database's unique keys, not by lookups first: the one writer thread
+    shares the GIL with the SMTP loop, so every millisecond here slows the
+    replies.
+    """
+    raw_rows: dict[str, dict[str, object]] = {}
+    message_rows: dict[tuple[str, int], dict[str, object]] = {}
     for delivery in deliveries:
         digest = delivery.sha256
-        if session.get(RawMessage, digest) is None:
-            session.add(
-                RawMessage(sha256=digest, size=len(delivery.raw),
-                           content=zlib.compress(delivery.raw, 6))
-            )
-        for alias_id, rcpt_to in dict(delivery.recipients).items():
-            exists = session.exec(
-                select(Message.id).where(Message.sha256 == digest, Message.alias_id == alias_id)
-            ).first()
-            if exists is None:
-                session.add(
-                    Message(
-                        sha256=digest, alias_id=alias_id, rcpt_to=rcpt_to,
-                        mail_from=delivery.mail_from, peer_ip=delivery.peer_ip,
-                        helo=delivery.helo, tls=delivery.tls, received_at=delivery.received_at,
-                        forwarded_by=delivery.forwarded_by,
-                    )
-                )
-                added += 1
-        session.flush()
-    return added
+        if digest not in raw_rows:
+            raw_rows[digest] = {"sha256": digest, "size": len(delivery.raw),
+                                "content": zlib.compress(delivery.raw, 6)}
+        for alias_id, rcpt_to in delivery.recipients:
+            message_rows.setdefault((digest, alias_id), {
+                "sha256": digest, "alias_id": alias_id, "rcpt_to": rcpt_to,
+                "mail_from": delivery.mail_from, "peer_ip": delivery.peer_ip,
+                "helo": delivery.helo, "tls": delivery.tls,
+                "received_at": delivery.received_at, "forwarded_by": delivery.forwarded_by,
+                "attempts": 0,
+            })
+    if not raw_rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect.name
+    connection.execute(_insert_ignoring_duplicates(dialect, RawMessage), list(raw_rows.values()))
+    connection.execute(_insert_ignoring_duplicates(dialect, Message),
+                       list(message_rows.values()))
 
 
 def record_probes(session: Session, probes: Iterable[ProbeAttempt]) -> None:

@@ -167,6 +167,12 @@ class Analyst:
     settings: AnalysisSettings
     clock: Callable[[], datetime]
     idle_seconds: float = 2.0
+    quiet_seconds: float = 0.5
+    """Analysis waits until no mail was committed for this long: it shares the
+    GIL and SQLite's write lock with the writer, and would slow every 250."""
+    longest_deferral: float = 30.0
+    """…but under a steady stream of mail it waits no longer than this."""
+    _last_commit: float = 0.0
     _wake: threading.Event = field(default_factory=threading.Event)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -178,6 +184,7 @@ class Analyst:
 
     def notify(self) -> None:
         """New mail was committed."""
+        self._last_commit = time.monotonic()
         self._wake.set()
 
     def stop(self) -> None:
@@ -186,9 +193,20 @@ class Analyst:
         for thread in self._threads:
             thread.join()
 
+    def _quiet(self) -> bool:
+        """Wait until mail stops arriving or waiting is too long; False when stopping."""
+        since = time.monotonic()
+        while (time.monotonic() - self._last_commit < self.quiet_seconds
+               and time.monotonic() - since < self.longest_deferral):
+            if self._stopping.wait(self.quiet_seconds):
+                return False
+        return not self._stopping.is_set()
+
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            if not self._quiet():
+                return
             try:
                 done = analyse_pending(self.store, self.settings, self.clock)
             except SQLAlchemyError as error:

@@ -28,6 +28,8 @@ log = logging.getLogger("canary.listener")
 
 ALIAS_CACHE_SECONDS = 10.0
 """How long an issued alias is remembered without asking the database."""
+ACTIVITY_GRANULARITY = 1.0
+"""Seconds between restarts of the idle timer while a client is sending."""
 
 
 class CanaryEnvelope(Envelope):
@@ -205,6 +207,8 @@ class CanarySMTP(SMTP):
         self.line_length_limit = data_size_limit + 1024
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
         self._connections = connections
+        self._activity_at = 0.0
+        self._activity_granularity = min(ACTIVITY_GRANULARITY, self._timeout_duration / 4)
 
     def _create_envelope(self) -> CanaryEnvelope:
         return CanaryEnvelope()
@@ -212,9 +216,14 @@ class CanarySMTP(SMTP):
     def data_received(self, data: bytes) -> None:
         # aiosmtpd restarts the idle timer only when a command arrives, so a
         # message still arriving over a slow link was cut `timeout` seconds
-        # after DATA. Any bytes from the client count as activity.
+        # after DATA. Any bytes from the client count as activity; the timer
+        # is restarted at most every quarter timeout (a second at most), which
+        # is cheap enough per chunk.
         if self.transport is not None:
-            self._reset_timeout()
+            now = self.loop.time()
+            if now - self._activity_at >= self._activity_granularity:
+                self._activity_at = now
+                self._reset_timeout()
         super().data_received(data)
 
     async def push(self, status: AnyStr) -> None:

@@ -56,6 +56,20 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_exception(error)
 
 
+def _resolve_all(deliveries: list[_Pending]) -> None:
+    """Wake every committed transaction, with one call into each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in deliveries:
+        by_loop.setdefault(pending.loop, []).append(pending.future)
+    for loop, futures in by_loop.items():
+        loop.call_soon_threadsafe(_resolve_many, futures)
+
+
+def _resolve_many(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        _resolve(future, None)
+
+
 class DeliveryWriter:
     def __init__(self, store: Store, on_commit: Callable[[], None] | None = None) -> None:
         self._store = store
@@ -132,8 +146,7 @@ class DeliveryWriter:
                 self._commit_one(pending)
             self._record_probes_alone(group.probes)
         else:
-            for pending in group.deliveries:
-                pending.loop.call_soon_threadsafe(_resolve, pending.future, None)
+            _resolve_all(group.deliveries)
         if group.deliveries and self._on_commit is not None:
             self._on_commit()
 
