@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, SQLModel, create_engine
@@ -54,9 +54,12 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: this runs for every transaction.
+        connection.connection.driver_connection.execute(begin)
 
     return engine
 
@@ -96,6 +99,12 @@ class Store:
         with Session(self._writer, expire_on_commit=False) as session:
             yield session
             session.commit()
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A bare connection in a write transaction, for the listener's hot path."""
+        with self._writer.begin() as connection:
+            yield connection
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

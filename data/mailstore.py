@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import Connection, func, insert, or_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, select
@@ -86,7 +86,7 @@ def _insert_ignoring_duplicates(dialect: str, table: type[SQLModel]) -> Any:
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
-def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> None:
+def store_deliveries(target: Session | Connection, deliveries: Sequence[Delivery]) -> None:
     """Add a group of deliveries in two multi-row INSERTs.
 
     The writer calls this with a whole group. A message already stored (same
@@ -112,17 +112,22 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> None:
             })
     if not raw_rows:
         return
-    connection = session.connection()
+    connection = target.connection() if isinstance(target, Session) else target
     dialect = connection.dialect.name
     connection.execute(_insert_ignoring_duplicates(dialect, RawMessage), list(raw_rows.values()))
     connection.execute(_insert_ignoring_duplicates(dialect, Message),
                        list(message_rows.values()))
 
 
-def record_probes(session: Session, probes: Iterable[ProbeAttempt]) -> None:
-    for probe in probes:
-        session.add(Probe(received_at=probe.received_at, peer_ip=probe.peer_ip,
-                          address=probe.address[:320], mail_from=probe.mail_from))
+def record_probes(target: Session | Connection, probes: Iterable[ProbeAttempt]) -> None:
+    rows = [
+        {"received_at": p.received_at, "peer_ip": p.peer_ip, "address": p.address[:320],
+         "mail_from": p.mail_from}
+        for p in probes
+    ]
+    if rows:
+        connection = target.connection() if isinstance(target, Session) else target
+        connection.execute(insert(Probe), rows)
 
 
 def probe_count(session: Session) -> int:

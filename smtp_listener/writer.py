@@ -134,9 +134,9 @@ class DeliveryWriter:
 
     def _commit(self, group: _Group) -> None:
         try:
-            with self._store.writing() as session:
-                store_deliveries(session, [p.delivery for p in group.deliveries])
-                record_probes(session, group.probes)
+            with self._store.write_connection() as connection:
+                store_deliveries(connection, [p.delivery for p in group.deliveries])
+                record_probes(connection, group.probes)
         except (SQLAlchemyError, OSError, ValueError) as error:
             # ValueError: a value the database refuses (e.g. text it cannot encode);
             # it belongs to one delivery or probe, so the others must not pay for it.
@@ -153,16 +153,16 @@ class DeliveryWriter:
     def _record_probes_alone(self, probes: list[ProbeAttempt]) -> None:
         for probe in probes:
             try:
-                with self._store.writing() as session:
-                    record_probes(session, [probe])
+                with self._store.write_connection() as connection:
+                    record_probes(connection, [probe])
             except (SQLAlchemyError, OSError, ValueError) as failure:
                 log.error("recording a probe failed: %s", failure)
 
     def _commit_one(self, pending: _Pending) -> None:
         error: BaseException | None = None
         try:
-            with self._store.writing() as session:
-                store_deliveries(session, [pending.delivery])
+            with self._store.write_connection() as connection:
+                store_deliveries(connection, [pending.delivery])
         except (SQLAlchemyError, OSError, ValueError) as failure:
             log.error("storing a message failed: %s", failure)
             error = StoreFailed(str(failure))
