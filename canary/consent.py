@@ -129,20 +129,19 @@ def consent_at(history: Sequence[Consent], moment: datetime) -> Consent | None:
 
 
 def _after_optout(history: Sequence[Consent], mail: Sequence[MarketingMail]) -> Finding | None:
-    optouts = [c for c in history if c.opted_out]
-    if not optouts:
+    """Marketing more than `OPTOUT_GRACE` into whichever opt-out was in force when it came."""
+    late = [(m, record) for m in mail
+            if (record := consent_at(history, m.received_at)) is not None
+            and record.opted_out and m.received_at > record.since + OPTOUT_GRACE]
+    if not late:
         return None
-    optout = optouts[-1]
-    later = [m for m in mail if m.received_at > optout.since + OPTOUT_GRACE
-             and (record := consent_at(history, m.received_at)) is not None and record.opted_out]
-    if not later:
-        return None
-    days = (later[-1].received_at - optout.since).days
+    last, optout = late[-1]
+    days = (last.received_at - optout.since).days
     return Finding(
         FindingKind.AFTER_OPTOUT,
-        f"{len(later)} marketing message(s) more than {OPTOUT_GRACE.days} days after the "
+        f"{len(late)} marketing message(s) more than {OPTOUT_GRACE.days} days after the "
         f"opt-out of {optout.since:%Y-%m-%d}, the last {days} days after it",
-        tuple(later),
+        tuple(m for m, _ in late),
     )
 
 
@@ -167,7 +166,14 @@ def _over_frequency(
             continue
         frequency = record.allowed
         window, allowed = frequency.window
-        in_window = [m for m in mail[index:] if m.received_at < first.received_at + window]
+        # Half a period of slack, so mail sent exactly as agreed, give or take the
+        # sender's queue or the length of a month, is never a breach.
+        end = first.received_at + window - (window / (2 * allowed) if allowed else timedelta())
+        # Each message is judged by the agreement in force when it came: a change of
+        # frequency applies from its date, and after an opt-out see `_after_optout`.
+        in_window = [m for m in mail[index:] if m.received_at < end
+                     and (then := consent_at(history, m.received_at)) is not None
+                     and not then.opted_out and then.allowed is frequency]
         excess = len(in_window) - allowed
         if excess > 0 and (worst is None or excess > worst[0]):
             worst = (excess, frequency, in_window)

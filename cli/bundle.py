@@ -119,24 +119,55 @@ def _recorded_answers(record: dict[str, Any]) -> RecordedAnswers:
     return RecordedAnswers(answers)
 
 
-def _check_signatures(name: str, raw: bytes, record: dict[str, Any], result: Verification) -> None:
-    at_receipt = (record.get("authentication_at_receipt") or {}).get("dkim", [])
+def _claimed_dkim(document: Any) -> dict[str, set[str]]:
+    """Per cited message, the DKIM domains the report says authenticated it.
+
+    Only senders that authenticated one way are counted: for them, every example
+    message must carry a signature of that domain that verifies.
+    """
+    claimed: dict[str, set[str]] = {}
+    companies = document.get("companies", []) if isinstance(document, dict) else []
+    for company in companies if isinstance(companies, list) else []:
+        senders = [*company.get("unexpected_senders", []), *company.get("expected_senders", [])]
+        for sender in senders:
+            ways = sender.get("authenticated_by", [])
+            if len(ways) != 1 or not str(ways[0]).startswith("DKIM d="):
+                continue
+            domain = str(ways[0]).removeprefix("DKIM d=").lower()
+            for example in sender.get("examples", []):
+                claimed.setdefault(str(example.get("sha256")), set()).add(domain)
+    return claimed
+
+
+def _check_signatures(name: str, raw: bytes, record: dict[str, Any], result: Verification,
+                      claimed: frozenset[str] = frozenset()) -> None:
+    receipt = record.get("authentication_at_receipt") or {}
+    if str(receipt.get("source", "")).startswith("upstream:"):
+        claimed = frozenset()  # vouched for by the user's own MTA: not re-verifiable offline
+    at_receipt = receipt.get("dkim", [])
     passed_then = {(d.get("domain"), d.get("selector")) for d in at_receipt
                    if d.get("result") == Result.PASS.value}
     now = check_dkim(_recorded_answers(record), Recorder(), raw)
     if not now:
         result.unsigned += 1
+    checked: set[str] = set()
     for signature in now:
         key = (signature.domain, signature.selector)
-        if key not in passed_then:
-            continue  # it did not verify at receipt either; nothing to confirm
+        if key not in passed_then and signature.domain.lower() not in claimed:
+            continue  # it did not verify at receipt either, and the report does not rely on it
         result.signatures += 1
+        checked.add(signature.domain.lower())
         if signature.result is not Result.PASS:
             result.problems.append(
                 f"{name}: the DKIM signature of {signature.domain} (selector "
                 f"{signature.selector}) no longer verifies against the recorded key: "
                 f"{signature.reason or signature.result.value}"
             )
+    for domain in sorted(claimed - checked):
+        result.problems.append(
+            f"{name}: the report says {domain} authenticated it with DKIM, but it carries no "
+            "signature of that domain"
+        )
 
 
 def verify_bundle(data: bytes) -> Verification:
@@ -168,13 +199,17 @@ def verify_bundle(data: bytes) -> Verification:
 
     report = contents.get("report.json")
     cited: set[str] = set()
+    claimed: dict[str, set[str]] = {}
     if report is None:
         result.problems.append("report.json is missing")
     else:
         try:
-            cited = cited_sha256s(json.loads(report))
+            document = json.loads(report)
         except json.JSONDecodeError:
             result.problems.append("report.json is not valid JSON")
+        else:
+            cited = cited_sha256s(document)
+            claimed = _claimed_dkim(document)
     held = {n[len(MESSAGES):-len(".eml")] for n in contents if n.startswith(MESSAGES)}
     for digest in sorted(cited - held):
         result.problems.append(f"the report cites message {digest} but the bundle lacks it")
@@ -199,5 +234,5 @@ def verify_bundle(data: bytes) -> Verification:
         if not isinstance(record, dict) or record.get("sha256") != digest:
             result.problems.append(f"{dns_name} does not belong to {name}")
             continue
-        _check_signatures(name, raw, record, result)
+        _check_signatures(name, raw, record, result, frozenset(claimed.get(digest, ())))
     return result

@@ -11,7 +11,6 @@ import csv
 import enum
 import io
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from cli.export_html import render_html
 from cli.output import console as make_console
 from cli.report import build_reports
 from cli.workspace import DbOption, DnsOption, HomeOption, workspace
+from data.home import write_private
 from data.mailstore import stored_evidence
 
 app = typer.Typer()
@@ -129,14 +129,6 @@ def _render(fmt: Format, reports: Sequence[CompanyReport], now: datetime, probes
     return render_html(reports, now, probes)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write `data` readable by the owner alone: exports hold personal evidence."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 @app.command()
 def export(
     ctx: typer.Context,
@@ -171,7 +163,7 @@ def export(
             reports, probes = build_reports(space, None)
         if out is not None:
             assert fmt is not None
-            _write_private(out, _render(fmt, reports, now, probes).encode())
+            write_private(out, _render(fmt, reports, now, probes).encode())
             console.print(f"Wrote {fmt.value.upper()} report of {len(reports)} "
                           f"compan{'y' if len(reports) == 1 else 'ies'} to {out}")
             return
@@ -188,7 +180,7 @@ def export(
                 report_md=render_markdown(reports, now, probes), evidence=evidence,
                 progress=lambda: progress.advance(task),
             )
-        _write_private(bundle, buffer.getvalue())
+        write_private(bundle, buffer.getvalue())
     console.print(f"Wrote evidence bundle {bundle}: {len(reports)} compan"
                   f"{'y' if len(reports) == 1 else 'ies'}, {count} message(s). "
                   f"Check it anywhere with: canary verify {bundle.name}")

@@ -18,6 +18,7 @@ from canary.classify import Relation
 from canary.report import CompanyReport
 from cli.report import build_reports
 from cli.workspace import DbOption, DnsOption, HomeOption, workspace
+from data.home import write_private
 
 app = typer.Typer()
 
@@ -93,7 +94,8 @@ def _consent_lines(report: CompanyReport) -> list[str]:
     if consent is None:
         return ["I did not record any consent to marketing with this address."]
     if consent.opted_out:
-        return [f"I opted out of your marketing on {consent.since:%Y-%m-%d}."]
+        return [f"I opted out of your marketing on {consent.since:%Y-%m-%d}.",
+                "I never agreed to my address being passed to anyone else."]
     lines = []
     if consent.marketing is True:
         frequency = f" at most {consent.frequency.value}" if consent.frequency else ""
@@ -117,8 +119,6 @@ def _evidence_lines(report: CompanyReport) -> list[str]:
             f"- {sender.organisation}: {sender.count} message(s), {how}, first on "
             f"{sender.first_seen:%Y-%m-%d}, last on {sender.last_seen:%Y-%m-%d}."
         )
-    for finding in report.findings:
-        lines.append(f"- {finding.summary}.")
     return lines
 
 
@@ -149,6 +149,13 @@ def write_letter(report: CompanyReport, kind: Kind, law: Law, today: datetime) -
             "",
             *evidence,
             "",
+        ]
+    findings = [f"- {finding.summary}." for finding in report.findings]
+    if findings:
+        lines += ["Your own marketing to this address did not keep to what I agreed:", "",
+                  *findings, ""]
+    if evidence or findings:
+        lines += [
             "I keep the original messages, with their DKIM signatures and the DNS records used "
             "to verify them, and can provide them.",
             "",
@@ -194,5 +201,5 @@ def letter(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        write_private(out, text.encode())
         typer.echo(f"Wrote {kind.value} letter to {out}", err=True)

@@ -108,13 +108,15 @@ def _strings(table: object, key: str, default: tuple[str, ...]) -> tuple[str, ..
     return tuple(str(v).strip().lower() for v in values)
 
 
-def _write_private(path: Path, content: bytes) -> None:
+def write_private(path: Path, content: bytes) -> None:
+    """Write a file readable by its owner alone, durably: secrets, config, evidence."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to new files only
     with os.fdopen(fd, "wb") as handle:
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(path, 0o600)
 
 
 def _toml_list(values: Iterable[str]) -> str:
@@ -181,9 +183,9 @@ def init_home(
     finally:
         store.dispose()
     if not home.secret_path.exists():
-        _write_private(home.secret_path, secrets.token_bytes(SECRET_BYTES))
+        write_private(home.secret_path, secrets.token_bytes(SECRET_BYTES))
     # The config is written last: its presence is what marks the home as ready.
-    _write_private(home.config_path, _config_text(config).encode())
+    write_private(home.config_path, _config_text(config).encode())
     return home
 
 

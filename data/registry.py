@@ -131,6 +131,14 @@ def _current_consent(session: Session, company_id: int) -> ConsentRecord | None:
     ).first()
 
 
+def _last_agreement(session: Session, company_id: int) -> ConsentRecord | None:
+    return session.exec(
+        select(ConsentRecord)
+        .where(ConsentRecord.company_id == company_id, col(ConsentRecord.opted_out).is_(False))
+        .order_by(col(ConsentRecord.since).desc(), col(ConsentRecord.id).desc())
+    ).first()
+
+
 def _record_consent(
     session: Session, company_id: int, marketing: bool | None, frequency: Frequency | None,
     since: datetime, opted_out: bool = False,
@@ -138,9 +146,10 @@ def _record_consent(
     current = _current_consent(session, company_id)
     if current is not None and not opted_out:
         marketing = current.marketing if marketing is None else marketing
-        frequency = (
-            Frequency(current.frequency) if frequency is None and current.frequency else frequency
-        )
+        # An opt-out records "never"; opting back in carries over what was agreed before.
+        agreed = current if not current.opted_out else _last_agreement(session, company_id)
+        if frequency is None and agreed is not None and agreed.frequency:
+            frequency = Frequency(agreed.frequency)
     record = ConsentRecord(company_id=company_id, since=since, marketing=marketing,
                            frequency=frequency.value if frequency else None, opted_out=opted_out)
     session.add(record)
