@@ -256,13 +256,23 @@ def _sender(port: int, warmup: Sequence[Mail], batch: Sequence[Mail],
         ready.abort()
 
 
+def _children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
 def _cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of a process, where /proc tells it."""
+    """User plus system CPU time of a process and its children (canary's store process),
+    where /proc tells it."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(child) or 0.0 for child in _children(pid))
 
 
 @dataclass(frozen=True, slots=True)

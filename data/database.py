@@ -30,9 +30,17 @@ def sqlite_url(path: Path) -> str:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the SQLite file (and its WAL companions) readable by the owner alone."""
+    """Create the SQLite file readable by the owner alone (its WAL files follow its mode).
+
+    An existing database is never opened here: closing a descriptor of a file
+    releases every POSIX lock this process holds on it, SQLite's included,
+    which lets another process checkpoint under a live connection.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
     os.chmod(path, 0o600)
 
@@ -100,11 +108,13 @@ class Store:
             yield session
             session.commit()
 
-    @contextmanager
-    def write_connection(self) -> Iterator[Connection]:
-        """A bare connection in a write transaction, for the listener's hot path."""
-        with self._writer.begin() as connection:
-            yield connection
+    def writer_connection(self) -> Connection:
+        """A long-lived bare connection for the listener's store process.
+
+        Each group is written in `with connection.begin(): …`; keeping the
+        connection saves a pool checkout and reset per group.
+        """
+        return self._writer.connect()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
