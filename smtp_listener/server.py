@@ -86,7 +86,7 @@ class Listener:
         self._server = await loop.create_server(
             self._protocol, host=self._settings.host, port=self._settings.port
         )
-        self._writer.start()
+        await self._writer.start()
         self._analyst.start()
         host, port = self._server.sockets[0].getsockname()[:2]
         log.info("listening on %s port %d", host, port)
@@ -103,7 +103,7 @@ class Listener:
             await connection.close_for_shutdown()
         if self._server is not None:
             await self._server.wait_closed()
-        await asyncio.to_thread(self._writer.close)
+        await self._writer.close()
         await asyncio.to_thread(self._analyst.stop)
         log.info("listener stopped")
 

@@ -1,14 +1,14 @@
 """The durable writer: commits accepted mail in groups, in a process of its own.
 
 Every DATA transaction hands its delivery to `DeliveryWriter.store` and
-waits. A thread takes everything queued and passes the group to the store
+waits. The event loop sends everything waiting, as one group, to the store
 process, which writes it in one transaction and commits (one fsync for the
 group); only then are the waiting transactions woken to answer 250.
 
 The database work runs in a separate process so that it never holds the
-interpreter lock the SMTP loop needs: in the same process, SQLite's calls
-and their fsyncs made every reply wait (the ingest benchmark measured the
-listener at half the speed of a bare aiosmtpd Sink that way).
+interpreter lock the SMTP loop needs: in a thread of the same process,
+SQLite's calls and their fsyncs made every reply wait (the ingest benchmark
+measured the listener at half the speed of a bare aiosmtpd Sink that way).
 
 If a group fails, the store process retries each delivery alone, so one bad
 message cannot make the others fail; a delivery that still fails raises
@@ -19,13 +19,15 @@ dies, the group under way is answered 451 and a new process is started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
-import queue
+import os
+import pickle
 import signal
-import threading
+import socket
+import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from sqlalchemy import Connection as SQLConnection
@@ -37,25 +39,13 @@ from data.mailstore import Delivery, ProbeAttempt, record_probes, store_deliveri
 log = logging.getLogger("canary.writer")
 
 MAX_GROUP = 256
-_STOP = object()
+MAX_GROUP_BYTES = 64 * 1024 * 1024
+"""A group is cut at this many raw bytes, well inside the pipe framing's 2 GiB."""
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
 class StoreFailed(Exception):
     """The delivery could not be committed; the sender must retry."""
-
-
-@dataclass
-class _Pending:
-    delivery: Delivery
-    future: asyncio.Future[None]
-    loop: asyncio.AbstractEventLoop
-
-
-@dataclass
-class _Group:
-    deliveries: list[_Pending] = field(default_factory=list)
-    probes: list[ProbeAttempt] = field(default_factory=list)
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -65,22 +55,6 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-def _resolve_many(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
-    for future, error in outcomes:
-        _resolve(future, error)
-
-
-def _answer(deliveries: list[_Pending], errors: list[str | None]) -> None:
-    """Wake every transaction of the group, with one call into each event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop,
-                  list[tuple[asyncio.Future[None], BaseException | None]]] = {}
-    for pending, error in zip(deliveries, errors, strict=True):
-        outcome = None if error is None else StoreFailed(error)
-        by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
-    for loop, outcomes in by_loop.items():
-        loop.call_soon_threadsafe(_resolve_many, outcomes)
 
 
 # --- the store process ----------------------------------------------------
@@ -150,99 +124,131 @@ def _store_process(channel: Connection, database_url: str) -> None:
 
 
 class DeliveryWriter:
+    """Group commit, driven by the event loop: no thread of its own.
+
+    While the store process commits one group, new deliveries wait; when
+    its answer arrives, everything waiting goes as the next group.
+    """
+
     def __init__(self, store: Store, on_commit: Callable[[], None] | None = None) -> None:
         self._database_url = store.url
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._on_commit = on_commit
-        self._thread = threading.Thread(target=self._run, name="canary-writer", daemon=True)
+        self._waiting: list[tuple[Delivery, asyncio.Future[None]]] = []
+        self._probes: list[ProbeAttempt] = []
+        self._in_flight: list[asyncio.Future[None]] | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
-        self._channel: Connection | None = None
+        self._stream: asyncio.StreamWriter | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._closing = False
+        self._idle = asyncio.Event()
+        self._restarting: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._thread.start()
+    async def start(self) -> None:
+        await self._spawn()
+        self._send_next()  # anything that arrived while the process started
 
     async def store(self, delivery: Delivery) -> None:
         """Return once the delivery is committed durably; raise `StoreFailed` if not."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(delivery, future, loop))
+        if self._closing:
+            raise StoreFailed("the listener is shutting down")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((delivery, future))
+        self._send_next()
         await future
 
     def record_probe(self, probe: ProbeAttempt) -> None:
         """Queue a probe for the next group; nobody waits for it."""
-        self._queue.put(probe)
+        self._probes.append(probe)
+        self._send_next()
 
-    def close(self) -> None:
-        """Commit what is queued, then stop the thread and the store process."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
+    async def close(self) -> None:
+        """Commit what is waiting, then stop the store process."""
+        self._closing = True
+        while self._waiting or self._probes or self._in_flight is not None:
+            self._idle.clear()
+            self._send_next()
+            await self._idle.wait()
+        if self._stream is not None:
+            self._stream.write(_frame(None))
+            with contextlib.suppress(ConnectionError):
+                await self._stream.drain()
+            self._stream.close()
+        if self._reader is not None:
+            await self._reader
+        if self._process is not None:
+            await asyncio.to_thread(self._process.join, 10)
+            if self._process.is_alive():
+                self._process.kill()
 
-    def _spawn(self) -> Connection:
+    async def _spawn(self) -> None:
         ours, theirs = _CONTEXT.Pipe()
         process = _CONTEXT.Process(target=_store_process, args=(theirs, self._database_url),
                                    name="canary-store", daemon=True)
         process.start()
         theirs.close()
-        self._process, self._channel = process, ours
-        return ours
+        sock = socket.socket(fileno=os.dup(ours.fileno()))
+        ours.close()
+        reader, self._stream = await asyncio.open_unix_connection(sock=sock)
+        self._process = process
+        self._reader = asyncio.get_running_loop().create_task(self._read_answers(reader))
 
-    def _stop_process(self) -> None:
-        if self._channel is not None:
-            try:
-                self._channel.send(None)
-            except OSError:
-                pass
-            self._channel.close()
-        if self._process is not None:
-            self._process.join(timeout=10)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join()
-        self._process = self._channel = None
+    def _send_next(self) -> None:
+        """Send everything waiting as one group, unless a group is being committed."""
+        if self._in_flight is not None or self._stream is None:
+            return
+        if not self._waiting and not self._probes:
+            self._idle.set()
+            return
+        group: list[tuple[Delivery, asyncio.Future[None]]] = []
+        size = 0
+        while self._waiting and len(group) < MAX_GROUP and size < MAX_GROUP_BYTES:
+            delivery, future = self._waiting.pop(0)
+            group.append((delivery, future))
+            size += len(delivery.raw)
+        probes, self._probes = self._probes, []
+        self._in_flight = [future for _, future in group]
+        self._stream.write(_frame(([d for d, _ in group], probes)))
 
-    def _next_group(self) -> tuple[_Group, bool]:
-        group = _Group()
-        stop = False
-        item = self._queue.get()
+    async def _read_answers(self, reader: asyncio.StreamReader) -> None:
         while True:
-            if item is _STOP:
-                stop = True
-            elif isinstance(item, _Pending):
-                group.deliveries.append(item)
-            elif isinstance(item, ProbeAttempt):
-                group.probes.append(item)
-            if len(group.deliveries) >= MAX_GROUP:
-                break
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-        return group, stop
+                (length,) = struct.unpack("!i", await reader.readexactly(4))
+                errors: list[str | None] = pickle.loads(await reader.readexactly(length))
+            except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError,
+                    struct.error) as error:
+                self._store_process_lost(error)
+                return
+            futures, self._in_flight = self._in_flight or [], None
+            for future, failure in zip(futures, errors, strict=True):
+                _resolve(future, None if failure is None else StoreFailed(failure))
+            if futures and self._on_commit is not None:
+                self._on_commit()
+            self._send_next()
 
-    def _run(self) -> None:
-        try:
-            while True:
-                group, stop = self._next_group()
-                if group.deliveries or group.probes:
-                    self._commit(group)
-                if stop:
-                    return
-        finally:
-            self._stop_process()
+    def _store_process_lost(self, error: BaseException) -> None:
+        futures, self._in_flight = self._in_flight or [], None
+        if self._closing and not futures:
+            self._idle.set()
+            return
+        # The store process died: these senders get 451 and retry; a new
+        # process takes the next group.
+        log.error("the store process failed (%r); %d message(s) answered 451",
+                  error, len(futures))
+        for future in futures:
+            _resolve(future, StoreFailed(f"store process failed: {error!r}"))
+        if self._stream is not None:
+            self._stream.close()
+        self._stream = None
+        if self._process is not None:
+            self._process.join(1)
+        self._restarting = asyncio.get_running_loop().create_task(self._restart())
 
-    def _commit(self, group: _Group) -> None:
-        try:
-            channel = self._channel or self._spawn()
-            channel.send(([p.delivery for p in group.deliveries], group.probes))
-            errors: list[str | None] = channel.recv()
-        except (EOFError, OSError) as error:
-            # The store process died (or could not start): these senders get
-            # 451 and retry; the next group gets a fresh process.
-            log.error("the store process failed (%r); %d message(s) answered 451",
-                      error, len(group.deliveries))
-            self._stop_process()
-            errors = [f"store process failed: {error!r}"] * len(group.deliveries)
-        _answer(group.deliveries, errors)
-        if group.deliveries and self._on_commit is not None:
-            self._on_commit()
+    async def _restart(self) -> None:
+        await self._spawn()
+        self._send_next()
+
+
+def _frame(message: object) -> bytes:
+    """multiprocessing.Connection's framing, so the store process can `recv()` it."""
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return struct.pack("!i", len(payload)) + payload
