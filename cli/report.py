@@ -94,16 +94,18 @@ def render_report(console: Console, reports: Sequence[CompanyReport], probes: in
         console.print("No companies yet. Issue an alias with [bold]canary issue NAME[/].")
         return
     summary = Table(title="Canary report — worst first", box=box.SIMPLE_HEAD, pad_edge=False)
-    summary.add_column("Company", min_width=10)
-    summary.add_column("Alias / issued", overflow="fold", min_width=30)
+    summary.add_column("Company / alias / issued", overflow="fold")
     summary.add_column("Verdict", min_width=7)
-    for column in ("Mail", "Unexpected", "Days to leak"):
-        summary.add_column(column, justify="right", min_width=4)
+    for column in ("Mail", "Unexpected"):
+        summary.add_column(column, justify="right", min_width=len(column))
     for r in reports:
-        days = "—" if r.days_to_first_unexpected is None else str(r.days_to_first_unexpected)
-        summary.add_row(r.name, f"{r.aliases[-1].address}\n[dim]issued {_day(r.issued_at)}[/]",
-                        _verdict(r.verdict), str(r.counts["total"]),
-                        str(r.counts["unexpected"]), days)
+        verdict = _verdict(r.verdict)
+        if r.days_to_first_unexpected is not None:
+            verdict += f"\n[dim]{r.days_to_first_unexpected} days in[/]"
+        summary.add_row(
+            f"[bold]{r.name}[/]\n{r.aliases[-1].address}\n[dim]issued {_day(r.issued_at)}[/]",
+            verdict, str(r.counts["total"]), str(r.counts["unexpected"]),
+        )
     console.print(summary)
     for r in reports:
         if r.verdict in (Verdict.SHARED, Verdict.LEAKED):
