@@ -20,6 +20,27 @@ from smtp_listener.server import Listener, ListenerSettings, ListenerThread
 CANARY_DOMAIN = "canary.example.org"
 
 
+@pytest.fixture(scope="session")
+def empty_dns() -> Iterator[str]:
+    """A loopback DNS server that knows no records: no test may use the network's DNS."""
+    with ZoneServer(Zones()) as (host, port):
+        yield f"{host}:{port}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          empty_dns: str) -> None:
+    """No CANARY_* from the developer's shell; the default home, if used, is in tmp_path.
+
+    Reporting commands authenticate mail, so their DNS is a loopback server, never
+    the network.
+    """
+    monkeypatch.delenv("CANARY_HOME", raising=False)
+    monkeypatch.delenv("CANARY_DB", raising=False)
+    monkeypatch.setenv("CANARY_DNS", empty_dns)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
 @pytest.fixture
 def zones() -> Zones:
     """DNS data the test's authoritative server serves; add records before the server starts."""

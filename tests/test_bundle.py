@@ -20,7 +20,6 @@ import shutil
 import socket
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,20 +51,6 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 DKIM_TAGS = re.compile(rb"^DKIM-Signature:(.*?)\r?\n(?=\S)", re.DOTALL | re.MULTILINE)
 
 
-@pytest.fixture(scope="module")
-def empty_dns() -> Iterator[str]:
-    """A loopback DNS server that knows nothing: no command here may use the network."""
-    with ZoneServer(Zones()) as (host, port):
-        yield f"{host}:{port}"
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          empty_dns: str) -> None:
-    monkeypatch.delenv("CANARY_HOME", raising=False)
-    monkeypatch.delenv("CANARY_DB", raising=False)
-    monkeypatch.setenv("CANARY_DNS", empty_dns)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.fixture(scope="module")

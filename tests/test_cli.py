@@ -12,7 +12,6 @@ import re
 import smtplib
 import stat
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +26,6 @@ from test_report import assert_valid_report
 from typer.testing import CliRunner, Result
 
 from cli.main import app
-from cli.zone_server import Zones, ZoneServer
 from data.database import Store
 from data.home import Home, default_home
 from data.mailstore import Delivery, issued_alias, store_deliveries
@@ -101,25 +99,6 @@ def assert_one_sentence(result: Result, *mentions: str) -> None:
         assert mention in text, text
 
 
-@pytest.fixture(scope="module")
-def empty_dns() -> Iterator[str]:
-    """A loopback DNS server that knows no records, so no mail authenticates."""
-    with ZoneServer(Zones()) as (host, port):
-        yield f"{host}:{port}"
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          empty_dns: str) -> None:
-    """No CANARY_* from the developer's shell; the default home, if used, is in tmp_path.
-
-    Reporting commands authenticate mail, so their DNS is a loopback server, never
-    the network.
-    """
-    monkeypatch.delenv("CANARY_HOME", raising=False)
-    monkeypatch.delenv("CANARY_DB", raising=False)
-    monkeypatch.setenv("CANARY_DNS", empty_dns)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.fixture

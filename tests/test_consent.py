@@ -11,9 +11,8 @@ findings back from `canary report --json`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +31,7 @@ from canary.consent import (
     consent_findings,
     is_marketing,
 )
-from cli.zone_server import Zones, ZoneServer
+from cli.zone_server import Zones
 from data.database import Store
 from data.home import Home
 from data.mailstore import Delivery, issued_alias, store_deliveries
@@ -43,20 +42,6 @@ from smtp_listener.resolver import Resolver
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def empty_dns() -> Iterator[str]:
-    """A loopback DNS server that knows nothing: no command here may use the network."""
-    with ZoneServer(Zones()) as (host, port):
-        yield f"{host}:{port}"
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          empty_dns: str) -> None:
-    monkeypatch.delenv("CANARY_HOME", raising=False)
-    monkeypatch.delenv("CANARY_DB", raising=False)
-    monkeypatch.setenv("CANARY_DNS", empty_dns)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 def at(days: float) -> datetime:

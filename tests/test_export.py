@@ -16,7 +16,6 @@ import json
 import re
 import stat
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from test_cli import Canary, assert_one_sentence, secret_forms
 from test_report import assert_valid_report
 
 from cli.demo import run_demo
-from cli.zone_server import Zones, ZoneServer
 
 FORMATS = ("json", "csv", "md", "html")
 CSV_COLUMNS = ["company", "alias", "issued_at", "verdict", "confidence", "organisation",
@@ -72,20 +70,6 @@ def assert_secret_absent(secret: bytes, files: dict[str, bytes]) -> None:
             assert form not in data, f"the secret appears in {name}"
 
 
-@pytest.fixture(scope="module")
-def empty_dns() -> Iterator[str]:
-    """A loopback DNS server that knows nothing: no command here may use the network."""
-    with ZoneServer(Zones()) as (host, port):
-        yield f"{host}:{port}"
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          empty_dns: str) -> None:
-    monkeypatch.delenv("CANARY_HOME", raising=False)
-    monkeypatch.delenv("CANARY_DB", raising=False)
-    monkeypatch.setenv("CANARY_DNS", empty_dns)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_cli import Canary, assert_one_sentence
 from test_export import assert_secret_absent, build_demo_home, report_json
-
-from cli.zone_server import Zones, ZoneServer
 
 KINDS = ("access", "erasure", "objection")
 LAWS = ("gdpr", "ccpa")
@@ -31,20 +28,6 @@ ACCUSATIONS = re.compile(
 """Words that claim more than Canary observed."""
 
 
-@pytest.fixture(scope="module")
-def empty_dns() -> Iterator[str]:
-    """A loopback DNS server that knows nothing: no command here may use the network."""
-    with ZoneServer(Zones()) as (host, port):
-        yield f"{host}:{port}"
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          empty_dns: str) -> None:
-    monkeypatch.delenv("CANARY_HOME", raising=False)
-    monkeypatch.delenv("CANARY_DB", raising=False)
-    monkeypatch.setenv("CANARY_DNS", empty_dns)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.fixture(scope="module")
