@@ -311,6 +311,11 @@ def iso_time(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _cited(message_id: str | None, sha256: str, received_at: datetime) -> dict[str, Any]:
+    """A message cited as evidence: what an evidence bundle carries as `messages/<sha256>.eml`."""
+    return {"message_id": message_id, "sha256": sha256, "received_at": iso_time(received_at)}
+
+
 def _sender_json(sender: SenderSummary) -> dict[str, Any]:
     return {
         "organisation": sender.organisation,
@@ -320,10 +325,7 @@ def _sender_json(sender: SenderSummary) -> dict[str, Any]:
         "count": sender.count,
         "authenticated_by": list(sender.authenticated_by),
         "flagged": sender.flagged,
-        "examples": [
-            {"message_id": e.message_id, "sha256": e.sha256, "received_at": iso_time(e.received_at)}
-            for e in sender.examples
-        ],
+        "examples": [_cited(e.message_id, e.sha256, e.received_at) for e in sender.examples],
     }
 
 
@@ -354,10 +356,7 @@ def _finding_json(finding: Finding) -> dict[str, Any]:
         "summary": finding.summary,
         "observed": finding.observed,
         "agreed": finding.agreed,
-        "messages": [
-            {"message_id": m.message_id, "sha256": m.sha256, "received_at": iso_time(m.received_at)}
-            for m in finding.messages
-        ],
+        "messages": [_cited(m.message_id, m.sha256, m.received_at) for m in finding.messages],
     }
 
 
