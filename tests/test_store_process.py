@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import UTC, datetime
 
-from conftest import RunningListener, issue
+from conftest import RunningListener, issue, start_listener
 from factories import make_message
-from test_listener import deliver, rows
+from test_listener import deliver, rows, wait_for
 
 from data.database import Store
 from data.home import Home
+from data.mailstore import Delivery, issued_alias, store_deliveries
 from data.models import Message
 
 
@@ -39,3 +41,33 @@ def test_a_killed_store_process_costs_a_retry_never_a_message(
         assert reply is not None and reply[0] == 250, reply
     stored = {m["sha256"] for m in rows(store, Message)}
     assert len(stored) == 2, "one row for each message answered 250, none lost or doubled"
+
+
+def test_mail_stored_while_no_analysis_ran_is_analysed_when_the_listener_restarts(
+    home: Home, store: Store
+) -> None:
+    """A listener stopped between the 250 and analysis leaves the message pending; the next
+    listener picks it up."""
+    acme = issue(home, store, "Acme", "acme.example").address
+    with store.writing() as session:  # what the store process commits before the 250
+        issued = issued_alias(session, acme)
+        assert issued is not None
+        store_deliveries(session, [Delivery(
+            raw=make_message(to=acme, sender="news@acme.example"),
+            recipients=((issued.alias_id, acme),), mail_from="bounce@acme.example",
+            peer_ip="192.0.2.1", helo="mx.acme.example", tls=False,
+            received_at=datetime.now(UTC),
+        )])
+    (pending,) = rows(store, Message)
+    assert pending["analysed_at"] is None and pending["relation"] is None
+
+    running = start_listener(home, store)
+    try:
+        (message,) = wait_for(
+            lambda: [m for m in rows(store, Message) if m["analysed_at"] is not None],
+            "the restarted listener to analyse the waiting message",
+        )
+    finally:
+        running.stop()
+    assert message["relation"] == "first_party"
+    assert message["sender_org"] == "acme.example"
