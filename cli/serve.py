@@ -12,6 +12,7 @@ import typer
 from canary.errors import CanaryError
 from cli.workspace import DbOption, DnsOption, HomeOption, workspace
 from smtp_listener.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SIZE, Listener, ListenerSettings
+from smtp_listener.writer import StoreUnavailable
 
 app = typer.Typer()
 
@@ -34,7 +35,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 2525,
     max_size: Annotated[
-        int, typer.Option("--max-size", min=1024, help="Largest message accepted, in bytes.")
+        int, typer.Option("--max-size", min=1024, max=1 << 30,
+                          help="Largest message accepted, in bytes (at most 1 GiB).")
     ] = DEFAULT_MAX_SIZE,
     idle_timeout: Annotated[
         float, typer.Option("--idle-timeout", min=1, help="Seconds before an idle connection "
@@ -55,6 +57,8 @@ def serve(
                             analysis=space.analysis_settings())
         try:
             asyncio.run(_serve(listener))
+        except StoreUnavailable as error:
+            raise CanaryError(f"The listener cannot use its database: {error}.") from error
         except PermissionError as error:
             raise CanaryError(
                 f"Not allowed to listen on port {port}; use a port above 1023 and redirect 25 "

@@ -177,6 +177,10 @@ class Analyst:
     _stopping: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
+    @property
+    def started(self) -> bool:
+        return bool(self._threads)
+
     def start(self) -> None:
         thread = threading.Thread(target=self._run, name="canary-analyst", daemon=True)
         self._threads.append(thread)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from data.database import Store
 from smtp_listener.analysis import AnalysisSettings, Analyst
 from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
-from smtp_listener.writer import DeliveryWriter
+from smtp_listener.writer import DeliveryWriter, StoreUnavailable
 
 log = logging.getLogger("canary.listener")
 
@@ -81,12 +81,23 @@ class Listener:
         )
 
     async def start(self) -> tuple[str, int]:
-        """Bind and start accepting; return the bound host and port."""
+        """Bind and start accepting; return the bound host and port.
+
+        Raises `StoreUnavailable` if the store process cannot open the database:
+        then nothing listens, rather than a listener that can only answer 451.
+        """
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._protocol, host=self._settings.host, port=self._settings.port
+            self._protocol, host=self._settings.host, port=self._settings.port,
+            start_serving=False,
         )
-        await self._writer.start()
+        try:
+            await self._writer.start()
+        except StoreUnavailable:
+            self._server.close()
+            await self._server.wait_closed()
+            raise
+        await self._server.start_serving()
         self._analyst.start()
         host, port = self._server.sockets[0].getsockname()[:2]
         log.info("listening on %s port %d", host, port)
@@ -96,6 +107,9 @@ class Listener:
         """Stop accepting, finish transactions under way, then close everything."""
         if self._server is not None:
             self._server.close()
+        if not self._analyst.started:
+            await self._writer.close()
+            return
         deadline = time.monotonic() + self._settings.shutdown_grace
         while any(c.in_transaction for c in self._connections) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

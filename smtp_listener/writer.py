@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from sqlalchemy import Connection as SQLConnection
 from sqlalchemy.exc import SQLAlchemyError
 
+from canary.errors import CanaryError
 from data.database import Store
 from data.mailstore import Delivery, ProbeAttempt, record_probes, store_deliveries
 
@@ -40,7 +41,11 @@ log = logging.getLogger("canary.writer")
 
 MAX_GROUP = 256
 MAX_GROUP_BYTES = 64 * 1024 * 1024
-"""A group is cut at this many raw bytes, well inside the pipe framing's 2 GiB."""
+"""A group is cut at this many raw bytes (one message may exceed it, up to `--max-size`,
+at most 1 GiB: well inside the pipe framing's 2 GiB)."""
+START_SECONDS = 60.0
+RESTART_FIRST_DELAY = 0.5
+RESTART_LONGEST_DELAY = 30.0
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
@@ -99,8 +104,16 @@ def _store_process(channel: Connection, database_url: str) -> None:
     # Errors only: the listener's own process logs each transaction.
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    store = Store(database_url)
-    connection = store.writer_connection()
+    try:
+        store = Store(database_url)
+        connection = store.writer_connection()
+        connection.exec_driver_sql("SELECT 1 FROM rawmessage LIMIT 0")
+        connection.rollback()
+    except (SQLAlchemyError, OSError, CanaryError) as error:
+        reason = getattr(error, "orig", None) or error  # the driver's words, without SQL
+        channel.send(f"cannot open the database ({reason})")
+        return
+    channel.send(None)  # ready
     try:
         while True:
             try:
@@ -123,11 +136,17 @@ def _store_process(channel: Connection, database_url: str) -> None:
 # --- the listener's side --------------------------------------------------
 
 
+class StoreUnavailable(Exception):
+    """The store process could not open the database."""
+
+
 class DeliveryWriter:
     """Group commit, driven by the event loop: no thread of its own.
 
     While the store process commits one group, new deliveries wait; when
-    its answer arrives, everything waiting goes as the next group.
+    its answer arrives, everything waiting goes as the next group. While
+    there is no store process (it died and is being restarted), deliveries
+    are answered 451 at once, so senders retry instead of hanging.
     """
 
     def __init__(self, store: Store, on_commit: Callable[[], None] | None = None) -> None:
@@ -144,6 +163,7 @@ class DeliveryWriter:
         self._restarting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Start the store process; raise `StoreUnavailable` if it cannot open the database."""
         await self._spawn()
         self._send_next()  # anything that arrived while the process started
 
@@ -151,6 +171,8 @@ class DeliveryWriter:
         """Return once the delivery is committed durably; raise `StoreFailed` if not."""
         if self._closing:
             raise StoreFailed("the listener is shutting down")
+        if self._stream is None:
+            raise StoreFailed("the store process is restarting")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((delivery, future))
         self._send_next()
@@ -164,10 +186,15 @@ class DeliveryWriter:
     async def close(self) -> None:
         """Commit what is waiting, then stop the store process."""
         self._closing = True
-        while self._waiting or self._probes or self._in_flight is not None:
+        if self._restarting is not None:
+            self._restarting.cancel()
+        while self._stream is not None and (
+            self._waiting or self._probes or self._in_flight is not None
+        ):
             self._idle.clear()
             self._send_next()
             await self._idle.wait()
+        self._fail_waiting(StoreFailed("the listener is shutting down"))
         if self._stream is not None:
             self._stream.write(_frame(None))
             with contextlib.suppress(ConnectionError):
@@ -188,9 +215,25 @@ class DeliveryWriter:
         theirs.close()
         sock = socket.socket(fileno=os.dup(ours.fileno()))
         ours.close()
-        reader, self._stream = await asyncio.open_unix_connection(sock=sock)
-        self._process = process
+        reader, stream = await asyncio.open_unix_connection(sock=sock)
+        try:
+            problem = await asyncio.wait_for(_read_answer(reader), START_SECONDS)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, pickle.PickleError,
+                struct.error) as error:
+            problem = f"the store process did not start ({error!r})"
+        if problem is not None:
+            stream.close()
+            process.join(1)
+            raise StoreUnavailable(str(problem))
+        self._process, self._stream = process, stream
         self._reader = asyncio.get_running_loop().create_task(self._read_answers(reader))
+
+    def _fail_waiting(self, error: BaseException) -> None:
+        waiting, self._waiting = self._waiting, []
+        for _, future in waiting:
+            _resolve(future, error)
+        self._probes.clear()
+        self._idle.set()
 
     def _send_next(self) -> None:
         """Send everything waiting as one group, unless a group is being committed."""
@@ -201,51 +244,85 @@ class DeliveryWriter:
             return
         group: list[tuple[Delivery, asyncio.Future[None]]] = []
         size = 0
-        while self._waiting and len(group) < MAX_GROUP and size < MAX_GROUP_BYTES:
+        while self._waiting and len(group) < MAX_GROUP and (
+            not group or size + len(self._waiting[0][0].raw) <= MAX_GROUP_BYTES
+        ):
             delivery, future = self._waiting.pop(0)
             group.append((delivery, future))
             size += len(delivery.raw)
         probes, self._probes = self._probes, []
+        try:
+            frame = _frame(([d for d, _ in group], probes))
+        except (pickle.PickleError, struct.error, TypeError, ValueError) as error:
+            log.error("a group could not be sent to the store process: %r", error)
+            for _, future in group:
+                _resolve(future, StoreFailed(repr(error)))
+            asyncio.get_running_loop().call_soon(self._send_next)
+            return
         self._in_flight = [future for _, future in group]
-        self._stream.write(_frame(([d for d, _ in group], probes)))
+        self._stream.write(frame)
 
     async def _read_answers(self, reader: asyncio.StreamReader) -> None:
         while True:
             try:
-                (length,) = struct.unpack("!i", await reader.readexactly(4))
-                errors: list[str | None] = pickle.loads(await reader.readexactly(length))
-            except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError,
+                errors = await _read_answer(reader)
+                futures, self._in_flight = self._in_flight or [], None
+                if not isinstance(errors, list) or len(errors) != len(futures):
+                    raise ValueError(f"unexpected answer from the store process: {errors!r}")
+                for future, failure in zip(futures, errors, strict=True):
+                    _resolve(future, None if failure is None else StoreFailed(failure))
+                if futures and self._on_commit is not None:
+                    self._on_commit()
+                self._send_next()
+            except (asyncio.IncompleteReadError, ConnectionError, pickle.PickleError,
                     struct.error) as error:
                 self._store_process_lost(error)
                 return
-            futures, self._in_flight = self._in_flight or [], None
-            for future, failure in zip(futures, errors, strict=True):
-                _resolve(future, None if failure is None else StoreFailed(failure))
-            if futures and self._on_commit is not None:
-                self._on_commit()
-            self._send_next()
+            except Exception as error:
+                # Whatever went wrong, no sender may be left waiting: treat it as
+                # a lost store process (451 now, a fresh process for the next group).
+                log.exception("reading the store process's answer failed")
+                self._store_process_lost(error)
+                return
 
     def _store_process_lost(self, error: BaseException) -> None:
         futures, self._in_flight = self._in_flight or [], None
-        if self._closing and not futures:
-            self._idle.set()
-            return
-        # The store process died: these senders get 451 and retry; a new
-        # process takes the next group.
-        log.error("the store process failed (%r); %d message(s) answered 451",
-                  error, len(futures))
-        for future in futures:
-            _resolve(future, StoreFailed(f"store process failed: {error!r}"))
         if self._stream is not None:
             self._stream.close()
         self._stream = None
         if self._process is not None:
             self._process.join(1)
-        self._restarting = asyncio.get_running_loop().create_task(self._restart())
+        if self._closing and not futures:
+            self._idle.set()
+            return
+        # These senders get 451 and retry; a new process takes the next group.
+        log.error("the store process failed (%r); %d message(s) answered 451",
+                  error, len(futures) + len(self._waiting))
+        for future in futures:
+            _resolve(future, StoreFailed(f"store process failed: {error!r}"))
+        self._fail_waiting(StoreFailed(f"store process failed: {error!r}"))
+        if not self._closing:
+            self._restarting = asyncio.get_running_loop().create_task(self._restart())
 
     async def _restart(self) -> None:
-        await self._spawn()
-        self._send_next()
+        """Start a new store process, waiting longer after each failed attempt."""
+        delay = RESTART_FIRST_DELAY
+        while not self._closing:
+            try:
+                await self._spawn()
+            except (StoreUnavailable, OSError) as error:
+                log.error("cannot start the store process (%s); retrying in %.1f s",
+                          error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESTART_LONGEST_DELAY)
+            else:
+                self._send_next()
+                return
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> object:
+    (length,) = struct.unpack("!i", await reader.readexactly(4))
+    return pickle.loads(await reader.readexactly(length))
 
 
 def _frame(message: object) -> bytes:

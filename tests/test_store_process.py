@@ -33,12 +33,17 @@ def test_a_killed_store_process_costs_a_retry_never_a_message(
     os.kill(store_process_pid(listener), signal.SIGKILL)
 
     during = make_message(to=acme, subject="while the store process was gone")
-    _, reply = deliver(listener, [acme], during)
-    assert reply is not None
-    if reply[0] != 250:  # the group that found the process dead is answered 451...
-        assert reply[0] == 451 and reply[1].startswith(b"4.3.0"), reply
-        _, reply = deliver(listener, [acme], during)  # ...and the sender's retry is stored
-        assert reply is not None and reply[0] == 250, reply
+    replies: list[int] = []
+
+    def delivered() -> bool:
+        # A sender retries after a 451; here, at once, until a new store process is up.
+        _, reply = deliver(listener, [acme], during)
+        assert reply is not None
+        replies.append(reply[0])
+        return reply[0] == 250
+
+    wait_for(delivered, "a new store process to accept the retry", timeout=20)
+    assert set(replies) <= {451, 250}, replies
     stored = {m["sha256"] for m in rows(store, Message)}
     assert len(stored) == 2, "one row for each message answered 250, none lost or doubled"
 
