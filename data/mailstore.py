@@ -154,19 +154,32 @@ class PendingMessage:
     attempts: int
 
 
+PENDING_BYTES = 64 * 1024 * 1024
+"""Raw bytes one batch of pending messages may hold in memory (at least one message)."""
+
+
 def pending_messages(session: Session, limit: int, now: datetime) -> list[PendingMessage]:
-    """Messages not analysed yet and due, oldest first, with their company's domains."""
+    """Messages not analysed yet and due, oldest first, with their company's domains.
+
+    The batch stops at `limit` messages or `PENDING_BYTES` of raw mail, so a
+    burst of large messages cannot exhaust the listener's memory.
+    """
     due = or_(col(Message.retry_at).is_(None), col(Message.retry_at) <= now)
     rows = session.exec(
-        select(Message, Alias.company_id)
+        select(Message, Alias.company_id, RawMessage.size)
         .join(Alias, col(Alias.id) == col(Message.alias_id))
+        .join(RawMessage, col(RawMessage.sha256) == col(Message.sha256))
         .where(col(Message.analysed_at).is_(None), due)
         .order_by(col(Message.id))
         .limit(limit)
     ).all()
     domains: dict[int, tuple[str, ...]] = {}
-    pending = []
-    for message, company_id in rows:
+    pending: list[PendingMessage] = []
+    held = 0
+    for message, company_id, size in rows:
+        if pending and held + size > PENDING_BYTES:
+            break
+        held += size
         if company_id not in domains:
             domains[company_id] = tuple(_own_domains(session, company_id))
         assert message.id is not None

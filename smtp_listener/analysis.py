@@ -41,7 +41,7 @@ from smtp_listener.resolver import Resolver
 
 log = logging.getLogger("canary.analysis")
 
-BATCH = 200
+BATCH = 50
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=6)
 
@@ -111,6 +111,10 @@ def _analyse_safely(
 ) -> Analysis | TemporaryFailure:
     try:
         return analyse_message(message, settings)
+    except (OSError, MemoryError) as error:
+        # Canary's own trouble (file descriptors, memory), not the message's: try again later.
+        log.warning("analysis of message %s deferred: %r", message.sha256, error)
+        return TemporaryFailure(f"local error: {type(error).__name__}")
     except Exception as error:
         # One hostile message must not stop analysis of the rest: it stays
         # stored, marked, and the traceback is logged for a bug report.
@@ -124,13 +128,22 @@ def analyse_pending(
     settings: AnalysisSettings,
     clock: Callable[[], datetime],
     limit: int = BATCH,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Analyse up to `limit` due messages; return how many were looked at."""
+    """Analyse up to `limit` due messages; return how many were looked at.
+
+    `should_stop` is asked between messages, so a listener shutting down
+    does not wait for a whole batch when DNS is slow.
+    """
     with store.reading() as session:
         pending = pending_messages(session, limit, clock())
     if not pending:
         return 0
-    results = [(message, _analyse_safely(message, settings)) for message in pending]
+    results = []
+    for message in pending:
+        if should_stop():
+            break
+        results.append((message, _analyse_safely(message, settings)))
     with store.writing() as session:
         now = clock()
         for message, result in results:
@@ -212,7 +225,8 @@ class Analyst:
             if not self._quiet():
                 return
             try:
-                done = analyse_pending(self.store, self.settings, self.clock)
+                done = analyse_pending(self.store, self.settings, self.clock,
+                                       should_stop=self._stopping.is_set)
             except SQLAlchemyError as error:
                 log.warning("analysis paused by a database error: %s", error)
                 done = 0

@@ -152,7 +152,9 @@ def check_dkim(resolver: Lookup, recorder: Recorder, raw: bytes) -> tuple[DkimRe
         except dkim.ValidationError as error:  # e.g. body hash mismatch: the signature fails
             results.append(DkimResult(Result.FAIL, domain, selector, algorithm, str(error)[:200]))
             continue
-        except dkim.DKIMException as error:  # malformed signature or key
+        except (dkim.DKIMException, ValueError, IndexError, TypeError) as error:
+            # A malformed signature or key (dkimpy raises ValueError for some bad tags):
+            # that signature is a permerror; the message's other signatures still count.
             results.append(
                 DkimResult(Result.PERMERROR, domain, selector, algorithm, str(error)[:200])
             )
