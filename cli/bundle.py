@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,9 @@ from smtp_listener.authenticate import check_dkim
 from smtp_listener.resolver import RecordedAnswers, Recorder
 
 MANIFEST = "MANIFEST.sha256"
+MAX_MEMBER_BYTES = (1 << 30) + (1 << 20)
+"""The largest file a bundle can hold: a message at the 1 GiB `--max-size`, plus headroom.
+Anything larger is refused unread, so a zip bomb cannot exhaust memory."""
 MESSAGES = "messages/"
 DNS = "dns/"
 
@@ -188,11 +192,20 @@ def verify_bundle(data: bytes) -> Verification:
         for name in sorted(names - listed.keys() - {MANIFEST}):
             result.problems.append(f"{name} is not listed in {MANIFEST}")
         contents: dict[str, bytes] = {}
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
         for name, digest in sorted(listed.items()):
             if name not in names:
                 result.problems.append(f"{name} is listed in {MANIFEST} but missing")
                 continue
-            contents[name] = archive.read(name)
+            if sizes[name] > MAX_MEMBER_BYTES:
+                result.problems.append(f"{name} is larger than any evidence Canary writes")
+                continue
+            try:
+                contents[name] = _read_bounded(archive, name)
+            except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+                    ValueError) as error:
+                result.problems.append(f"{name} cannot be read: {error}")
+                continue
             result.files += 1
             if hashlib.sha256(contents[name]).hexdigest() != digest:
                 result.problems.append(f"{name} does not match its SHA-256 in {MANIFEST}")
@@ -205,11 +218,10 @@ def verify_bundle(data: bytes) -> Verification:
     else:
         try:
             document = json.loads(report)
-        except json.JSONDecodeError:
-            result.problems.append("report.json is not valid JSON")
-        else:
             cited = cited_sha256s(document)
             claimed = _claimed_dkim(document)
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            result.problems.append("report.json is not a Canary report")
     held = {n[len(MESSAGES):-len(".eml")] for n in contents if n.startswith(MESSAGES)}
     for digest in sorted(cited - held):
         result.problems.append(f"the report cites message {digest} but the bundle lacks it")
@@ -228,11 +240,19 @@ def verify_bundle(data: bytes) -> Verification:
             continue
         try:
             record = json.loads(contents[dns_name])
-        except json.JSONDecodeError:
-            result.problems.append(f"{dns_name} is not valid JSON")
-            continue
-        if not isinstance(record, dict) or record.get("sha256") != digest:
-            result.problems.append(f"{dns_name} does not belong to {name}")
-            continue
-        _check_signatures(name, raw, record, result, frozenset(claimed.get(digest, ())))
+            if not isinstance(record, dict) or record.get("sha256") != digest:
+                result.problems.append(f"{dns_name} does not belong to {name}")
+                continue
+            _check_signatures(name, raw, record, result, frozenset(claimed.get(digest, ())))
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            result.problems.append(f"{dns_name} is not a DNS record Canary wrote")
     return result
+
+
+def _read_bounded(archive: zipfile.ZipFile, name: str) -> bytes:
+    """A member's bytes, refusing one that inflates past what its header declared."""
+    with archive.open(name) as member:
+        data = member.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise ValueError("it inflates beyond the size limit")
+    return data
