@@ -24,6 +24,11 @@ class CanaryGroup(TyperGroup):
         except CanaryError as error:
             typer.echo(f"Error: {error}", err=True)
             raise typer.Exit(1) from error
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            typer.echo(f"Error: {where}{error.strerror or error}; check the path and its "
+                       "permissions.", err=True)
+            raise typer.Exit(1) from error
         except OperationalError as error:
             typer.echo(f"Error: the database cannot be used ({error.orig}); check --db and "
                        "the home's permissions.", err=True)

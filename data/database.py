@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlmodel import Session, SQLModel, create_engine
 
 from canary.errors import CanaryError
@@ -79,7 +79,7 @@ class Store:
         self.url = url
         try:
             parsed = make_url(url)
-        except ArgumentError as error:
+        except (ArgumentError, NoSuchModuleError) as error:
             raise CanaryError(
                 f"{url!r} is not a database URL, e.g. sqlite:////var/lib/canary/canary.db."
             ) from error
@@ -92,6 +92,9 @@ class Store:
         else:
             try:
                 self._writer = self._reader = create_engine(url, pool_pre_ping=True)
+            except NoSuchModuleError as error:
+                raise CanaryError(f"{url!r} names no database Canary knows; use sqlite:/// "
+                                  "or postgresql+psycopg://.") from error
             except ModuleNotFoundError as error:
                 raise CanaryError(
                     f"The database driver {error.name} is not installed; for PostgreSQL run "

@@ -68,7 +68,7 @@ class Home:
         try:
             with self.config_path.open("rb") as handle:
                 document = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise CanaryError(f"{self.config_path} is not valid TOML ({error}); fix or re-run "
                               "`canary init --force`.") from error
         domains = document.get("domains")

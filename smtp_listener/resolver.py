@@ -25,6 +25,7 @@ import dns.rdatatype
 import dns.resolver
 
 from canary.authentication import DnsAnswer
+from canary.errors import CanaryError
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_LIFETIME = 5.0
@@ -75,13 +76,15 @@ class Recorder:
 
 def parse_server(text: str) -> tuple[str, int]:
     """`HOST[:PORT]` → (host, port); IPv6 as `[::1]:5353`."""
+    host, port = text, "53"
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else 53
-    host, colon, port = text.rpartition(":")
-    if colon and host and ":" not in host:
-        return host, int(port)
-    return text, 53
+        port = rest[1:] if rest.startswith(":") else "53"
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CanaryError(f"{text!r} is not a DNS server; give HOST or HOST:PORT.")
+    return host, int(port)
 
 
 class Resolver:
