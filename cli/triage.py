@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.prompt import Prompt
 
-from canary.report import CompanyReport, SenderSummary
+from canary.report import UNKNOWN_SENDER, CompanyReport, SenderSummary
 from cli.output import console as make_console
 from cli.report import build_reports, sender_table
 from cli.workspace import DbOption, DnsOption, HomeOption, Workspace, workspace
@@ -75,7 +75,7 @@ def undecided(reports: list[CompanyReport]) -> list[tuple[CompanyReport, SenderS
         (report, sender)
         for report in reports
         for sender in report.unexpected
-        if not sender.flagged and sender.organisation != "(no sender domain)"
+        if not sender.flagged and sender.organisation != UNKNOWN_SENDER
     ]
 
 
