@@ -28,10 +28,10 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cli.zone_server import Zones, ZoneServer
-from data.mailstore import PendingMessage
+from data.analyses import PendingMessage
 from smtp_listener.analysis import AnalysisSettings, analyse_message
 from smtp_listener.resolver import Resolver
+from smtp_listener.testing.zone_server import Zones, ZoneServer
 
 SENDER = "news.shop.example"
 SENDER_IP = "198.51.100.10"

@@ -60,7 +60,7 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cli.zone_server import Zones, ZoneServer
+from smtp_listener.testing.zone_server import Zones, ZoneServer
 
 HOST = "127.0.0.1"
 CANARY_DOMAIN = "bench.example"

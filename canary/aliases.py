@@ -59,6 +59,24 @@ def alias_local_part(secret: bytes, slug: str) -> str:
     return f"{slug}.{alias_tag(secret, slug)}"
 
 
+class RetireReply(enum.StrEnum):
+    """What mail to a retired alias gets."""
+
+    ACCEPT = "accept"
+    """Keep recording: evidence keeps coming, and nobody learns the alias is retired."""
+    REJECT = "reject"
+    """Refuse at RCPT with 550."""
+
+
+class DomainSource(enum.StrEnum):
+    """How a domain became one of the company's own."""
+
+    DECLARED = "declared"
+    """Given when the alias was issued."""
+    TRUSTED = "trusted"
+    """Confirmed by the person later (`canary trust`)."""
+
+
 class RecipientKind(enum.Enum):
     """What a RCPT TO address is, as far as the secret and the domains tell."""
 

@@ -46,6 +46,69 @@ class Result(enum.StrEnum):
             return cls.NONE
 
 
+class Disposition(enum.StrEnum):
+    """A DMARC policy: what the domain asks receivers to do with mail that fails."""
+
+    NONE = "none"
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+
+    @property
+    def enforced(self) -> bool:
+        """The domain has locked its name down: a failure is a forgery, not a misconfiguration."""
+        return self is not Disposition.NONE
+
+
+class Alignment(enum.StrEnum):
+    """DMARC identifier alignment (`adkim=`, `aspf=`)."""
+
+    RELAXED = "r"
+    """The same organisational domain."""
+    STRICT = "s"
+    """The very same name."""
+
+
+class AuthMethod(enum.StrEnum):
+    """How a sender proved a domain: a DKIM signature, an SPF pass, or not at all."""
+
+    DKIM = "dkim"
+    SPF = "spf"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedBy:
+    """How a sender organisation was authenticated: the method and the domain it proved.
+
+    `str()` is for display only (`DKIM d=acme.example`, `SPF acme.example`,
+    `none`); nothing parses it back. Stored and exported as its fields.
+    """
+
+    method: AuthMethod
+    domain: str | None = None
+
+    def __str__(self) -> str:
+        if self.method is AuthMethod.DKIM:
+            return f"DKIM d={self.domain}"
+        if self.method is AuthMethod.SPF:
+            return f"SPF {self.domain}"
+        return "none"
+
+    @property
+    def authenticated(self) -> bool:
+        return self.method is not AuthMethod.NONE
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"method": self.method.value, "domain": self.domain}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuthenticatedBy:
+        return cls(AuthMethod(data["method"]), data.get("domain"))
+
+
+NOT_AUTHENTICATED = AuthenticatedBy(AuthMethod.NONE)
+
+
 @dataclass(frozen=True, slots=True)
 class DnsAnswer:
     name: str
@@ -56,6 +119,22 @@ class DnsAnswer:
     """For TXT: each record's character-strings, exactly as served."""
     exists: bool = True
     """False for NXDOMAIN."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The recorded form kept with each message and written into evidence bundles."""
+        return {"name": self.name, "type": self.rdtype, "records": list(self.records),
+                "exists": self.exists}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DnsAnswer:
+        """Read the recorded form back; a TXT record comes back as one character-string."""
+        rdtype = str(data.get("type", ""))
+        records = tuple(str(r) for r in data.get("records", []))
+        return cls(
+            str(data.get("name", "")), rdtype, records,
+            txt_strings=tuple((r.encode(),) for r in records) if rdtype == "TXT" else (),
+            exists=bool(data.get("exists", True)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +158,16 @@ class DkimResult:
 class DmarcPolicy:
     domain: str
     """Where the record was found: the From domain or its organisational domain."""
-    policy: str
-    subdomain_policy: str | None = None
-    adkim: str = "r"
-    aspf: str = "r"
+    policy: Disposition
+    subdomain_policy: Disposition | None = None
+    adkim: Alignment = Alignment.RELAXED
+    aspf: Alignment = Alignment.RELAXED
 
 
 @dataclass(frozen=True, slots=True)
 class DmarcResult:
     result: Result
-    policy: str | None
+    policy: Disposition | None
     record_domain: str | None
     dkim_aligned: str | None
     """The DKIM domain that passed in alignment, if any."""
@@ -101,8 +180,8 @@ class Authentication:
     spf: SpfResult
     dkim: tuple[DkimResult, ...]
     dmarc: DmarcResult
-    source: str = "canary"
-    """`canary`, or `upstream:<authserv-id>` when a trusted MTA's results were used."""
+    upstream: str | None = None
+    """The authserv-id of the trusted MTA whose results were used; None: Canary's own checks."""
 
     @property
     def temporary(self) -> bool:
@@ -130,23 +209,29 @@ def parse_dmarc_record(domain: str, text: str) -> DmarcPolicy | None:
             tags.setdefault(match.group(1).lower(), match.group(2).strip().lower())
     if tags.get("v", "").upper() != "DMARC1":
         return None
-    policy = tags.get("p", "")
-    if policy not in ("none", "quarantine", "reject"):
+    policy = _disposition(tags.get("p"))
+    if policy is None:
         # RFC 7489 6.6.3: a record with an invalid p= but a valid rua= counts as p=none.
         if "rua" not in tags:
             return None
-        policy = "none"
-    subdomain = tags.get("sp")
+        policy = Disposition.NONE
     return DmarcPolicy(
         domain=domain,
         policy=policy,
-        subdomain_policy=subdomain if subdomain in ("none", "quarantine", "reject") else None,
-        adkim="s" if tags.get("adkim") == "s" else "r",
-        aspf="s" if tags.get("aspf") == "s" else "r",
+        subdomain_policy=_disposition(tags.get("sp")),
+        adkim=Alignment.STRICT if tags.get("adkim") == "s" else Alignment.RELAXED,
+        aspf=Alignment.STRICT if tags.get("aspf") == "s" else Alignment.RELAXED,
     )
 
 
-def aligned(domain: str | None, from_domain: str, mode: str) -> bool:
+def _disposition(text: str | None) -> Disposition | None:
+    try:
+        return Disposition(text or "")
+    except ValueError:
+        return None
+
+
+def aligned(domain: str | None, from_domain: str, mode: Alignment) -> bool:
     """DMARC identifier alignment: strict is the same name, relaxed the same organisation."""
     if not domain:
         return False
@@ -154,7 +239,7 @@ def aligned(domain: str | None, from_domain: str, mode: str) -> bool:
         name = normalise_domain(domain)
     except InvalidDomain:
         return False
-    if mode == "s":
+    if mode is Alignment.STRICT:
         return name == from_domain
     org = organisational_domain(name)
     return org is not None and org == organisational_domain(from_domain)
@@ -169,8 +254,8 @@ def evaluate_dmarc(
     """The DMARC result for the From domain, given its record and the checks' results."""
     if from_domain is None:
         return DmarcResult(Result.NONE, None, None, None, None)
-    adkim = policy.adkim if policy else "r"
-    aspf = policy.aspf if policy else "r"
+    adkim = policy.adkim if policy else Alignment.RELAXED
+    aspf = policy.aspf if policy else Alignment.RELAXED
     dkim_aligned = next(
         (
             d.domain
@@ -246,7 +331,7 @@ def read_upstream(headers: Sequence[str], trusted_ids: Iterable[str]) -> Upstrea
 def authentication_to_dict(auth: Authentication) -> dict[str, object]:
     """A JSON-ready form, stored with the message so it can be reclassified offline."""
     return {
-        "source": auth.source,
+        "upstream": auth.upstream,
         "spf": {"result": auth.spf.result.value, "domain": auth.spf.domain,
                 "explanation": auth.spf.explanation},
         "dkim": [
@@ -254,7 +339,8 @@ def authentication_to_dict(auth: Authentication) -> dict[str, object]:
              "algorithm": d.algorithm, "reason": d.reason}
             for d in auth.dkim
         ],
-        "dmarc": {"result": auth.dmarc.result.value, "policy": auth.dmarc.policy,
+        "dmarc": {"result": auth.dmarc.result.value,
+                  "policy": auth.dmarc.policy.value if auth.dmarc.policy else None,
                   "record_domain": auth.dmarc.record_domain,
                   "dkim_aligned": auth.dmarc.dkim_aligned,
                   "spf_aligned": auth.dmarc.spf_aligned},
@@ -271,8 +357,8 @@ def authentication_from_dict(data: dict[str, Any]) -> Authentication:
                        d.get("algorithm", ""), d.get("reason", ""))
             for d in data["dkim"]
         ),
-        dmarc=DmarcResult(Result.read(dmarc["result"]), dmarc.get("policy"),
+        dmarc=DmarcResult(Result.read(dmarc["result"]), _disposition(dmarc.get("policy")),
                           dmarc.get("record_domain"), dmarc.get("dkim_aligned"),
                           dmarc.get("spf_aligned")),
-        source=data.get("source", "canary"),
+        upstream=data.get("upstream"),
     )

@@ -22,8 +22,15 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from canary.authentication import Authentication, Result
+from canary.authentication import (
+    NOT_AUTHENTICATED,
+    AuthenticatedBy,
+    Authentication,
+    AuthMethod,
+    Result,
+)
 from canary.domains import organisational_domain
+from canary.esp import EspSending
 
 
 class Relation(enum.StrEnum):
@@ -45,30 +52,20 @@ class Relation(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class EspSending:
-    """An ESP that sent the message, and whether it authenticated the sending."""
-
-    esp: str
-    customer_id: str | None
-    authenticated_by: str | None
-    """E.g. `DKIM d=mcsv.net`; None when only fingerprint headers name the ESP."""
-
-
-@dataclass(frozen=True, slots=True)
 class Classification:
     relation: Relation
     sender_org: str | None
     """None when the message names no sender organisation at all."""
     reason: str
-    authenticated_by: str = "none"
-    """How the sender organisation was authenticated, e.g. `DKIM d=acme.example`, `none`."""
+    authenticated_by: AuthenticatedBy = NOT_AUTHENTICATED
+    """How the sender organisation was authenticated."""
 
 
-def _aligned_by(auth: Authentication) -> str | None:
+def _aligned_by(auth: Authentication) -> AuthenticatedBy | None:
     if auth.dmarc.dkim_aligned:
-        return f"DKIM d={auth.dmarc.dkim_aligned}"
+        return AuthenticatedBy(AuthMethod.DKIM, auth.dmarc.dkim_aligned)
     if auth.dmarc.spf_aligned:
-        return f"SPF {auth.dmarc.spf_aligned}"
+        return AuthenticatedBy(AuthMethod.SPF, auth.dmarc.spf_aligned)
     return None
 
 
@@ -119,7 +116,7 @@ def classify(
         if auth.dmarc.result is Result.FAIL:
             return Classification(
                 Relation.SPOOFED, sender,
-                f"claims {sender} but fails its DMARC policy (p={auth.dmarc.policy})",
+                f"claims {sender} but fails its DMARC policy (p={auth.dmarc.policy or 'none'})",
             )
         if auth.spf.result is Result.FAIL and organisational_domain(auth.spf.domain or "") in own:
             return Classification(Relation.SPOOFED, sender,

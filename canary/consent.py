@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from canary.wording import plural
+
 OPTOUT_GRACE = timedelta(days=10)
 
 _TRANSACTIONAL = re.compile(
@@ -119,6 +121,32 @@ class Finding:
     """E.g. `at most 1 a week (4 in 28 days)`."""
 
 
+def next_consent(
+    history: Sequence[Consent],
+    since: datetime,
+    *,
+    marketing: bool | None,
+    frequency: Frequency | None,
+    opted_out: bool = False,
+) -> Consent:
+    """The record a change makes, given the history so far (oldest first).
+
+    What the change leaves unsaid carries over from the record in force. An
+    opt-out records "never"; opting back in later restores the frequency
+    agreed before the opt-out, not "never".
+    """
+    if opted_out:
+        return Consent(since, False, Frequency.NEVER, opted_out=True)
+    current = history[-1] if history else None
+    if current is not None:
+        marketing = current.marketing if marketing is None else marketing
+        agreed = current if not current.opted_out else next(
+            (c for c in reversed(history) if not c.opted_out), None)
+        if frequency is None and agreed is not None:
+            frequency = agreed.frequency
+    return Consent(since, marketing, frequency)
+
+
 def consent_at(history: Sequence[Consent], moment: datetime) -> Consent | None:
     """The consent record in force at `moment` (history sorted by `since`)."""
     current = None
@@ -139,7 +167,7 @@ def _after_optout(history: Sequence[Consent], mail: Sequence[MarketingMail]) -> 
     days = (last.received_at - optout.since).days
     return Finding(
         FindingKind.AFTER_OPTOUT,
-        f"{len(late)} marketing message(s) more than {OPTOUT_GRACE.days} days after the "
+        f"{plural(len(late), 'marketing message')} more than {OPTOUT_GRACE.days} days after the "
         f"opt-out of {optout.since:%Y-%m-%d}, the last {days} days after it",
         tuple(m for m, _ in late),
     )

@@ -1,33 +1,188 @@
-"""Named errors of Canary's domain.
+"""Named errors, raised by every layer and turned into one sentence by the CLI.
 
-Each carries one sentence a person can act on. The CLI prints it to stderr
-and exits 1; nothing here decides exit codes or formats output.
+Each error carries the values a person needs (the company, the address,
+the path) and a default sentence that names no command-line flag: the
+layers below the CLI do not know how they were called. `cli.main` words
+the sentence for the command line where a flag is the remedy. Nothing here
+decides exit codes or formats output.
 """
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
 
 
 class CanaryError(Exception):
-    """A problem the user can fix; its message says how."""
+    """A problem the person can fix; `str()` is one sentence saying how."""
 
 
-class NotInitialised(CanaryError):
-    """The Canary home does not exist yet."""
+# --- the home, its config and its database ----------------------------------
 
 
-class AlreadyInitialised(CanaryError):
-    """`init` was asked to create a home that already exists."""
+class HomeError(CanaryError):
+    """The Canary home cannot be used as it is."""
 
 
-class InvalidDomain(CanaryError):
+class NotInitialised(HomeError):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"No Canary home at {path}; run `canary init --domain YOUR.DOMAIN` first.")
+
+
+class AlreadyInitialised(HomeError):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"A Canary home already exists at {path}; initialise it again only "
+                         "to rewrite its config (the secret and database are kept).")
+
+
+class ConfigInvalid(HomeError):
+    """The config file cannot be read, or a setting in it is wrong."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}; fix the file or initialise the home again.")
+
+
+class SecretDamaged(HomeError):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"{path} is damaged; restore it from a backup.")
+
+
+class NoCanaryDomain(HomeError):
+    def __init__(self) -> None:
+        super().__init__("A Canary home needs at least one canary domain.")
+
+
+class DatabaseError(CanaryError):
+    """The database cannot be reached or used."""
+
+
+class DatabaseUrlInvalid(DatabaseError):
+    def __init__(self, url: str, hint: str) -> None:
+        self.url = url
+        super().__init__(f"{url!r} is not a database Canary can use; {hint}.")
+
+
+class DatabaseUnavailable(DatabaseError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The database cannot be used ({reason}); check the database URL and "
+                         "the home's permissions.")
+
+
+class SchemaOutdated(DatabaseError):
+    def __init__(self, found: str | None, wanted: str) -> None:
+        self.found, self.wanted = found, wanted
+        made = f"schema {found}" if found else "before migrations"
+        super().__init__(f"The database was made by an older Canary ({made}, this one needs "
+                         f"schema {wanted}); run `canary upgrade` first.")
+
+
+class SchemaTooNew(DatabaseError):
+    def __init__(self, found: str, wanted: str) -> None:
+        self.found, self.wanted = found, wanted
+        super().__init__(f"The database was made by a newer Canary (schema {found}, this one "
+                         f"knows up to {wanted}); upgrade Canary before using this home.")
+
+
+# --- values a person typed ---------------------------------------------------
+
+
+class InvalidValue(CanaryError):
+    """A name, domain, date or server address that cannot be used."""
+
+
+class InvalidDomain(InvalidValue):
     """A domain name that cannot be used."""
 
 
-class InvalidCompanyName(CanaryError):
+class InvalidCompanyName(InvalidValue):
     """A company name that yields no usable alias slug."""
 
 
-class CompanyExists(CanaryError):
-    """A company that already has an alias was issued again."""
+class InvalidDnsServer(InvalidValue):
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__(f"{text!r} is not a DNS server; give HOST or HOST:PORT.")
+
+
+class NotACanaryDomain(InvalidValue):
+    def __init__(self, domain: str, configured: tuple[str, ...]) -> None:
+        self.domain, self.configured = domain, configured
+        super().__init__(f"{domain} is not a canary domain; choose one of "
+                         f"{', '.join(configured)}.")
+
+
+# --- companies and their aliases ---------------------------------------------
 
 
 class UnknownCompany(CanaryError):
     """A command named a company that Canary does not know."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"No company called {name!r}; `canary aliases` lists them.")
+
+
+class CompanyExists(CanaryError):
+    """A company that already has an active alias was issued again."""
+
+    def __init__(self, company: str, address: str) -> None:
+        self.company, self.address = company, address
+        super().__init__(f"{company} already has an alias ({address}); issue a fresh one only "
+                         "if you mean to keep both.")
+
+
+class AliasRetired(CanaryError):
+    """A company whose every alias is retired was issued again."""
+
+    def __init__(self, company: str, address: str, retired_at: datetime) -> None:
+        self.company, self.address, self.retired_at = company, address, retired_at
+        super().__init__(f"{company}'s alias {address} was retired on {retired_at:%Y-%m-%d}; "
+                         f"rotate it with `canary rotate {company!r}` for a fresh one.")
+
+
+class NoActiveAlias(CanaryError):
+    def __init__(self, company: str) -> None:
+        self.company = company
+        super().__init__(f"{company} has no active alias to retire.")
+
+
+class NothingToRecord(CanaryError):
+    """A consent change that changes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("Say what changed: marketing yes or no, or the agreed frequency.")
+
+
+class SenderTrusted(CanaryError):
+    """A sender the person trusted as the company's own was flagged."""
+
+    def __init__(self, company: str, organisation: str) -> None:
+        self.company, self.organisation = company, organisation
+        super().__init__(f"{organisation} is trusted as {company}'s own; it cannot also be "
+                         "flagged.")
+
+
+class BeforeAliasIssued(CanaryError):
+    """A consent record or opt-out dated before the company was given the address."""
+
+    def __init__(self, company: str, when: datetime, issued_at: datetime) -> None:
+        self.company, self.when, self.issued_at = company, when, issued_at
+        super().__init__(f"{when:%Y-%m-%d} is before {company} was given its alias "
+                         f"({issued_at:%Y-%m-%d}); give a later date.")
+
+
+# --- evidence bundles ----------------------------------------------------------
+
+
+class NotABundle(CanaryError):
+    """A file given as an evidence bundle is not one."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path} is not a Canary evidence bundle ({reason}).")

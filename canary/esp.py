@@ -22,6 +22,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from canary.authentication import (
+    AuthenticatedBy,
+    Authentication,
+    AuthMethod,
+    Result,
+)
 from canary.domains import normalise_domain, organisational_domain
 from canary.errors import InvalidDomain
 
@@ -66,7 +72,9 @@ _GENERIC_HEADERS = frozenset(
 )
 
 _TOP_KEYS = frozenset({"schema_version", "esps", "comment"})
-_ESP_KEYS = frozenset({"name", "signing_domains", "bounce_domains", "headers", "notes"})
+_ESP_KEYS = frozenset({"name", "signing_domains", "bounce_domains", "headers", "notes",
+                       "shared_from"})
+_SHARED_FROM_KEYS = frozenset({"domain", "pattern"})
 _HEADER_KEYS = frozenset({"name", "customer_id", "pattern", "identifies"})
 
 
@@ -83,6 +91,17 @@ class HeaderFingerprint:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedFrom:
+    """A From domain of the ESP's own into which it rewrites customers' From addresses."""
+
+    domain: str
+    """Covers its subdomains (e.g. an account number's label under it)."""
+    pattern: re.Pattern[str] | None
+    """Applied to the From local part; its `domain` group is the customer's domain. None:
+    the rewritten address does not name the customer's domain at all."""
+
+
+@dataclass(frozen=True, slots=True)
 class Esp:
     name: str
     signing_domains: tuple[str, ...]
@@ -90,6 +109,7 @@ class Esp:
     bounce_domains: tuple[str, ...]
     """Return-Path (envelope MAIL FROM) domains; each also covers its subdomains."""
     headers: tuple[HeaderFingerprint, ...]
+    shared_from: tuple[SharedFrom, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +119,17 @@ class EspMatch:
     """The ESP's customer, when a header names it: the same ESP, another customer."""
     evidence: str
     """Why, in a few words: "DKIM d=mcsv.net", "Return-Path under sendgrid.net"."""
+
+
+@dataclass(frozen=True, slots=True)
+class EspSending:
+    """An ESP that sent the message, and whether it authenticated the sending."""
+
+    esp: str
+    customer_id: str | None
+    authenticated_by: AuthenticatedBy | None
+    """The ESP's own domain that passed DKIM or SPF; None when only fingerprint headers
+    name the ESP, which anyone can write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +200,32 @@ def _parse_esp(entry: object, number: int) -> Esp:
     )
     if not signing and not bounce and not any(h.identifies for h in headers):
         raise ValueError(f"{where} has no domain and no identifying header: nothing can match it.")
-    return Esp(name, signing, bounce, headers)
+    raw_shared = entry.get("shared_from", [])
+    if not isinstance(raw_shared, list):
+        raise ValueError(f"{where}: shared_from must be a list.")
+    shared = tuple(_parse_shared_from(raw, f"{where} shared_from #{i}")
+                   for i, raw in enumerate(raw_shared, 1))
+    return Esp(name, signing, bounce, headers, shared)
+
+
+def _parse_shared_from(raw: object, where: str) -> SharedFrom:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be a JSON object.")
+    _no_unknown_keys(raw, _SHARED_FROM_KEYS, where)
+    (domain,) = _parse_domains([raw.get("domain")], where)
+    source = raw.get("pattern")
+    if source is None:
+        return SharedFrom(domain, None)
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"{where}: pattern must be a non-empty string or null.")
+    try:
+        pattern = re.compile(source)
+    except re.error as error:
+        raise ValueError(f"{where}: pattern {source!r} is not a regular expression: "
+                         f"{error}.") from error
+    if "domain" not in pattern.groupindex:
+        raise ValueError(f"{where}: pattern {source!r} needs a group named domain.")
+    return SharedFrom(domain, pattern)
 
 
 def _parse_domains(raw: object, where: str) -> tuple[str, ...]:
@@ -248,7 +304,8 @@ def _check_across(esps: tuple[Esp, ...]) -> None:
     # One owner per domain, signing and bounce alike, so `esp_for_domain` is never ambiguous.
     owners: dict[str, str] = {}
     for esp in esps:
-        for domain in esp.signing_domains + esp.bounce_domains:
+        for domain in (*esp.signing_domains, *esp.bounce_domains,
+                       *(shared.domain for shared in esp.shared_from)):
             if owners.setdefault(domain, esp.name) != esp.name:
                 raise ValueError(
                     f"{domain!r} is listed under both {owners[domain]} and {esp.name}."
@@ -394,3 +451,21 @@ def identify_esp(
             if _fits(fingerprint, value):
                 return EspMatch(esp.name, _customer_id(esp, known), f"header {fingerprint.name}")
     return None
+
+
+def esp_sending(headers: Sequence[tuple[str, str]], auth: Authentication) -> EspSending | None:
+    """The ESP behind a message, and the passing DKIM or SPF domain of its own, if any."""
+    spf_domain = auth.spf.domain if auth.spf.result is Result.PASS else None
+    match = identify_esp(dkim_pass_domains=auth.dkim_pass_domains,
+                         return_path_domain=spf_domain, headers=headers)
+    if match is None:
+        return None
+    for domain in auth.dkim_pass_domains:
+        esp = esp_for_domain(domain)
+        if esp is not None and esp.name == match.esp:
+            return EspSending(match.esp, match.customer_id,
+                              AuthenticatedBy(AuthMethod.DKIM, domain))
+    esp = esp_for_domain(spf_domain) if spf_domain else None
+    if esp is not None and esp.name == match.esp:
+        return EspSending(match.esp, match.customer_id, AuthenticatedBy(AuthMethod.SPF, spf_domain))
+    return EspSending(match.esp, match.customer_id, None)

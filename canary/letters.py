@@ -1,26 +1,21 @@
-"""`canary letter`: a data-protection request, pre-filled with the evidence.
+"""What a data-protection request may claim, given the evidence.
 
-The letter states what was observed and nothing more: the alias, when it was
-given, what the person agreed to, and which other organisations have mailed
-it since, with dates. The person adds their name and sends it.
+A letter states what was observed and nothing more: the alias and when it
+was given, what the person agreed to, which other organisations have mailed
+it since (with dates and how they authenticated), and the company's own
+marketing that broke what was agreed. Then it asks for what the chosen law
+grants. `letter_content` builds those statements from a report; the layout
+(Markdown) is `cli.render.letter`'s business. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated
-
-import typer
+from dataclasses import dataclass
 
 from canary.classify import Relation
 from canary.report import CompanyReport
-from cli.report import build_reports
-from cli.workspace import DbOption, DnsOption, HomeOption, workspace
-from data.home import write_private
-
-app = typer.Typer()
+from canary.wording import day, plural
 
 
 class Kind(enum.StrEnum):
@@ -89,7 +84,7 @@ _ASKS = {
 }
 
 
-def _consent_lines(report: CompanyReport) -> list[str]:
+def consent_lines(report: CompanyReport) -> list[str]:
     consent = report.consent
     if consent is None:
         return ["I did not record any consent to marketing with this address."]
@@ -106,100 +101,71 @@ def _consent_lines(report: CompanyReport) -> list[str]:
     return lines
 
 
-def _evidence_lines(report: CompanyReport) -> list[str]:
+def evidence_lines(report: CompanyReport) -> list[str]:
     lines = []
     for sender in report.unexpected:
         how = (
-            f"authenticated as itself ({', '.join(sender.authenticated_by)})"
+            f"authenticated as itself ({', '.join(map(str, sender.authenticated_by))})"
             if sender.relation is Relation.THIRD_PARTY
             else "not authenticated" if sender.relation is Relation.UNVERIFIED
             else "claiming to be you, and failing authentication"
         )
         lines.append(
-            f"- {sender.organisation}: {sender.count} message(s), {how}, first on "
-            f"{sender.first_seen:%Y-%m-%d}, last on {sender.last_seen:%Y-%m-%d}."
+            f"{sender.organisation}: {plural(sender.count, 'message')}, {how}, first on "
+            f"{day(sender.first_seen)}, last on {day(sender.last_seen)}."
         )
     return lines
 
 
-def write_letter(report: CompanyReport, kind: Kind, law: Law, today: datetime) -> str:
+_DEADLINE = {
+    Law.GDPR: "Please reply within one month of receiving this request (Art. 12(3) GDPR).",
+    Law.CCPA: "Please reply within 45 days of receiving this request (Cal. Civ. Code "
+              "§ 1798.130).",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LetterContent:
+    """Everything a letter says, as sentences; the layout is the renderer's."""
+
+    subject: str
+    company: str
+    given: str
+    """When and which address was given, and that it was given to no one else."""
+    consent: tuple[str, ...]
+    evidence_intro: str | None
+    evidence: tuple[str, ...]
+    """One line per unexpected sender organisation."""
+    findings: tuple[str, ...]
+    """The company's own marketing that broke what was agreed."""
+    keeps_originals: bool
+    asks: tuple[str, ...]
+    identify_by: str
+    deadline: str
+
+
+def letter_content(report: CompanyReport, kind: Kind, law: Law) -> LetterContent:
+    """What a `kind` letter under `law` may say to the company, given its report."""
     alias = report.aliases[0]
-    addresses = ", ".join(a.address for a in report.aliases)
-    lines = [
-        f"# {_SUBJECT[kind, law]}",
-        "",
-        f"Date: {today:%Y-%m-%d}",
-        f"To: {report.name}, data protection officer / privacy team",
-        "",
-        "Dear Sir or Madam,",
-        "",
-        f"On {alias.issued_at:%Y-%m-%d} I gave you the email address {alias.address}. "
-        "I created this address for you and gave it to no one else.",
-        "",
-        *_consent_lines(report),
-        "",
-    ]
-    evidence = _evidence_lines(report)
+    evidence = evidence_lines(report)
+    first = report.days_to_first_unexpected
+    intro = None
     if evidence:
-        first = report.days_to_first_unexpected
-        lines += [
-            "Since then, this address has received mail from organisations other than you"
-            + (f", the first {first} days after I gave it to you" if first is not None else "")
-            + ":",
-            "",
-            *evidence,
-            "",
-        ]
-    findings = [f"- {finding.summary}." for finding in report.findings]
-    if findings:
-        lines += ["Your own marketing to this address did not keep to what I agreed:", "",
-                  *findings, ""]
-    if evidence or findings:
-        lines += [
-            "I keep the original messages, with their DKIM signatures and the DNS records used "
-            "to verify them, and can provide them.",
-            "",
-        ]
-    lines += [
-        "I therefore request:",
-        "",
-        *[f"{number}. {ask}" for number, ask in enumerate(_ASKS[kind, law], 1)],
-        "",
-        f"Please use the address {addresses} to identify my records.",
-        "",
-        (
-            "Please reply within one month of receiving this request (Art. 12(3) GDPR)."
-            if law is Law.GDPR
-            else "Please reply within 45 days of receiving this request (Cal. Civ. Code "
-                 "§ 1798.130)."
-        ),
-        "",
-        "Yours faithfully,",
-        "",
-        "[your name]",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-@app.command()
-def letter(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The company.")],
-    kind: Annotated[Kind, typer.Option("--kind", help="Which request to write.")],
-    law: Annotated[Law, typer.Option("--law", help="Which law to cite.")] = Law.GDPR,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
-    ] = None,
-    home: HomeOption = None,
-    db: DbOption = None,
-    dns: DnsOption = None,
-) -> None:
-    """Write a Markdown access, erasure or objection letter, pre-filled with the evidence."""
-    with workspace(ctx, home, db, dns) as space:
-        (report,), _ = build_reports(space, name)
-    text = write_letter(report, kind, law, datetime.now(UTC))
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        write_private(out, text.encode())
-        typer.echo(f"Wrote {kind.value} letter to {out}", err=True)
+        intro = ("Since then, this address has received mail from organisations other than you"
+                 + (f", the first {first} days after I gave it to you" if first is not None
+                    else "") + ":")
+    findings = tuple(f"{finding.summary}." for finding in report.findings)
+    return LetterContent(
+        subject=_SUBJECT[kind, law],
+        company=report.name,
+        given=(f"On {day(alias.issued_at)} I gave you the email address {alias.address}. "
+               "I created this address for you and gave it to no one else."),
+        consent=tuple(consent_lines(report)),
+        evidence_intro=intro,
+        evidence=tuple(evidence),
+        findings=findings,
+        keeps_originals=bool(evidence or findings),
+        asks=tuple(_ASKS[kind, law]),
+        identify_by=", ".join(a.address for a in report.aliases),
+        deadline=_DEADLINE[law],
+    )

@@ -15,17 +15,24 @@ The JSON form is versioned (`SCHEMA_VERSION`) and described by
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from canary.aliases import RetireReply
+from canary.authentication import NOT_AUTHENTICATED, AuthenticatedBy, AuthMethod
 from canary.classify import Relation
 from canary.consent import Consent, Finding, MarketingMail, consent_findings
+from canary.wording import iso_time, plural
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: `authenticated_by` is a list of {method, domain} objects, not display strings."""
 UNKNOWN_SENDER = "(no sender domain)"
 EXAMPLES_KEPT = 3
+"""Example messages kept per sender organisation."""
+EVIDENCE_SHOWN = 10
+"""Evidence a page or a terminal lists before "…and N more"; the JSON has it all."""
 
 
 class Verdict(enum.StrEnum):
@@ -59,8 +66,7 @@ class AliasView:
     issued_at: datetime
     messages: int = 0
     retired_at: datetime | None = None
-    retire_reply: str | None = None
-    """`accept` (still recording) or `reject` (550 at RCPT), once retired."""
+    retire_reply: RetireReply | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +83,7 @@ class Sighting:
     message_id: str | None = None
     sha256: str = ""
     problem: str | None = None
-    authenticated_by: str | None = None
-    """E.g. `DKIM d=dealblaster.example`, or `none`."""
+    authenticated_by: AuthenticatedBy | None = None
     reason: str | None = None
     temperror: str | None = None
     """Set while analysis waits to retry after a temporary DNS failure."""
@@ -114,14 +119,40 @@ class SenderSummary:
     first_seen: datetime
     last_seen: datetime
     count: int
-    authenticated_by: tuple[str, ...] = ()
-    """Every distinct way this sender authenticated, e.g. `DKIM d=x.example`."""
+    authenticated_by: tuple[AuthenticatedBy, ...] = ()
+    """Every distinct way this sender authenticated."""
     examples: tuple[Example, ...] = ()
     flagged: bool = False
 
     @property
     def authenticated(self) -> bool:
-        return any(a != "none" for a in self.authenticated_by)
+        return any(a.authenticated for a in self.authenticated_by)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How many of a company's messages are in each state."""
+
+    total: int = 0
+    pending: int = 0
+    """Not analysed yet (including those waiting for DNS)."""
+    temperror: int = 0
+    """Pending because DNS failed for now; analysed again later."""
+    by_relation: Mapping[Relation, int] = field(default_factory=dict)
+    unexpected: int = 0
+    marketing: int = 0
+    """The company's own marketing mail."""
+
+    def of(self, relation: Relation) -> int:
+        return self.by_relation.get(relation, 0)
+
+    def to_dict(self) -> dict[str, int]:
+        """The JSON form: one key per state and per relation."""
+        return {
+            "total": self.total, "pending": self.pending, "temperror": self.temperror,
+            **{relation.value: self.of(relation) for relation in Relation},
+            "unexpected": self.unexpected, "marketing": self.marketing,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +165,7 @@ class CompanyReport:
     verdict: Verdict
     confidence: Confidence
     confidence_reason: str
-    counts: dict[str, int]
+    counts: Counts
     senders: tuple[SenderSummary, ...]
     """Every sender organisation, unexpected ones first."""
     days_to_first_unexpected: int | None
@@ -172,36 +203,32 @@ def verdict_for(relations: Iterable[Relation]) -> Verdict:
     return Verdict.CLEAN
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 def _mechanisms(senders: Sequence[SenderSummary]) -> str:
-    kinds = {a.split(" ", 1)[0] for s in senders for a in s.authenticated_by if a != "none"}
-    if kinds == {"DKIM"}:
+    kinds = {a.method for s in senders for a in s.authenticated_by if a.authenticated}
+    if kinds == {AuthMethod.DKIM}:
         return "all DKIM-authenticated"
-    if kinds == {"SPF"}:
+    if kinds == {AuthMethod.SPF}:
         return "all SPF-authenticated only"
-    return "authenticated by " + " or ".join(sorted(kinds))
+    return "authenticated by " + " or ".join(sorted(k.value.upper() for k in kinds))
 
 
 def confidence_for(
-    verdict: Verdict, senders: Sequence[SenderSummary], counts: dict[str, int]
+    verdict: Verdict, senders: Sequence[SenderSummary], counts: Counts
 ) -> tuple[Confidence, str]:
     """How sure the verdict is, with a one-line reason a person can check."""
     third = [s for s in senders if s.relation is Relation.THIRD_PARTY]
     if verdict is Verdict.SHARED:
         level = (
             Confidence.HIGH
-            if any(a.startswith("DKIM") for s in third for a in s.authenticated_by)
+            if any(a.method is AuthMethod.DKIM for s in third for a in s.authenticated_by)
             else Confidence.MEDIUM
         )
-        return level, (f"{_plural(len(third), 'unrelated organisation')}, "
+        return level, (f"{plural(len(third), 'unrelated organisation')}, "
                        f"{_mechanisms(third)}")
     if verdict is Verdict.LEAKED:
-        if counts.get(Relation.SPOOFED.value):
+        if spoofed := counts.of(Relation.SPOOFED):
             return Confidence.MEDIUM, (
-                f"{_plural(counts[Relation.SPOOFED.value], 'message')} forging the company's "
+                f"{plural(spoofed, 'message')} forging the company's "
                 "domain: someone knows this address belongs to its customer"
             )
         return Confidence.LOW, "unauthenticated spam only: the address leaked, source unproven"
@@ -228,7 +255,8 @@ def _senders(sightings: Sequence[Sighting], flagged: Iterable[str]) -> tuple[Sen
                 first_seen=min(times),
                 last_seen=max(times),
                 count=len(group),
-                authenticated_by=tuple(dict.fromkeys(s.authenticated_by or "none" for s in group)),
+                authenticated_by=tuple(dict.fromkeys(s.authenticated_by or NOT_AUTHENTICATED
+                                                     for s in group)),
                 examples=tuple(Example(s.message_id, s.sha256, s.received_at)
                                for s in group[:EXAMPLES_KEPT]),
                 flagged=org in flagged_orgs,
@@ -242,15 +270,7 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
     """The verdict and evidence for one company."""
     timeline = tuple(sorted(facts.sightings, key=lambda s: s.received_at))
     analysed = [(s, s.relation) for s in timeline if s.relation is not None]
-    counts = {
-        "total": len(timeline),
-        "pending": len(timeline) - len(analysed),
-        "temperror": sum(1 for s in timeline if s.relation is None and s.temperror),
-    }
-    for relation in Relation:
-        counts[relation.value] = sum(1 for _, r in analysed if r is relation)
     unexpected = [s for s, r in analysed if not r.expected]
-    counts["unexpected"] = len(unexpected)
 
     issued = {alias.slug: alias.issued_at for alias in facts.aliases}
     days: int | None = None
@@ -258,15 +278,25 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
         delta = unexpected[0].received_at - issued[unexpected[0].alias_slug]
         days = max(delta.days, 0)
 
-    verdict = verdict_for(r for _, r in analysed)
-    senders = _senders([s for s, _ in analysed], facts.flagged)
-    confidence, reason = confidence_for(verdict, senders, counts)
     own_marketing = [
         MarketingMail(s.received_at, s.message_id, s.sha256, s.subject)
         for s, r in analysed
         if r.expected and s.marketing
     ]
-    counts["marketing"] = len(own_marketing)
+    by_relation: dict[Relation, int] = {}
+    for _, relation in analysed:
+        by_relation[relation] = by_relation.get(relation, 0) + 1
+    counts = Counts(
+        total=len(timeline),
+        pending=len(timeline) - len(analysed),
+        temperror=sum(1 for s in timeline if s.relation is None and s.temperror),
+        by_relation=by_relation,
+        unexpected=len(unexpected),
+        marketing=len(own_marketing),
+    )
+    verdict = verdict_for(r for _, r in analysed)
+    senders = _senders([s for s, _ in analysed], facts.flagged)
+    confidence, reason = confidence_for(verdict, senders, counts)
     return CompanyReport(
         name=facts.name,
         slug=facts.slug,
@@ -288,7 +318,7 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
 def worst_first(reports: Iterable[CompanyReport]) -> list[CompanyReport]:
     return sorted(
         reports,
-        key=lambda r: (-r.verdict.severity, -r.counts["unexpected"], -len(r.findings),
+        key=lambda r: (-r.verdict.severity, -r.counts.unexpected, -len(r.findings),
                        r.name.lower()),
     )
 
@@ -307,10 +337,6 @@ def likely_brokers(reports: Iterable[CompanyReport]) -> list[Broker]:
     ]
 
 
-def iso_time(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _cited(message_id: str | None, sha256: str, received_at: datetime) -> dict[str, Any]:
     """A message cited as evidence: what an evidence bundle carries as `messages/<sha256>.eml`."""
     return {"message_id": message_id, "sha256": sha256, "received_at": iso_time(received_at)}
@@ -323,7 +349,7 @@ def _sender_json(sender: SenderSummary) -> dict[str, Any]:
         "first_seen": iso_time(sender.first_seen),
         "last_seen": iso_time(sender.last_seen),
         "count": sender.count,
-        "authenticated_by": list(sender.authenticated_by),
+        "authenticated_by": [a.to_dict() for a in sender.authenticated_by],
         "flagged": sender.flagged,
         "examples": [_cited(e.message_id, e.sha256, e.received_at) for e in sender.examples],
     }
@@ -335,7 +361,7 @@ def _alias_json(alias: AliasView) -> dict[str, Any]:
         "issued_at": iso_time(alias.issued_at),
         "messages": alias.messages,
         "retired_at": iso_time(alias.retired_at) if alias.retired_at else None,
-        "retire_reply": alias.retire_reply,
+        "retire_reply": alias.retire_reply.value if alias.retire_reply else None,
     }
 
 
@@ -371,7 +397,7 @@ def company_json(report: CompanyReport) -> dict[str, Any]:
         "verdict": report.verdict.value,
         "confidence": report.confidence.value,
         "confidence_reason": report.confidence_reason,
-        "counts": dict(report.counts),
+        "counts": report.counts.to_dict(),
         "unexpected_senders": [_sender_json(s) for s in report.unexpected],
         "expected_senders": [_sender_json(s) for s in report.senders if s.relation.expected],
         "days_to_first_unexpected": report.days_to_first_unexpected,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -10,27 +9,30 @@ import typer
 from rich.table import Table
 
 from canary.domains import normalise_domain
-from canary.errors import InvalidDomain
-from canary.report import iso_time
-from cli.output import console as make_console
+from canary.errors import NotACanaryDomain
+from canary.wording import day
+from cli.output import console, messages, print_json
+from cli.render.documents import aliases_document, issue_document
 from cli.workspace import (
+    CompanyArgument,
     DbOption,
     FrequencyOption,
     HomeOption,
     JsonOption,
     MarketingOption,
+    noun_app,
     workspace,
     yes_no,
 )
 from data.registry import issue_alias, list_aliases
 
-app = typer.Typer()
+app = noun_app()
 
 
 @app.command()
 def issue(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The company, e.g. \"Fretwork Guitars\".")],
+    name: CompanyArgument,
     domain: Annotated[
         list[str] | None,
         typer.Option("--domain", help="A domain the company sends from (repeatable)."),
@@ -56,9 +58,7 @@ def issue(
         if alias_domain is not None:
             on = normalise_domain(alias_domain)
             if on not in space.config.domains:
-                raise InvalidDomain(
-                    f"{on} is not a canary domain; choose one of {', '.join(space.config.domains)}."
-                )
+                raise NotACanaryDomain(on, space.config.domains)
         with space.store.writing() as session:
             issued = issue_alias(
                 session, secret=space.secret, name=name, alias_domain=on,
@@ -66,11 +66,7 @@ def issue(
                 marketing=yes_no(marketing), frequency=frequency,
             )
     if as_json:
-        typer.echo(json.dumps({
-            "company": issued.company, "address": issued.address,
-            "issued_at": iso_time(issued.issued_at), "domains": list(issued.domains),
-            "note": issued.note,
-        }, indent=2))
+        print_json(issue_document(issued))
     else:
         typer.echo(issued.address)
 
@@ -86,17 +82,10 @@ def aliases_command(
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         listing = list_aliases(session)
     if as_json:
-        typer.echo(json.dumps([
-            {"company": a.company, "address": a.address, "issued_at": iso_time(a.issued_at),
-             "domains": list(a.domains), "note": a.note, "messages": a.messages,
-             "unexpected": a.unexpected,
-             "retired_at": iso_time(a.retired_at) if a.retired_at else None,
-             "retire_reply": a.retire_reply}
-            for a in listing
-        ], indent=2))
+        print_json(aliases_document(listing))
         return
     if not listing:
-        make_console().print("No aliases yet. Issue one with [bold]canary issue NAME[/].")
+        messages().print("No aliases yet. Issue one with [bold]canary issue NAME[/].")
         return
     table = Table(title="Aliases")
     table.add_column("Company")
@@ -109,10 +98,8 @@ def aliases_command(
     table.add_column("Messages", justify="right")
     table.add_column("Unexpected", justify="right")
     for a in listing:
-        status = (
-            f"retired {a.retired_at:%Y-%m-%d}\n{a.retire_reply}s mail" if a.retired_at else "active"
-        )
-        table.add_row(a.company, a.address, f"{a.issued_at:%Y-%m-%d}", status,
-                      ", ".join(a.domains) or "—",
-                      str(a.messages), str(a.unexpected))
-    make_console().print(table)
+        status = (f"retired {day(a.retired_at)}\n{a.retire_reply}s mail" if a.retired_at
+                  else "active")
+        table.add_row(a.company, a.address, day(a.issued_at), status,
+                      ", ".join(a.domains) or "—", str(a.messages), str(a.unexpected))
+    console().print(table)

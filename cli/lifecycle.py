@@ -2,139 +2,126 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from canary.errors import CanaryError
+from canary.aliases import RetireReply
+from canary.consent import OPTOUT_GRACE, Consent
+from canary.wording import day
+from cli.output import print_json
+from cli.render.documents import consent_document, retire_document, rotate_document
 from cli.workspace import (
+    CompanyArgument,
+    DateOption,
     DbOption,
     FrequencyOption,
     HomeOption,
+    JsonOption,
     MarketingOption,
+    ReplyOption,
+    noun_app,
+    utc,
     workspace,
     yes_no,
 )
-from data.mailstore import ACCEPT, REJECT
-from data.registry import (
-    active_aliases,
-    find_company,
-    issue_alias,
-    latest_alias,
-    opt_out,
-    record_consent,
-    retire_aliases,
-)
+from data.registry import opt_out, record_consent, retire_aliases, rotate_alias
 
-app = typer.Typer()
+app = noun_app()
 
-NameArgument = Annotated[str, typer.Argument(help="The company.")]
+
+def _agreed(consent: Consent) -> str:
+    if consent.opted_out:
+        return "opted out"
+    marketing = {True: "marketing yes", False: "marketing no", None: "marketing not recorded"}
+    frequency = f", {consent.frequency.value}" if consent.frequency else ""
+    return f"{marketing[consent.marketing]}{frequency}"
 
 
 @app.command()
 def consent(
     ctx: typer.Context,
-    name: NameArgument,
+    name: CompanyArgument,
     marketing: MarketingOption = None,
     frequency: FrequencyOption = None,
+    as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
 ) -> None:
     """Change what you agreed to with a company: marketing yes/no and how often."""
     with workspace(ctx, home, db) as space, space.store.writing() as session:
-        company = record_consent(session, name, marketing=yes_no(marketing),
-                                 frequency=frequency, now=datetime.now(UTC))
+        company, recorded = record_consent(session, name, marketing=yes_no(marketing),
+                                           frequency=frequency, now=datetime.now(UTC))
         shown = company.name
-    typer.echo(f"Consent recorded for {shown}.")
-
-
-def _moment(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = datetime.combine(date.fromisoformat(text), time())
-        except ValueError as error:
-            raise CanaryError(f"{text!r} is not a date; use YYYY-MM-DD.") from error
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if as_json:
+        print_json(consent_document(shown, recorded))
+    else:
+        typer.echo(f"Consent recorded for {shown} from {day(recorded.since)}: "
+                   f"{_agreed(recorded)}.")
 
 
 @app.command()
 def optout(
     ctx: typer.Context,
-    name: NameArgument,
+    name: CompanyArgument,
     at: Annotated[
-        str | None,
-        typer.Option("--at", help="When you opted out, YYYY-MM-DD (default: now)."),
+        datetime | None,
+        DateOption("--at", help="When you opted out, YYYY-MM-DD (UTC; default: now)."),
     ] = None,
+    as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
 ) -> None:
     """Record that you opted out of a company's marketing."""
-    moment = _moment(at)
+    moment = utc(at)
     with workspace(ctx, home, db) as space, space.store.writing() as session:
-        company = opt_out(session, name, moment)
+        company, recorded = opt_out(session, name, moment)
         shown = company.name
-    typer.echo(f"Opt-out from {shown} recorded at {moment:%Y-%m-%d}; marketing more than "
-               "10 days later will be reported.")
-
-
-ReplyOption = Annotated[
-    str,
-    typer.Option("--reply", help="After retiring: `accept` keeps recording (evidence keeps "
-                 "coming), `reject` answers 550."),
-]
-
-
-def _check_reply(reply: str) -> str:
-    if reply not in (ACCEPT, REJECT):
-        raise CanaryError("--reply must be accept or reject.")
-    return reply
+    if as_json:
+        print_json(consent_document(shown, recorded))
+    else:
+        typer.echo(f"Opt-out from {shown} recorded at {day(moment)}; marketing more than "
+                   f"{OPTOUT_GRACE.days} days later will be reported.")
 
 
 @app.command()
 def retire(
     ctx: typer.Context,
-    name: NameArgument,
-    reply: ReplyOption = ACCEPT,
+    name: CompanyArgument,
+    reply: ReplyOption = RetireReply.ACCEPT,
+    as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
 ) -> None:
     """Retire a company's alias; it stays in reports with its retirement date."""
-    _check_reply(reply)
     with workspace(ctx, home, db) as space, space.store.writing() as session:
-        retired = retire_aliases(session, name, reply, datetime.now(UTC))
-        addresses = [a.address for a in retired]
+        company, retired = retire_aliases(session, name, reply, datetime.now(UTC))
+        shown, addresses = company.name, [a.address for a in retired]
+    if as_json:
+        print_json(retire_document(shown, reply.value, addresses))
+        return
     for address in addresses:
         typer.echo(f"Retired {address}; mail to it is now "
-                   f"{'rejected with 550' if reply == REJECT else 'still recorded'}.")
+                   f"{'rejected with 550' if reply is RetireReply.REJECT else 'still recorded'}.")
 
 
 @app.command()
 def rotate(
     ctx: typer.Context,
-    name: NameArgument,
-    reply: ReplyOption = ACCEPT,
+    name: CompanyArgument,
+    reply: ReplyOption = RetireReply.ACCEPT,
+    as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
 ) -> None:
     """Retire a company's alias and issue a fresh one; the history of both is kept."""
-    _check_reply(reply)
-    now = datetime.now(UTC)
     with workspace(ctx, home, db) as space, space.store.writing() as session:
-        company = find_company(session, name)
-        assert company.id is not None
-        retired = (
-            retire_aliases(session, name, reply, now) if active_aliases(session, company.id)
-            else []
-        )
-        latest = latest_alias(session, company.id)
-        issued = issue_alias(session, secret=space.secret, name=company.name,
-                             alias_domain=latest.address.rpartition("@")[2], domains=[],
-                             note=None, new=True, now=now)
-    for alias in retired:
-        typer.echo(f"Retired {alias.address}", err=True)
-    typer.echo(issued.address)
+        rotation = rotate_alias(session, secret=space.secret, name=name, reply=reply,
+                                now=datetime.now(UTC))
+    if as_json:
+        print_json(rotate_document(rotation))
+        return
+    for address in rotation.retired:
+        typer.echo(f"Retired {address}", err=True)
+    typer.echo(rotation.issued.address)

@@ -1,7 +1,10 @@
 """The `canary` command: composes one typer app per noun.
 
-Domain errors (`canary.errors.CanaryError`) become one sentence on stderr
-and exit status 1, whichever command raised them.
+Errors become one sentence on stderr and exit status 1, whichever command
+raised them; usage errors (a bad option, a date that is no date, a choice
+that is not offered) exit 2, as click does. The layers below raise named
+errors that know nothing of flags; `describe` words the few whose remedy
+is a flag of this command line.
 """
 
 from __future__ import annotations
@@ -12,9 +15,47 @@ import typer
 from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
-from canary.errors import CanaryError
-from cli import aliases, demo, export, letter, lifecycle, report, serve, setup, triage
+from canary.errors import (
+    AlreadyInitialised,
+    CanaryError,
+    CompanyExists,
+    ConfigInvalid,
+    DatabaseUnavailable,
+    NoCanaryDomain,
+    NothingToRecord,
+)
+from cli import (
+    aliases,
+    analyse,
+    demo,
+    export,
+    letter,
+    lifecycle,
+    report,
+    serve,
+    setup,
+    triage,
+)
 from cli.workspace import GlobalDbOption, GlobalDnsOption, GlobalHomeOption, GlobalOptions
+
+
+def describe(error: CanaryError) -> str:
+    """The sentence for the command line: the error's own, or one naming the flag to use."""
+    match error:
+        case CompanyExists():
+            return (f"{error.company} already has an alias ({error.address}); use --new to "
+                    "issue a fresh one as well.")
+        case NothingToRecord():
+            return "Say what changed: --marketing yes|no and/or --frequency."
+        case NoCanaryDomain():
+            return "Give at least one canary domain with --domain."
+        case AlreadyInitialised():
+            return (f"A Canary home already exists at {error.path}; use --force to rewrite its "
+                    "config (the secret and database are kept).")
+        case ConfigInvalid():
+            return (f"{error.path}: {error.problem}; fix the file or re-run "
+                    "`canary init --force`.")
+    return str(error)
 
 
 class CanaryGroup(TyperGroup):
@@ -22,7 +63,7 @@ class CanaryGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except CanaryError as error:
-            typer.echo(f"Error: {error}", err=True)
+            typer.echo(f"Error: {describe(error)}", err=True)
             raise typer.Exit(1) from error
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
@@ -30,8 +71,7 @@ class CanaryGroup(TyperGroup):
                        "permissions.", err=True)
             raise typer.Exit(1) from error
         except OperationalError as error:
-            typer.echo(f"Error: the database cannot be used ({error.orig}); check --db and "
-                       "the home's permissions.", err=True)
+            typer.echo(f"Error: {DatabaseUnavailable(str(error.orig))}", err=True)
             raise typer.Exit(1) from error
 
 
@@ -42,8 +82,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-for noun in (setup, aliases, lifecycle, serve, report, triage, export, letter, demo):
+for noun in (setup, aliases, lifecycle, serve, analyse, report, triage, export, letter, demo):
     app.add_typer(noun.app)
 
 

@@ -1,10 +1,19 @@
-"""How commands print: a rich console sized for pipes and logs as well as terminals."""
+"""Where commands print: results to stdout, messages to stderr.
+
+A result is what the command was asked for (an address, a report, a
+verification); a message is progress, a hint or a confirmation of a file
+written. Scripts read stdout and can ignore stderr. Consoles are sized for
+pipes and logs as well as terminals.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from typing import Any
 
+import typer
 from rich.console import Console
 
 PIPE_WIDTH = 120
@@ -12,6 +21,19 @@ PIPE_WIDTH = 120
 
 
 def console() -> Console:
+    """For results, on stdout."""
     if sys.stdout.isatty() or "COLUMNS" in os.environ:
         return Console()
     return Console(width=PIPE_WIDTH)
+
+
+def messages() -> Console:
+    """For progress, hints and confirmations, on stderr."""
+    if sys.stderr.isatty() or "COLUMNS" in os.environ:
+        return Console(stderr=True)
+    return Console(stderr=True, width=PIPE_WIDTH)
+
+
+def print_json(document: dict[str, Any]) -> None:
+    """A JSON result on stdout."""
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))

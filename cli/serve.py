@@ -10,11 +10,19 @@ from typing import Annotated
 import typer
 
 from canary.errors import CanaryError
-from cli.workspace import DbOption, DnsOption, HomeOption, workspace
-from smtp_listener.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SIZE, Listener, ListenerSettings
+from cli.workspace import DbOption, DnsOption, HomeOption, noun_app, workspace
+from smtp_listener.analysis import AnalysisSettings
+from smtp_listener.server import (
+    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_PORT,
+    Listener,
+    ListenerSettings,
+)
 from smtp_listener.writer import StoreUnavailable
 
-app = typer.Typer()
+app = noun_app()
 
 
 def configure_logging() -> None:
@@ -32,8 +40,11 @@ async def _serve(listener: Listener) -> None:
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 2525,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = DEFAULT_HOST,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535,
+                          help="TCP port to listen on (25 needs privileges: see the README).")
+    ] = DEFAULT_PORT,
     max_size: Annotated[
         int, typer.Option("--max-size", min=1024, max=1 << 30,
                           help="Largest message accepted, in bytes (at most 1 GiB).")
@@ -46,15 +57,16 @@ def serve(
     db: DbOption = None,
     dns: DnsOption = None,
 ) -> None:
-    """Run the SMTP listener for the canary domains until SIGINT/SIGTERM."""
+    """Run the SMTP listener until SIGINT/SIGTERM; it analyses mail as it arrives."""
     configure_logging()
     with workspace(ctx, home, db, dns) as space:
         settings = ListenerSettings(host=host, port=port, max_size=max_size,
                                     idle_timeout=idle_timeout,
                                     xforward_peers=frozenset(space.config.xforward_peers))
+        analysis = AnalysisSettings.from_setting(space.dns_setting,
+                                                 space.config.trusted_authserv_ids)
         listener = Listener(space.store, domains=frozenset(space.config.domains),
-                            secret=space.secret, settings=settings,
-                            analysis=space.analysis_settings())
+                            secret=space.secret, settings=settings, analysis=analysis)
         try:
             asyncio.run(_serve(listener))
         except StoreUnavailable as error:

@@ -1,4 +1,4 @@
-"""`canary init`: create the home (config, secret, database)."""
+"""`canary init` and `canary upgrade`: create the home, bring its database up to date."""
 
 from __future__ import annotations
 
@@ -6,11 +6,23 @@ from typing import Annotated
 
 import typer
 
-from cli.output import console as make_console
-from cli.workspace import DbOption, DnsOption, HomeOption, database_url, dns_server, home_path
+from cli.output import console, messages, print_json
+from cli.render.documents import upgrade_document
+from cli.workspace import (
+    DbOption,
+    DnsOption,
+    HomeOption,
+    JsonOption,
+    database_url,
+    dns_server,
+    home_path,
+    noun_app,
+    workspace,
+)
 from data.home import init_home
+from smtp_listener.resolver import parse_server
 
-app = typer.Typer()
+app = noun_app()
 
 
 @app.command()
@@ -36,10 +48,32 @@ def init(
 ) -> None:
     """Create the Canary home: config, a random secret and the database."""
     path = home_path(ctx, home)
+    server = dns_server(ctx, dns)
+    if server is not None:
+        parse_server(server)
     created = init_home(path, domain, force=force, database_url=database_url(ctx, db),
-                        dns=dns_server(ctx, dns), trusted_authserv_ids=trusted_authserv_id or ())
+                        dns=server, trusted_authserv_ids=trusted_authserv_id or ())
     config = created.config()
-    console = make_console()
-    console.print(f"Canary home ready at [bold]{path}[/]")
-    console.print(f"Canary domains: {', '.join(config.domains)}")
-    console.print("Next: [bold]canary issue \"Company name\" --domain company.example[/]")
+    out = console()
+    out.print(f"Canary home ready at [bold]{path}[/]")
+    out.print(f"Canary domains: {', '.join(config.domains)}")
+    messages().print("Next: [bold]canary issue \"Company name\" --domain company.example[/]")
+
+
+@app.command()
+def upgrade(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """Migrate the home's database to this version of Canary (back it up first)."""
+    with workspace(ctx, home, db, check_schema=False) as space:
+        before, after = space.store.upgrade_schema()
+    if as_json:
+        print_json(upgrade_document(before, after))
+    elif before == after:
+        typer.echo(f"The database is up to date (schema {after}).")
+    else:
+        typer.echo(f"Upgraded the database from schema {before or 'of release 0.1.0'} to "
+                   f"{after}.")

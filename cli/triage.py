@@ -1,9 +1,10 @@
-"""`canary triage`, `canary trust` and `canary flag`: the user decides about senders.
+"""`canary triage`, `canary trust` and `canary flag`: the person decides about senders.
 
 Canary never learns a new sender as normal by itself. Triage walks through
-each company's unexpected sender organisations that the user has neither
+each company's unexpected sender organisations that the person has neither
 trusted nor flagged, shows the evidence and asks. `trust` and `flag` are the
-same decisions for scripts. Trusting reclassifies the company's past mail.
+same decisions for scripts. Trusting re-decides the company's stored mail
+from what analysis recorded; no DNS is asked.
 """
 
 from __future__ import annotations
@@ -13,64 +14,88 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Prompt
 
 from canary.report import UNKNOWN_SENDER, CompanyReport, SenderSummary
-from cli.output import console as make_console
-from cli.report import build_reports, sender_table
-from cli.workspace import DbOption, DnsOption, HomeOption, Workspace, workspace
-from data.mailstore import reclassify_company
-from data.registry import flag_sender, trust_domain
+from canary.wording import plural
+from cli.output import console, print_json
+from cli.render.documents import flag_document, trust_document
+from cli.render.terminal import sender_table
+from cli.workspace import (
+    CompanyArgument,
+    DbOption,
+    HomeOption,
+    JsonOption,
+    Workspace,
+    noun_app,
+    workspace,
+)
+from data.analyses import Trusted, trust_sender
+from data.registry import flag_sender
+from data.reporting import build_reports
 
-app = typer.Typer()
-
-NameArgument = Annotated[str, typer.Argument(help="The company.")]
+app = noun_app()
 
 
-def _trust(space: Workspace, name: str, domain: str) -> str:
+def _trust(space: Workspace, name: str, domain: str) -> Trusted:
     with space.store.writing() as session:
-        company, organisation = trust_domain(session, name, domain, datetime.now(UTC))
-        assert company.id is not None
-        changed = reclassify_company(session, company.id)
-    return f"{organisation} is now {company.name}'s own; {changed} message(s) reclassified."
+        return trust_sender(session, name, domain, datetime.now(UTC))
 
 
-def _flag(space: Workspace, name: str, domain: str) -> str:
+def _trusted(trusted: Trusted) -> str:
+    return (f"{trusted.organisation} is now {trusted.company}'s own; "
+            f"{plural(trusted.reclassified, 'stored message')} reclassified.")
+
+
+def _flag(space: Workspace, name: str, domain: str) -> tuple[str, str]:
     with space.store.writing() as session:
         company, organisation = flag_sender(session, name, domain, datetime.now(UTC))
-    return f"{organisation} is flagged as not {company.name}'s own."
+        return company.name, organisation
+
+
+def _flagged(company: str, organisation: str) -> str:
+    return f"{organisation} is flagged as not {company}'s own."
 
 
 @app.command()
 def trust(
     ctx: typer.Context,
-    name: NameArgument,
+    name: CompanyArgument,
     domain: Annotated[str, typer.Argument(help="A sender domain that is the company's own.")],
+    as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
-    dns: DnsOption = None,
 ) -> None:
     """Mark a sender organisation as the company's own and reclassify its past mail."""
-    with workspace(ctx, home, db, dns) as space:
-        space.analyse_pending()
-        typer.echo(_trust(space, name, domain))
+    with workspace(ctx, home, db) as space:
+        trusted = _trust(space, name, domain)
+    if as_json:
+        print_json(trust_document(trusted))
+    else:
+        typer.echo(_trusted(trusted))
 
 
 @app.command()
 def flag(
     ctx: typer.Context,
-    name: NameArgument,
+    name: CompanyArgument,
     domain: Annotated[str, typer.Argument(help="A sender domain that is not the company's.")],
+    as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
 ) -> None:
     """Confirm that a sender organisation is not the company's own; triage stops asking."""
     with workspace(ctx, home, db) as space:
-        typer.echo(_flag(space, name, domain))
+        company, organisation = _flag(space, name, domain)
+    if as_json:
+        print_json(flag_document(company, organisation))
+    else:
+        typer.echo(_flagged(company, organisation))
 
 
 def undecided(reports: list[CompanyReport]) -> list[tuple[CompanyReport, SenderSummary]]:
-    """Unexpected senders the user has neither trusted nor flagged, worst company first."""
+    """Unexpected senders the person has neither trusted nor flagged, worst company first."""
     return [
         (report, sender)
         for report in reports
@@ -79,12 +104,12 @@ def undecided(reports: list[CompanyReport]) -> list[tuple[CompanyReport, SenderS
     ]
 
 
-def _show(console: Console, report: CompanyReport, sender: SenderSummary) -> None:
-    console.rule(f"{report.name} — {report.aliases[-1].address}")
-    console.print(sender_table(f"New sender on {report.name}'s alias", [sender]))
+def _show(out: Console, report: CompanyReport, sender: SenderSummary) -> None:
+    out.rule(f"{report.name} — {report.aliases[-1].address}")
+    out.print(sender_table(f"New sender on {report.name}'s alias", [sender]))
     for example in sender.examples:
-        console.print(f"  {example.received_at:%Y-%m-%d %H:%M}  "
-                      f"{example.message_id or '(no Message-ID)'}  sha256 {example.sha256}")
+        out.print(f"  {example.received_at:%Y-%m-%d %H:%M}  "
+                  f"{example.message_id or '(no Message-ID)'}  sha256 {example.sha256}")
 
 
 @app.command()
@@ -92,26 +117,25 @@ def triage(
     ctx: typer.Context,
     home: HomeOption = None,
     db: DbOption = None,
-    dns: DnsOption = None,
 ) -> None:
     """Walk through new sender organisations: trust (the company's own), flag, or skip."""
-    console = make_console()
-    with workspace(ctx, home, db, dns) as space:
-        reports, _ = build_reports(space, None)
-        queue = undecided(reports)
+    out = console()
+    with workspace(ctx, home, db) as space:
+        with space.store.reading() as session:
+            queue = undecided(build_reports(session).companies)
         if not queue:
-            console.print("Nothing to triage: every unexpected sender is flagged.")
+            out.print("Nothing to triage: every unexpected sender is flagged.")
             return
         for report, sender in queue:
-            _show(console, report, sender)
+            _show(out, report, sender)
             answer = Prompt.ask(
-                f"Is {sender.organisation} {report.name}'s own? "
-                "[t]rust / [f]lag / [s]kip / [q]uit",
-                choices=["t", "f", "s", "q"], default="s", console=console,
+                f"Is {escape(sender.organisation)} {escape(report.name)}'s own? "
+                r"\[t]rust / \[f]lag / \[s]kip / \[q]uit",
+                choices=["t", "f", "s", "q"], default="s", console=out,
             )
             if answer == "q":
                 break
             if answer == "t":
-                console.print(_trust(space, report.name, sender.organisation))
+                out.print(_trusted(_trust(space, report.name, sender.organisation)))
             elif answer == "f":
-                console.print(_flag(space, report.name, sender.organisation))
+                out.print(_flagged(*_flag(space, report.name, sender.organisation)))

@@ -1,9 +1,10 @@
-"""Where every command finds its home and database.
+"""What every command shares: its options, and where it finds its home and database.
 
-`--home` / `CANARY_HOME` (else the platform user data dir) and `--db` /
-`CANARY_DB` are read at the edge, by typer, and passed in here. The options
-are accepted both before the command (`canary --home X report`) and after
-it (`canary report --home X`).
+`--home` / `CANARY_HOME` (else the platform user data dir), `--db` /
+`CANARY_DB` and `--dns` / `CANARY_DNS` are read at the edge, by typer, and
+passed in here. The options are accepted both before the command (`canary
+--home X report`) and after it (`canary report --home X`). Help is plain
+text, so a flag never looks as if it took a value.
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from canary.aliases import RetireReply
 from canary.consent import Frequency
 from data.database import Store
 from data.home import Config, Home, default_home, open_home
-from smtp_listener.analysis import AnalysisSettings, analyse_all
-from smtp_listener.resolver import Resolver
-from smtp_listener.server import utc_now
 
 # The environment is read once, by the group's callback (`canary --home X cmd`).
 # A command's own options read only the command line, so an explicit option beats
@@ -64,7 +64,36 @@ DnsOption = Annotated[
     typer.Option("--dns", help="DNS server HOST[:PORT] for SPF/DKIM/DMARC (default: "
                  "CANARY_DNS, else the config's, else the system resolver)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON (a versioned schema).")
+]
+CompanyArgument = Annotated[str, typer.Argument(help="The company, e.g. \"MegaMart\".")]
+CompaniesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Only these companies (default: every company).", show_default=False),
+]
+CompanyOption = Annotated[
+    list[str] | None,
+    typer.Option("--company", hidden=True,
+                 help="The same as naming the company as an argument (kept for scripts)."),
+]
+def parse_date(text: str) -> datetime:
+    """A date (or date and time) from the command line, as an aware UTC time.
+
+    A time without a zone is UTC. Anything else is a usage error (exit 2).
+    """
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date; use YYYY-MM-DD "
+                                 "(or YYYY-MM-DDTHH:MM, UTC).") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def DateOption(name: str, help: str) -> Any:
+    """An option taking a date, parsed and checked by `parse_date` (for `Annotated`)."""
+    return typer.Option(name, parser=parse_date, metavar="YYYY-MM-DD", show_default=False,
+                        help=help)
 
 
 class YesNo(enum.StrEnum):
@@ -76,6 +105,13 @@ def yes_no(value: YesNo | None) -> bool | None:
     return None if value is None else value is YesNo.YES
 
 
+def utc(moment: datetime | None) -> datetime:
+    """A date from the command line as an aware UTC time; now when not given."""
+    if moment is None:
+        return datetime.now(UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 MarketingOption = Annotated[
     YesNo | None,
     typer.Option("--marketing", help="Whether you agreed to marketing from the company."),
@@ -84,9 +120,16 @@ FrequencyOption = Annotated[
     Frequency | None,
     typer.Option("--frequency", help="How often the company may send you marketing."),
 ]
+ReplyOption = Annotated[
+    RetireReply,
+    typer.Option("--reply", help="What mail to the retired alias gets: accept keeps recording "
+                 "it (evidence keeps coming), reject refuses it with 550."),
+]
 
-ANALYSIS_BUDGET_SECONDS = 30.0
-"""How long a reporting command analyses pending mail before it reports what it has."""
+
+def noun_app() -> typer.Typer:
+    """The typer app of one noun's commands, with plain help text."""
+    return typer.Typer(rich_markup_mode=None, add_completion=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,27 +168,27 @@ class Workspace:
     def secret(self) -> bytes:
         return self.home.secret()
 
-    def analysis_settings(self) -> AnalysisSettings:
-        return AnalysisSettings(
-            resolver=Resolver.from_setting(self.dns or self.config.dns),
-            trusted_upstream=self.config.trusted_authserv_ids,
-        )
-
-    def analyse_pending(self) -> int:
-        """Analyse mail stored while no listener ran (bounded, so DNS trouble cannot hang us)."""
-        return analyse_all(self.store, self.analysis_settings(), utc_now,
-                           budget_seconds=ANALYSIS_BUDGET_SECONDS)
+    @property
+    def dns_setting(self) -> str | None:
+        return self.dns or self.config.dns
 
 
 @contextmanager
 def workspace(
-    ctx: typer.Context, home: Path | None, db: str | None, dns: str | None = None
+    ctx: typer.Context, home: Path | None, db: str | None, dns: str | None = None, *,
+    check_schema: bool = True,
 ) -> Iterator[Workspace]:
-    """Open the initialised home and its store; close the store afterwards."""
+    """Open the initialised home and its store; close the store afterwards.
+
+    The database must be at this code's schema revision, unless `check_schema`
+    is False (for `canary upgrade`, which brings it there).
+    """
     opened = open_home(home_path(ctx, home))
     config = opened.config()
     store = opened.store(database_url(ctx, db))
     try:
+        if check_schema:
+            store.check_schema()
         yield Workspace(opened, config, store, dns_server(ctx, dns))
     finally:
         store.dispose()

@@ -14,13 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlmodel import Session, SQLModel, create_engine
 
-from canary.errors import CanaryError
-from data import models  # noqa: F401  (registers the tables)
+from canary.errors import DatabaseUrlInvalid
+from data import (
+    models,  # noqa: F401  (registers the tables)
+    schema,
+)
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -80,8 +83,8 @@ class Store:
         try:
             parsed = make_url(url)
         except (ArgumentError, NoSuchModuleError) as error:
-            raise CanaryError(
-                f"{url!r} is not a database URL, e.g. sqlite:////var/lib/canary/canary.db."
+            raise DatabaseUrlInvalid(
+                url, "give a URL such as sqlite:////var/lib/canary/canary.db"
             ) from error
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
@@ -93,16 +96,36 @@ class Store:
             try:
                 self._writer = self._reader = create_engine(url, pool_pre_ping=True)
             except NoSuchModuleError as error:
-                raise CanaryError(f"{url!r} names no database Canary knows; use sqlite:/// "
-                                  "or postgresql+psycopg://.") from error
+                raise DatabaseUrlInvalid(
+                    url, "use sqlite:///PATH or postgresql+psycopg://…") from error
             except ModuleNotFoundError as error:
-                raise CanaryError(
-                    f"The database driver {error.name} is not installed; for PostgreSQL run "
-                    "pip install 'canary[postgres]'."
-                ) from error
+                raise DatabaseUrlInvalid(
+                    url, f"its driver {error.name} is not installed (for PostgreSQL: "
+                    "pip install 'canary[postgres]')") from error
 
     def create_schema(self) -> None:
+        """Create the tables of a new database, at this code's revision.
+
+        An existing database is left as it is: its revision is checked where it
+        is used, and `canary upgrade` migrates it.
+        """
+        with self._reader.connect() as connection:
+            tables = inspect(connection)
+            if tables.has_table(schema.VERSION_TABLE) or tables.has_table("message"):
+                return
         SQLModel.metadata.create_all(self._writer)
+        with self._writer.begin() as connection:
+            schema.stamp(connection)
+
+    def check_schema(self) -> None:
+        """Raise unless the database is at this code's revision (`canary upgrade` fixes older)."""
+        with self._reader.connect() as connection:
+            schema.check(connection)
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Migrate the database to this code's revision; return (from, to)."""
+        with self._writer.connect() as connection:
+            return schema.upgrade(connection)
 
     @contextmanager
     def writing(self) -> Iterator[Session]:

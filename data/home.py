@@ -20,7 +20,13 @@ import platformdirs
 
 from canary.aliases import SECRET_BYTES
 from canary.domains import normalise_domain
-from canary.errors import AlreadyInitialised, CanaryError, NotInitialised
+from canary.errors import (
+    AlreadyInitialised,
+    ConfigInvalid,
+    NoCanaryDomain,
+    NotInitialised,
+    SecretDamaged,
+)
 from data.database import Store, sqlite_url
 
 CONFIG_NAME = "canary.toml"
@@ -69,11 +75,10 @@ class Home:
             with self.config_path.open("rb") as handle:
                 document = tomllib.load(handle)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise CanaryError(f"{self.config_path} is not valid TOML ({error}); fix or re-run "
-                              "`canary init --force`.") from error
+            raise ConfigInvalid(self.config_path, f"not valid TOML ({error})") from error
         domains = document.get("domains")
         if not isinstance(domains, list) or not domains:
-            raise CanaryError(f"{self.config_path} lists no domains; re-run `canary init --force`.")
+            raise ConfigInvalid(self.config_path, "it lists no canary domains")
         database = document.get("database")
         dns = document.get("dns")
         authentication = document.get("authentication", {})
@@ -82,14 +87,14 @@ class Home:
             domains=tuple(normalise_domain(str(d)) for d in domains),
             database=str(database) if database else None,
             dns=str(dns) if dns else None,
-            trusted_authserv_ids=_strings(authentication, "trusted_authserv_ids", ()),
-            xforward_peers=_strings(listener, "xforward_peers", DEFAULT_XFORWARD_PEERS),
+            trusted_authserv_ids=self._strings(authentication, "trusted_authserv_ids", ()),
+            xforward_peers=self._strings(listener, "xforward_peers", DEFAULT_XFORWARD_PEERS),
         )
 
     def secret(self) -> bytes:
         value = self.secret_path.read_bytes()
         if len(value) != SECRET_BYTES:
-            raise CanaryError(f"{self.secret_path} is damaged; restore it from a backup.")
+            raise SecretDamaged(self.secret_path)
         return value
 
     def store(self, database_url: str | None = None) -> Store:
@@ -98,14 +103,13 @@ class Home:
             database_url = self.config().database
         return Store(database_url or sqlite_url(self.database_path))
 
-
-def _strings(table: object, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    if not isinstance(table, dict) or key not in table:
-        return default
-    values = table[key]
-    if not isinstance(values, list):
-        raise CanaryError(f"{key} in the config must be a list of strings.")
-    return tuple(str(v).strip().lower() for v in values)
+    def _strings(self, table: object, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        if not isinstance(table, dict) or key not in table:
+            return default
+        values = table[key]
+        if not isinstance(values, list):
+            raise ConfigInvalid(self.config_path, f"{key} must be a list of strings")
+        return tuple(str(v).strip().lower() for v in values)
 
 
 def write_private(path: Path, content: bytes) -> None:
@@ -159,14 +163,11 @@ def init_home(
 ) -> Home:
     """Create the home: config, secret (0600) and database (0600)."""
     if not domains:
-        raise CanaryError("Give at least one canary domain with --domain.")
+        raise NoCanaryDomain()
     canary_domains = tuple(dict.fromkeys(normalise_domain(d) for d in domains))
     home = Home(path)
     if home.config_path.exists() and not force:
-        raise AlreadyInitialised(
-            f"A Canary home already exists at {path}; use --force to rewrite its config "
-            "(the secret and database are kept)."
-        )
+        raise AlreadyInitialised(path)
     previous = home.config() if home.config_path.exists() else Config(domains=canary_domains)
     config = Config(
         domains=canary_domains,
@@ -192,7 +193,5 @@ def init_home(
 def open_home(path: Path) -> Home:
     home = Home(path)
     if not home.config_path.exists() or not home.secret_path.exists():
-        raise NotInitialised(
-            f"No Canary home at {path}; run `canary init --domain YOUR.DOMAIN` first."
-        )
+        raise NotInitialised(path)
     return home

@@ -52,7 +52,7 @@ class CompanyDomain(SQLModel, table=True):
     company_id: int = Field(foreign_key="company.id", index=True)
     domain: str
     source: str
-    """`declared` or `trusted`."""
+    """A `canary.aliases.DomainSource` value: declared at issue time, or trusted later."""
     added_at: datetime = _utc_column()
 
 
@@ -64,7 +64,7 @@ class Alias(SQLModel, table=True):
     issued_at: datetime = _utc_column()
     retired_at: datetime | None = _utc_column(nullable=True)
     retire_reply: str | None = None
-    """After retirement: `accept` (keep recording) or `reject` (550 at RCPT)."""
+    """After retirement, a `canary.aliases.RetireReply` value."""
 
 
 class RawMessage(SQLModel, table=True):
@@ -79,7 +79,8 @@ class Message(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("sha256", "alias_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    sha256: str = Field(foreign_key="rawmessage.sha256", index=True, max_length=64)
+    sha256: str = Field(foreign_key="rawmessage.sha256", max_length=64)
+    """Looked up through the unique (sha256, alias_id) index."""
     alias_id: int = Field(foreign_key="alias.id", index=True)
     rcpt_to: str
     mail_from: str
@@ -117,11 +118,16 @@ class Message(SQLModel, table=True):
     """JSON of the DNS answers the checks used, recorded at analysis time."""
     esp: str | None = None
     esp_customer: str | None = None
-    esp_authenticated_by: str | None = None
+    esp_auth_method: str | None = None
+    """How the ESP authenticated its sending: a `canary.authentication.AuthMethod` value."""
+    esp_auth_domain: str | None = None
     relation: str | None = Field(default=None, index=True)
     sender_org: str | None = None
     reason: str | None = None
-    authenticated_by: str | None = None
+    auth_method: str | None = None
+    """How the sender organisation authenticated: a `canary.authentication.AuthMethod` value."""
+    auth_domain: str | None = None
+    """The domain that method proved."""
 
 
 class ConsentRecord(SQLModel, table=True):

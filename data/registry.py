@@ -1,8 +1,10 @@
-"""Companies, their domains and their aliases.
+"""The records the person keeps: companies, their domains, aliases, consent and flags.
 
-Issuing checks the rules of `canary.aliases` and stores the result; trusting
-a domain records it as the company's own. Functions take a `Session` and
-raise the domain's named errors; they never print.
+Issuing checks the rules of `canary.aliases` and stores the result; a
+consent change is worked out by `canary.consent.next_consent`; trusting a
+domain records it as the company's own (`data.analyses.trust_sender` then
+re-decides the company's stored mail). Functions take a `Session` and raise
+the domain's named errors; they never print and never name a CLI flag.
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from canary.aliases import alias_local_part, numbered_slug, slugify
+from canary.aliases import DomainSource, RetireReply, alias_local_part, numbered_slug, slugify
 from canary.classify import Relation
-from canary.consent import Consent, Frequency
+from canary.consent import Consent, Frequency, next_consent
 from canary.domains import registrable_or_self
-from canary.errors import CanaryError, CompanyExists, UnknownCompany
-from data.mailstore import ACCEPT, REJECT
+from canary.errors import (
+    AliasRetired,
+    BeforeAliasIssued,
+    CompanyExists,
+    NoActiveAlias,
+    NothingToRecord,
+    SenderTrusted,
+    UnknownCompany,
+)
 from data.models import Alias, Company, CompanyDomain, ConsentRecord, FlaggedSender, Message
-
-DECLARED = "declared"
-TRUSTED = "trusted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,26 +47,36 @@ def find_company(session: Session, name: str) -> Company:
     slug = slugify(name)
     company = session.exec(select(Company).where(Company.slug == slug)).first()
     if company is None:
-        raise UnknownCompany(f"No company called {name!r}; `canary aliases` lists them.")
+        raise UnknownCompany(name)
     return company
 
 
 def company_domains(session: Session, company_id: int) -> list[str]:
+    """The company's own organisations, declared or trusted, sorted."""
     rows = session.exec(
         select(CompanyDomain.domain).where(CompanyDomain.company_id == company_id)
     ).all()
     return sorted(rows)
 
 
+def flagged_senders(session: Session, company_id: int) -> list[str]:
+    """Sender organisations the person confirmed are not the company's own, sorted."""
+    rows = session.exec(
+        select(FlaggedSender.organisation).where(FlaggedSender.company_id == company_id)
+    ).all()
+    return sorted(rows)
+
+
 def _add_domains(
-    session: Session, company_id: int, domains: Sequence[str], source: str, now: datetime
+    session: Session, company_id: int, domains: Sequence[str], source: DomainSource,
+    now: datetime,
 ) -> list[str]:
     """Add registrable domains the company does not have yet; return the added ones."""
     known = set(company_domains(session, company_id))
     added = []
     for domain in dict.fromkeys(registrable_or_self(d) for d in domains):
         if domain not in known:
-            session.add(CompanyDomain(company_id=company_id, domain=domain, source=source,
+            session.add(CompanyDomain(company_id=company_id, domain=domain, source=source.value,
                                       added_at=now))
             added.append(domain)
     return added
@@ -82,16 +98,20 @@ def issue_alias(
     """Create the company (unless `new`) and a fresh alias for it.
 
     `marketing` and `frequency`, when given, record what the person agreed to.
+    Raises `CompanyExists` for a company that has an active alias and
+    `AliasRetired` for one whose aliases are all retired, unless `new`.
     """
     base = slugify(name)
     declared = [registrable_or_self(d) for d in domains]
     company = session.exec(select(Company).where(Company.slug == base)).first()
     if company is not None and not new:
-        existing = session.exec(select(Alias).where(Alias.company_id == company.id)).first()
-        shown = f" ({existing.address})" if existing else ""
-        raise CompanyExists(
-            f"{company.name} already has an alias{shown}; use --new to issue a fresh one."
-        )
+        assert company.id is not None
+        active = active_aliases(session, company.id)
+        if active:
+            raise CompanyExists(company.name, active[0].address)
+        latest = latest_alias(session, company.id)
+        assert latest.retired_at is not None
+        raise AliasRetired(company.name, latest.address, latest.retired_at)
     if company is None:
         company = Company(name=name.strip(), slug=base, note=note, created_at=now)
         session.add(company)
@@ -99,7 +119,7 @@ def issue_alias(
     elif note:
         company.note = note
     assert company.id is not None
-    _add_domains(session, company.id, declared, DECLARED, now)
+    _add_domains(session, company.id, declared, DomainSource.DECLARED, now)
 
     count = session.exec(
         select(func.count()).select_from(Alias).where(Alias.company_id == company.id)
@@ -110,9 +130,10 @@ def issue_alias(
     slug = numbered_slug(base, number)
     address = f"{alias_local_part(secret, slug)}@{alias_domain}"
     session.add(Alias(company_id=company.id, slug=slug, address=address, issued_at=now))
-    if marketing is not None or frequency is not None:
-        _record_consent(session, company.id, marketing, frequency, now)
     session.flush()
+    if marketing is not None or frequency is not None:
+        _record_consent(session, company, now, marketing=marketing, frequency=frequency)
+        session.flush()
     return IssuedAlias(
         company=company.name,
         address=address,
@@ -123,61 +144,51 @@ def issue_alias(
     )
 
 
-def _current_consent(session: Session, company_id: int) -> ConsentRecord | None:
-    return session.exec(
-        select(ConsentRecord)
-        .where(ConsentRecord.company_id == company_id)
-        .order_by(col(ConsentRecord.since).desc(), col(ConsentRecord.id).desc())
-    ).first()
-
-
-def _last_agreement(session: Session, company_id: int) -> ConsentRecord | None:
-    return session.exec(
-        select(ConsentRecord)
-        .where(ConsentRecord.company_id == company_id, col(ConsentRecord.opted_out).is_(False))
-        .order_by(col(ConsentRecord.since).desc(), col(ConsentRecord.id).desc())
-    ).first()
-
-
 def _record_consent(
-    session: Session, company_id: int, marketing: bool | None, frequency: Frequency | None,
-    since: datetime, opted_out: bool = False,
-) -> ConsentRecord:
-    current = _current_consent(session, company_id)
-    if current is not None and not opted_out:
-        marketing = current.marketing if marketing is None else marketing
-        # An opt-out records "never"; opting back in carries over what was agreed before.
-        agreed = current if not current.opted_out else _last_agreement(session, company_id)
-        if frequency is None and agreed is not None and agreed.frequency:
-            frequency = Frequency(agreed.frequency)
-    record = ConsentRecord(company_id=company_id, since=since, marketing=marketing,
-                           frequency=frequency.value if frequency else None, opted_out=opted_out)
-    session.add(record)
-    return record
+    session: Session, company: Company, since: datetime, *, marketing: bool | None,
+    frequency: Frequency | None, opted_out: bool = False,
+) -> Consent:
+    assert company.id is not None
+    issued = session.exec(
+        select(func.min(Alias.issued_at)).where(Alias.company_id == company.id)
+    ).one()
+    if issued is not None and since < issued:
+        # A date given without a time is midnight; the day the alias was issued counts
+        # from the moment it was issued.
+        if since.date() < issued.date():
+            raise BeforeAliasIssued(company.name, since, issued)
+        since = issued
+    consent = next_consent(consent_history(session, company.id), since, marketing=marketing,
+                           frequency=frequency, opted_out=opted_out)
+    session.add(ConsentRecord(
+        company_id=company.id, since=consent.since, marketing=consent.marketing,
+        frequency=consent.frequency.value if consent.frequency else None,
+        opted_out=consent.opted_out,
+    ))
+    return consent
 
 
 def record_consent(
     session: Session, name: str, *, marketing: bool | None, frequency: Frequency | None,
     now: datetime,
-) -> Company:
+) -> tuple[Company, Consent]:
     """Record a change of what the person agrees to; unchanged parts carry over."""
     if marketing is None and frequency is None:
-        raise CanaryError("Say what changed: --marketing yes|no and/or --frequency.")
+        raise NothingToRecord()
     company = find_company(session, name)
-    assert company.id is not None
-    _record_consent(session, company.id, marketing, frequency, now)
-    return company
+    return company, _record_consent(session, company, now, marketing=marketing,
+                                    frequency=frequency)
 
 
-def opt_out(session: Session, name: str, at: datetime) -> Company:
+def opt_out(session: Session, name: str, at: datetime) -> tuple[Company, Consent]:
     """Record that the person opted out of the company's marketing at `at`."""
     company = find_company(session, name)
-    assert company.id is not None
-    _record_consent(session, company.id, False, Frequency.NEVER, at, opted_out=True)
-    return company
+    return company, _record_consent(session, company, at, marketing=False,
+                                    frequency=Frequency.NEVER, opted_out=True)
 
 
 def consent_history(session: Session, company_id: int) -> list[Consent]:
+    """What the person agreed to with the company, oldest first."""
     records = session.exec(
         select(ConsentRecord)
         .where(ConsentRecord.company_id == company_id)
@@ -207,28 +218,56 @@ def latest_alias(session: Session, company_id: int) -> Alias:
     return alias
 
 
-def retire_aliases(session: Session, name: str, reply: str, now: datetime) -> list[Alias]:
-    """Retire the company's active aliases; `reply` is `accept` or `reject`."""
-    if reply not in (ACCEPT, REJECT):
-        raise CanaryError("--reply must be accept or reject.")
+def retire_aliases(
+    session: Session, name: str, reply: RetireReply, now: datetime
+) -> tuple[Company, list[Alias]]:
+    """Retire the company's active aliases; raise `NoActiveAlias` when it has none."""
     company = find_company(session, name)
     assert company.id is not None
     aliases = active_aliases(session, company.id)
     if not aliases:
-        raise CanaryError(f"{company.name} has no active alias to retire.")
+        raise NoActiveAlias(company.name)
     for alias in aliases:
         alias.retired_at = now
-        alias.retire_reply = reply
+        alias.retire_reply = reply.value
         session.add(alias)
-    return aliases
+    return company, aliases
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    company: str
+    retired: tuple[str, ...]
+    """The addresses retired now (none if every alias was retired already)."""
+    reply: RetireReply
+    issued: IssuedAlias
+
+
+def rotate_alias(
+    session: Session, *, secret: bytes, name: str, reply: RetireReply, now: datetime
+) -> Rotation:
+    """Retire the company's active aliases and issue a fresh one on the same canary domain."""
+    company = find_company(session, name)
+    assert company.id is not None
+    retired = [a.address for a in active_aliases(session, company.id)]
+    if retired:
+        retire_aliases(session, company.name, reply, now)
+    latest = latest_alias(session, company.id)
+    issued = issue_alias(session, secret=secret, name=company.name,
+                         alias_domain=latest.address.rpartition("@")[2], domains=[],
+                         note=None, new=True, now=now)
+    return Rotation(company.name, tuple(retired), reply, issued)
 
 
 def trust_domain(session: Session, name: str, domain: str, now: datetime) -> tuple[Company, str]:
-    """Record `domain`'s organisation as the company's own; return it."""
+    """Record `domain`'s organisation as the company's own; return it.
+
+    Stored mail is re-decided by `data.analyses.trust_sender`, which calls this.
+    """
     company = find_company(session, name)
     assert company.id is not None
     organisation = registrable_or_self(domain)
-    _add_domains(session, company.id, [organisation], TRUSTED, now)
+    _add_domains(session, company.id, [organisation], DomainSource.TRUSTED, now)
     flag = session.exec(
         select(FlaggedSender).where(FlaggedSender.company_id == company.id,
                                     FlaggedSender.organisation == organisation)
@@ -244,9 +283,7 @@ def flag_sender(session: Session, name: str, domain: str, now: datetime) -> tupl
     assert company.id is not None
     organisation = registrable_or_self(domain)
     if organisation in company_domains(session, company.id):
-        raise CanaryError(
-            f"{organisation} is trusted as {company.name}'s own; it cannot also be flagged."
-        )
+        raise SenderTrusted(company.name, organisation)
     exists = session.exec(
         select(FlaggedSender).where(FlaggedSender.company_id == company.id,
                                     FlaggedSender.organisation == organisation)
@@ -255,14 +292,6 @@ def flag_sender(session: Session, name: str, domain: str, now: datetime) -> tupl
         session.add(FlaggedSender(company_id=company.id, organisation=organisation,
                                   flagged_at=now))
     return company, organisation
-
-
-def flagged_senders(session: Session, company_id: int) -> set[str]:
-    return set(
-        session.exec(
-            select(FlaggedSender.organisation).where(FlaggedSender.company_id == company_id)
-        )
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +304,7 @@ class AliasListing:
     messages: int
     unexpected: int
     retired_at: datetime | None = None
-    retire_reply: str | None = None
+    retire_reply: RetireReply | None = None
 
 
 def list_aliases(session: Session) -> list[AliasListing]:
@@ -307,7 +336,7 @@ def list_aliases(session: Session) -> list[AliasListing]:
                 messages=counts.get(alias.id, 0),
                 unexpected=unexpected.get(alias.id, 0),
                 retired_at=alias.retired_at,
-                retire_reply=alias.retire_reply,
+                retire_reply=RetireReply(alias.retire_reply) if alias.retire_reply else None,
             )
         )
     return listing

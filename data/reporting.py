@@ -1,17 +1,32 @@
-"""Reads what the report needs: companies, their aliases and their messages.
+"""Reads what a report needs, and builds the report: companies, aliases, messages.
 
-Returns `canary.report.CompanyFacts`, plain values the domain turns into
-verdicts. Bodies are never read here.
+`build_reports` is the one service every reading command uses (report,
+show, export, letter, triage, the demo). It only reads: mail not analysed
+yet is counted as pending, never analysed here (that is `canary analyse`'s
+or the listener's work), and no DNS is asked. Bodies are never read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from sqlmodel import Session, col, select
 
+from canary.aliases import RetireReply
 from canary.classify import Relation
-from canary.report import AliasView, CompanyFacts, Sighting
-from data.models import Alias, Company, FlaggedSender, Message
-from data.registry import company_domains, consent_history, find_company
+from canary.report import (
+    AliasView,
+    CompanyFacts,
+    CompanyReport,
+    Sighting,
+    company_report,
+    worst_first,
+)
+from data.analyses import authenticated_by
+from data.mailstore import probe_count
+from data.models import Alias, Company, Message
+from data.registry import company_domains, consent_history, find_company, flagged_senders
 
 
 def _facts(session: Session, company: Company) -> CompanyFacts:
@@ -35,7 +50,7 @@ def _facts(session: Session, company: Company) -> CompanyFacts:
         domains=tuple(company_domains(session, company.id)),
         aliases=tuple(
             AliasView(a.address, a.slug, a.issued_at, counts.get(a.id or 0, 0), a.retired_at,
-                      a.retire_reply)
+                      RetireReply(a.retire_reply) if a.retire_reply else None)
             for a in aliases
         ),
         sightings=tuple(
@@ -49,7 +64,7 @@ def _facts(session: Session, company: Company) -> CompanyFacts:
                 message_id=m.message_id,
                 sha256=m.sha256,
                 problem=m.problem,
-                authenticated_by=m.authenticated_by,
+                authenticated_by=authenticated_by(m.auth_method, m.auth_domain),
                 reason=m.reason,
                 temperror=m.temperror,
                 marketing=m.marketing,
@@ -57,17 +72,33 @@ def _facts(session: Session, company: Company) -> CompanyFacts:
             for m in messages
         ),
         consent=tuple(consent_history(session, company.id)),
-        flagged=tuple(
-            session.exec(
-                select(FlaggedSender.organisation).where(FlaggedSender.company_id == company.id)
-            )
-        ),
+        flagged=tuple(flagged_senders(session, company.id)),
     )
 
 
-def company_facts(session: Session, name: str | None = None) -> list[CompanyFacts]:
-    """Facts for the named company, or for every company."""
-    if name is not None:
-        return [_facts(session, find_company(session, name))]
-    companies = session.exec(select(Company).order_by(col(Company.name))).all()
+def company_facts(session: Session, names: Sequence[str] = ()) -> list[CompanyFacts]:
+    """Facts for the named companies (each once), or for every company."""
+    if names:
+        companies = [find_company(session, name) for name in names]
+        unique = {c.id: c for c in companies}
+        return [_facts(session, company) for company in unique.values()]
+    companies = list(session.exec(select(Company).order_by(col(Company.name))).all())
     return [_facts(session, company) for company in companies]
+
+
+@dataclass(frozen=True, slots=True)
+class Reports:
+    companies: list[CompanyReport]
+    """Worst first."""
+    probes: int
+    """Mail to never-issued addresses; counted only when every company is reported."""
+
+    @property
+    def pending(self) -> int:
+        return sum(r.counts.pending for r in self.companies)
+
+
+def build_reports(session: Session, names: Sequence[str] = ()) -> Reports:
+    """The report of the named companies, or of all; reads only."""
+    reports = worst_first(company_report(f) for f in company_facts(session, names))
+    return Reports(reports, 0 if names else probe_count(session))

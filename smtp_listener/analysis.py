@@ -1,11 +1,12 @@
 """Analysis of stored mail, off the SMTP reply path.
 
 `analyse_pending` reads messages not analysed yet, works out who sent them
-(`canary.message`, then SPF, DKIM and DMARC through the one resolver, then
-the ESP table) and how they relate to the alias's company
-(`canary.classify`), and stores the result with the DNS answers it used. It
-is called by the listener's analyst thread and by the commands that report,
-so mail stored while no listener ran is analysed too.
+(`canary.message`, then SPF, DKIM and DMARC through the one resolver) and
+hands that to `canary.analysis.attribute`, which decides the ESP, the
+relation to the alias's company and whether it is marketing; the result is
+stored with the DNS answers it used. The listener's analyst thread calls it
+as mail arrives; `canary analyse` calls `analyse_all` for mail stored while
+no listener ran. Reading commands never analyse.
 
 A temporary DNS failure is stored as `temperror` and the message is tried
 again later, with growing pauses; it is never settled as unauthenticated
@@ -24,18 +25,18 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from canary.authentication import Authentication, Result
-from canary.classify import EspSending, classify
-from canary.consent import is_marketing
+from canary.analysis import Analysis, attribute
+from canary.authentication import Result
+from canary.classify import classify
 from canary.message import MessageFacts, read_message
-from data.database import Store
-from data.mailstore import (
-    Analysis,
+from data.analyses import (
     PendingMessage,
+    pending_count,
     pending_messages,
     save_analysis,
     save_temporary_failure,
 )
+from data.database import Store
 from smtp_listener.authenticate import EnvelopeFacts, authenticate
 from smtp_listener.resolver import Resolver
 
@@ -52,35 +53,16 @@ class AnalysisSettings:
     trusted_upstream: tuple[str, ...] = ()
     """authserv-ids whose Authentication-Results headers are believed."""
 
+    @classmethod
+    def from_setting(cls, dns: str | None, trusted_upstream: tuple[str, ...] = ()
+                     ) -> AnalysisSettings:
+        """Settings for `--dns HOST[:PORT]` (None: the system resolver)."""
+        return cls(Resolver.from_setting(dns), trusted_upstream)
+
 
 @dataclass(frozen=True, slots=True)
 class TemporaryFailure:
     problem: str
-
-
-def esp_sending(facts: MessageFacts, auth: Authentication) -> EspSending | None:
-    """The ESP behind the message, authenticated by a passing DKIM or SPF domain of its own."""
-    from canary.esp import esp_for_domain, identify_esp
-
-    spf_domain = auth.spf.domain if auth.spf.result is Result.PASS else None
-    match = identify_esp(
-        dkim_pass_domains=auth.dkim_pass_domains,
-        return_path_domain=spf_domain,
-        headers=facts.headers,
-    )
-    if match is None:
-        return None
-    authenticated_by = None
-    for domain in auth.dkim_pass_domains:
-        esp = esp_for_domain(domain)
-        if esp is not None and esp.name == match.esp:
-            authenticated_by = f"DKIM d={domain}"
-            break
-    else:
-        esp = esp_for_domain(spf_domain) if spf_domain else None
-        if esp is not None and esp.name == match.esp:
-            authenticated_by = f"SPF {spf_domain}"
-    return EspSending(match.esp, match.customer_id, authenticated_by)
 
 
 def analyse_message(
@@ -95,11 +77,7 @@ def analyse_message(
         failed = [d.reason for d in auth.dkim if d.result is Result.TEMPERROR]
         return TemporaryFailure("; ".join([auth.spf.explanation, *failed]).strip("; ")
                                 or "temporary DNS failure")
-    esp = esp_sending(facts, auth)
-    classification = classify(facts.from_orgs, message.company_domains, auth, esp)
-    marketing = is_marketing(subject=facts.subject, list_unsubscribe=facts.list_unsubscribe,
-                             precedence=facts.precedence, esp=esp.esp if esp else None)
-    return Analysis(facts, classification, auth, esp, tuple(answers), marketing)
+    return attribute(facts, auth, message.company_domains, answers)
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -155,20 +133,23 @@ def analyse_pending(
     return len(results)
 
 
+def due_count(store: Store, clock: Callable[[], datetime]) -> int:
+    """How many messages are due for analysis now."""
+    with store.reading() as session:
+        return pending_count(session, clock())
+
+
 def analyse_all(
     store: Store,
     settings: AnalysisSettings,
     clock: Callable[[], datetime],
-    budget_seconds: float | None = None,
+    progress: Callable[[int], None] = lambda done: None,
 ) -> int:
-    """Analyse every due message, or as many as fit in `budget_seconds`."""
-    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    """Analyse every message due now; `progress` hears how many each batch looked at."""
     total = 0
-    while deadline is None or time.monotonic() < deadline:
-        count = analyse_pending(store, settings, clock, limit=50)
-        if not count:
-            break
+    while count := analyse_pending(store, settings, clock, limit=BATCH):
         total += count
+        progress(count)
     return total
 
 
@@ -188,6 +169,9 @@ class Analyst:
     _last_commit: float = 0.0
     _wake: threading.Event = field(default_factory=threading.Event)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _settle: threading.Event = field(default_factory=threading.Event)
+    """Asked to analyse everything due now, without waiting for a pause in the mail."""
+    _settled: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
@@ -210,11 +194,22 @@ class Analyst:
         for thread in self._threads:
             thread.join()
 
+    def settle(self, timeout: float) -> bool:
+        """Block until every message due now is analysed; False if `timeout` ran out.
+
+        Called from another thread than the event loop's (the demo, tests).
+        """
+        self._settled.clear()
+        self._settle.set()
+        self._wake.set()
+        return self._settled.wait(timeout)
+
     def _quiet(self) -> bool:
         """Wait until mail stops arriving or waiting is too long; False when stopping."""
         since = time.monotonic()
         while (time.monotonic() - self._last_commit < self.quiet_seconds
-               and time.monotonic() - since < self.longest_deferral):
+               and time.monotonic() - since < self.longest_deferral
+               and not self._settle.is_set()):
             if self._stopping.wait(self.quiet_seconds):
                 return False
         return not self._stopping.is_set()
@@ -224,12 +219,16 @@ class Analyst:
             self._wake.clear()
             if not self._quiet():
                 return
+            settling = self._settle.is_set()
             try:
                 done = analyse_pending(self.store, self.settings, self.clock,
                                        should_stop=self._stopping.is_set)
             except SQLAlchemyError as error:
                 log.warning("analysis paused by a database error: %s", error)
                 done = 0
+            if not done and settling:
+                self._settle.clear()
+                self._settled.set()
             if not done:
                 self._wake.wait(self.idle_seconds)
 

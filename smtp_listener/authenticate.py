@@ -7,14 +7,16 @@ domain (or its organisational domain) is looked up and evaluated by
 answers are recorded as evidence. A DNS timeout becomes `temperror`, never
 a verdict.
 
-pyspf's DNS hook is its module-level `DNSLookup`; Canary installs its own
-once, which asks the resolver of the check under way (a context variable),
-so concurrent checks with different resolvers do not mix.
+pyspf's DNS hook is its module-level `DNSLookup`. Canary installs its own
+the first time it checks SPF (never on import), and that hook asks the
+resolver of the check under way (a context variable), so concurrent checks
+with different resolvers do not mix.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -79,11 +81,15 @@ def _spf_lookup(name: str, qtype: str, *_args: object, **_kwargs: object) -> lis
     return [((name, qtype), value) for value in _spf_records(answer, qtype)]
 
 
-spf.DNSLookup = _spf_lookup
+@functools.cache
+def _install_spf_hook() -> None:
+    """Route pyspf's lookups through Canary's resolver; done once, on first use."""
+    spf.DNSLookup = _spf_lookup
 
 
 @contextmanager
 def _resolving(resolver: Resolver, recorder: Recorder) -> Iterator[None]:
+    _install_spf_hook()
     token = _current.set((resolver, recorder))
     try:
         yield
@@ -206,16 +212,16 @@ def authenticate(
     """All checks for one message, and the DNS answers they used."""
     recorder = Recorder()
     upstream = read_upstream(facts.authentication_results, trusted_upstream)
-    source = "canary"
+    vouched_by = None
     if upstream is not None and upstream.spf is not None:
         spf_result = upstream.spf
-        source = f"upstream:{upstream.authserv_id}"
+        vouched_by = upstream.authserv_id
     else:
         spf_result = check_spf(resolver, recorder, envelope)
     dkim_results = check_dkim(resolver, recorder, raw)
     if upstream is not None and upstream.dkim:
         ours = {d.domain for d in dkim_results if d.result is Result.PASS}
         dkim_results += tuple(d for d in upstream.dkim if d.domain not in ours)
-        source = f"upstream:{upstream.authserv_id}"
+        vouched_by = upstream.authserv_id
     dmarc = check_dmarc(resolver, recorder, facts.from_domain, spf_result, dkim_results)
-    return Authentication(spf_result, dkim_results, dmarc, source), recorder.answers
+    return Authentication(spf_result, dkim_results, dmarc, vouched_by), recorder.answers

@@ -1,5 +1,8 @@
 """Evidence bundles: a zip someone else can check without Canary's home.
 
+This is library code: `canary export --bundle` writes bundles and `canary
+verify` (which needs no home) checks them; a script can do either.
+
 `write_bundle` puts the report (JSON, HTML, Markdown), the raw `.eml` of
 every message the report cites, the DNS answers used to authenticate each
 one at receipt time, and `MANIFEST.sha256` (the format `sha256sum -c`
@@ -17,10 +20,13 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from canary.authentication import DnsAnswer, Result
-from data.mailstore import StoredEvidence
+from canary.authentication import AuthMethod, DnsAnswer, Result
+from canary.errors import NotABundle
+from canary.wording import iso_time
+from data.analyses import StoredEvidence
 from smtp_listener.authenticate import check_dkim
 from smtp_listener.resolver import RecordedAnswers, Recorder
 
@@ -50,11 +56,11 @@ def cited_sha256s(document: Any) -> set[str]:
 def _dns_record(evidence: StoredEvidence) -> dict[str, Any]:
     return {
         "sha256": evidence.sha256,
-        "received_at": evidence.received_at.isoformat().replace("+00:00", "Z"),
+        "received_at": iso_time(evidence.received_at),
         "client": {"ip": evidence.peer_ip, "mail_from": evidence.mail_from,
                    "helo": evidence.helo},
         "authentication_at_receipt": evidence.authentication,
-        "answers": evidence.dns_answers,
+        "answers": [answer.to_dict() for answer in evidence.dns_answers],
     }
 
 
@@ -110,16 +116,7 @@ def _manifest(text: str, problems: list[str]) -> Iterator[tuple[str, str]]:
 
 
 def _recorded_answers(record: dict[str, Any]) -> RecordedAnswers:
-    answers = []
-    for answer in record.get("answers", []):
-        records = tuple(str(r) for r in answer.get("records", []))
-        answers.append(DnsAnswer(
-            str(answer.get("name", "")), str(answer.get("type", "")), records,
-            txt_strings=tuple((r.encode(),) for r in records) if answer.get("type") == "TXT"
-            else (),
-            exists=bool(answer.get("exists", True)),
-        ))
-    return RecordedAnswers(answers)
+    return RecordedAnswers(DnsAnswer.from_dict(answer) for answer in record.get("answers", []))
 
 
 def _claimed_dkim(document: Any) -> dict[str, set[str]]:
@@ -134,9 +131,9 @@ def _claimed_dkim(document: Any) -> dict[str, set[str]]:
         senders = [*company.get("unexpected_senders", []), *company.get("expected_senders", [])]
         for sender in senders:
             ways = sender.get("authenticated_by", [])
-            if len(ways) != 1 or not str(ways[0]).startswith("DKIM d="):
+            if len(ways) != 1 or ways[0].get("method") != AuthMethod.DKIM.value:
                 continue
-            domain = str(ways[0]).removeprefix("DKIM d=").lower()
+            domain = str(ways[0].get("domain", "")).lower()
             for example in sender.get("examples", []):
                 claimed.setdefault(str(example.get("sha256")), set()).add(domain)
     return claimed
@@ -145,7 +142,7 @@ def _claimed_dkim(document: Any) -> dict[str, set[str]]:
 def _check_signatures(name: str, raw: bytes, record: dict[str, Any], result: Verification,
                       claimed: frozenset[str] = frozenset()) -> None:
     receipt = record.get("authentication_at_receipt") or {}
-    if str(receipt.get("source", "")).startswith("upstream:"):
+    if receipt.get("upstream"):
         claimed = frozenset()  # vouched for by the user's own MTA: not re-verifiable offline
     at_receipt = receipt.get("dkim", [])
     passed_then = {(d.get("domain"), d.get("selector")) for d in at_receipt
@@ -171,19 +168,21 @@ def _check_signatures(name: str, raw: bytes, record: dict[str, Any], result: Ver
         )
 
 
-def verify_bundle(data: bytes) -> Verification:
-    """Check every hash and re-verify every DKIM signature offline."""
+def verify_bundle(path: Path, data: bytes) -> Verification:
+    """Check every hash and re-verify every DKIM signature offline.
+
+    Raises `NotABundle` for a file that is no zip or has no manifest: that is a
+    wrong file, not a bundle with a mismatch.
+    """
     result = Verification()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        result.problems.append("not a zip file")
-        return result
+    except zipfile.BadZipFile as error:
+        raise NotABundle(path, "not a zip file") from error
     with archive:
         names = set(archive.namelist())
         if MANIFEST not in names:
-            result.problems.append(f"{MANIFEST} is missing")
-            return result
+            raise NotABundle(path, f"it has no {MANIFEST}")
         listed = dict(_manifest(archive.read(MANIFEST).decode("utf-8", "replace"),
                                 result.problems))
         for name in sorted(names - listed.keys() - {MANIFEST}):

@@ -1,7 +1,8 @@
 """The aiosmtpd handler: decides RCPT replies and commits DATA before 250.
 
 Each hook is a few lines. Recipient rules live in `canary.aliases`, issued
-aliases in `data`, and commits in the writer thread. A bug anywhere here is
+aliases in `data`, and commits in the store process (`smtp_listener.writer`).
+A bug anywhere here is
 answered 451 by `handle_exception`, never aiosmtpd's default 500, so no
 mail is bounced for Canary's own fault. Logs carry the envelope, never a
 body.
@@ -26,8 +27,6 @@ from smtp_listener.writer import DeliveryWriter, StoreFailed
 
 log = logging.getLogger("canary.listener")
 
-ALIAS_CACHE_SECONDS = 10.0
-"""How long an issued alias is remembered without asking the database."""
 ACTIVITY_GRANULARITY = 1.0
 """Seconds between restarts of the idle timer while a client is sending."""
 
@@ -68,17 +67,18 @@ class IssuedAliases:
 
     Only positive answers are cached, so an alias issued from another
     terminal is accepted at once; a retirement takes effect within
-    `ALIAS_CACHE_SECONDS`.
+    `cache_seconds`.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cache_seconds: float) -> None:
         self._store = store
+        self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[IssuedAddress, float]] = {}
 
     async def lookup(self, address: str) -> IssuedAddress | None:
         cached = self._cache.get(address)
         now = time.monotonic()
-        if cached is not None and now - cached[1] < ALIAS_CACHE_SECONDS:
+        if cached is not None and now - cached[1] < self._cache_seconds:
             return cached[0]
         issued = await asyncio.to_thread(self._query, address)
         if issued is not None:
@@ -146,7 +146,7 @@ class CanaryHandler:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
             envelope.alias_ids.setdefault(address, issued.alias_id)
-            return replies.RECIPIENT_OK
+            return str(replies.RECIPIENT_OK)
         if issued is not None:
             reply = replies.RETIRED
         elif recipient.kind is RecipientKind.FOREIGN:
@@ -157,9 +157,9 @@ class CanaryHandler:
                 ProbeAttempt(self._clock(), _peer_ip(session), storable(recipient.address),
                              storable(envelope.mail_from) if envelope.mail_from else None)
             )
-        log.info("peer=%s from=<%s> rcpt=<%s> result=%s", _peer_ip(session),
-                 envelope.mail_from, address, reply[:9])
-        return reply
+        log.info("peer=%s from=<%s> rcpt=<%s> result=%d %s", _peer_ip(session),
+                 envelope.mail_from, address, reply.code, reply.status)
+        return str(reply)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: CanaryEnvelope) -> str:
         peer = _peer_ip(session)
@@ -179,13 +179,14 @@ class CanaryHandler:
             reply = replies.STORE_FAILED
         else:
             reply = replies.STORED
-        log.info("peer=%s from=<%s> rcpt=<%s> size=%d result=%s", delivery.peer_ip,
-                 delivery.mail_from, ",".join(envelope.rcpt_tos), len(delivery.raw), reply[:9])
-        return reply
+        log.info("peer=%s from=<%s> rcpt=<%s> size=%d result=%d %s", delivery.peer_ip,
+                 delivery.mail_from, ",".join(envelope.rcpt_tos), len(delivery.raw), reply.code,
+                 reply.status)
+        return str(reply)
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("internal error answered 451: %r", error, exc_info=error)
-        return replies.INTERNAL_ERROR
+        return str(replies.INTERNAL_ERROR)
 
 
 class CanarySMTP(SMTP):
@@ -207,6 +208,7 @@ class CanarySMTP(SMTP):
         self.line_length_limit = data_size_limit + 1024
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
         self._connections = connections
+        self._in_data = False
         self._activity_at = 0.0
         self._activity_granularity = min(ACTIVITY_GRANULARITY, self._timeout_duration / 4)
 
@@ -229,10 +231,17 @@ class CanarySMTP(SMTP):
     async def push(self, status: AnyStr) -> None:
         # A line longer than the line limit (just above the size limit) makes the
         # message over-size too; say so with 552 rather than aiosmtpd's 500.
-        if isinstance(status, str) and status.startswith("500 Line too long"):
-            await super().push(replies.TOO_BIG)
+        if isinstance(status, str) and self._in_data and replies.code_of(status) == 500:
+            await super().push(str(replies.TOO_BIG))
         else:
             await super().push(status)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._in_data = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._connections.add(self)
@@ -247,17 +256,17 @@ class CanarySMTP(SMTP):
         assert self.session is not None and isinstance(self.envelope, CanaryEnvelope)
         handler: CanaryHandler = self.event_handler
         if not handler.may_xforward(self.session):
-            await self.push(replies.XFORWARD_DENIED)
+            await self.push(str(replies.XFORWARD_DENIED))
             return
         if not argument or self.envelope.mail_from is not None:
-            await self.push(replies.XFORWARD_SYNTAX)
+            await self.push(str(replies.XFORWARD_SYNTAX))
             return
         attributes = read_xforward(argument)
         if "ADDR" in attributes:
             self.envelope.client_addr = attributes["ADDR"]
         if "HELO" in attributes:
             self.envelope.client_helo = attributes["HELO"]
-        await self.push(replies.OK)
+        await self.push(str(replies.OK))
 
     @property
     def in_transaction(self) -> bool:
@@ -266,5 +275,5 @@ class CanarySMTP(SMTP):
 
     async def close_for_shutdown(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            await self.push(replies.SHUTTING_DOWN)
+            await self.push(str(replies.SHUTTING_DOWN))
             self.transport.close()

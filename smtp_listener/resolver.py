@@ -25,7 +25,7 @@ import dns.rdatatype
 import dns.resolver
 
 from canary.authentication import DnsAnswer
-from canary.errors import CanaryError
+from canary.errors import InvalidDnsServer
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_LIFETIME = 5.0
@@ -83,7 +83,7 @@ def parse_server(text: str) -> tuple[str, int]:
     elif text.count(":") == 1:
         host, _, port = text.partition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CanaryError(f"{text!r} is not a DNS server; give HOST or HOST:PORT.")
+        raise InvalidDnsServer(text)
     return host, int(port)
 
 

@@ -1,4 +1,4 @@
-"""Runs the listener: the asyncio server, the writer, the analyst, shutdown.
+"""Runs the listener: the asyncio server, the store process, the analyst, shutdown.
 
 `Listener.start` binds and returns the real port (0 picks a free one, as
 the demo and the tests do). `Listener.stop` stops accepting, lets
@@ -20,15 +20,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from data.database import Store
+from data.home import DEFAULT_XFORWARD_PEERS
 from smtp_listener.analysis import AnalysisSettings, Analyst
 from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
 from smtp_listener.writer import DeliveryWriter, StoreUnavailable
 
 log = logging.getLogger("canary.listener")
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 2525
 DEFAULT_MAX_SIZE = 25 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
 SHUTDOWN_GRACE = 30.0
+ALIAS_CACHE_SECONDS = 10.0
 
 
 def utc_now() -> datetime:
@@ -37,13 +41,15 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class ListenerSettings:
-    host: str = "127.0.0.1"
-    port: int = 2525
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     max_size: int = DEFAULT_MAX_SIZE
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     shutdown_grace: float = SHUTDOWN_GRACE
-    xforward_peers: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    xforward_peers: frozenset[str] = frozenset(DEFAULT_XFORWARD_PEERS)
     """Peers whose XFORWARD (original client address and HELO) is believed."""
+    alias_cache_seconds: float = ALIAS_CACHE_SECONDS
+    """How long an issued alias is remembered; a retirement takes effect within it."""
 
 
 class Listener:
@@ -62,7 +68,8 @@ class Listener:
         self._analyst = Analyst(store, analysis, clock)
         self._writer = DeliveryWriter(store, on_commit=self._analyst.notify)
         self._handler = CanaryHandler(
-            domains=domains, secret=secret, aliases=IssuedAliases(store),
+            domains=domains, secret=secret,
+            aliases=IssuedAliases(store, settings.alias_cache_seconds),
             writer=self._writer, clock=clock, xforward_peers=settings.xforward_peers,
         )
         self._connections: set[CanarySMTP] = set()
@@ -121,6 +128,16 @@ class Listener:
         await asyncio.to_thread(self._analyst.stop)
         log.info("listener stopped")
 
+    @property
+    def store_process_id(self) -> int | None:
+        """The pid of the store process that commits mail, while it runs."""
+        return self._writer.process_id
+
+    def settle(self, timeout: float = 60.0) -> bool:
+        """Block until the mail committed so far is analysed (from a thread other than the
+        event loop's: the demo, tests); False if `timeout` ran out first."""
+        return self._analyst.settle(timeout)
+
     async def serve_forever(self) -> None:
         """Run until SIGINT or SIGTERM, then shut down cleanly."""
         loop = asyncio.get_running_loop()
@@ -143,22 +160,26 @@ class ListenerThread:
     """
 
     def __init__(self, listener: Listener) -> None:
-        self._listener = listener
+        self.listener = listener
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="canary-listener",
                                         daemon=True)
 
     def __enter__(self) -> tuple[str, int]:
         self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self._listener.start(), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(self.listener.start(), self._loop).result()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def settle(self, timeout: float = 60.0) -> bool:
+        """Block until the mail committed so far is analysed; False if `timeout` ran out."""
+        return self.listener.settle(timeout)
+
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
-        asyncio.run_coroutine_threadsafe(self._listener.stop(), self._loop).result()
+        asyncio.run_coroutine_threadsafe(self.listener.stop(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()

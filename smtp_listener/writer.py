@@ -161,6 +161,12 @@ class DeliveryWriter:
         self._closing = False
         self._idle = asyncio.Event()
         self._restarting: asyncio.Task[None] | None = None
+        self._reaping: asyncio.Task[None] | None = None
+
+    @property
+    def process_id(self) -> int | None:
+        """The store process's pid while it runs (operators and tests signal it)."""
+        return self._process.pid if self._process is not None and self._stream else None
 
     async def start(self) -> None:
         """Start the store process; raise `StoreUnavailable` if it cannot open the database."""
@@ -202,10 +208,10 @@ class DeliveryWriter:
             self._stream.close()
         if self._reader is not None:
             await self._reader
+        if self._reaping is not None:
+            await self._reaping
         if self._process is not None:
-            await asyncio.to_thread(self._process.join, 10)
-            if self._process.is_alive():
-                self._process.kill()
+            await _reap(self._process)
 
     async def _spawn(self) -> None:
         ours, theirs = _CONTEXT.Pipe()
@@ -223,7 +229,7 @@ class DeliveryWriter:
             problem = f"the store process did not start ({error!r})"
         if problem is not None:
             stream.close()
-            process.join(1)
+            await _reap(process)
             raise StoreUnavailable(str(problem))
         self._process, self._stream = process, stream
         self._reader = asyncio.get_running_loop().create_task(self._read_answers(reader))
@@ -291,7 +297,8 @@ class DeliveryWriter:
             self._stream.close()
         self._stream = None
         if self._process is not None:
-            self._process.join(1)
+            # Reaped off the event loop: a process that is slow to die must not stall replies.
+            self._reaping = asyncio.get_running_loop().create_task(_reap(self._process))
         if self._closing and not futures:
             self._idle.set()
             return
@@ -318,6 +325,14 @@ class DeliveryWriter:
             else:
                 self._send_next()
                 return
+
+
+async def _reap(process: multiprocessing.process.BaseProcess) -> None:
+    """Wait for a store process that is ending, in a thread; kill it if it will not end."""
+    await asyncio.to_thread(process.join, 5)
+    if process.is_alive():
+        process.kill()
+        await asyncio.to_thread(process.join, 5)
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> object:

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from cli.zone_server import Zones, ZoneServer
 from data.database import Store
 from data.home import Home, init_home
 from data.registry import IssuedAlias, issue_alias
 from smtp_listener.analysis import AnalysisSettings
 from smtp_listener.resolver import Resolver
 from smtp_listener.server import Listener, ListenerSettings, ListenerThread
+from smtp_listener.testing.zone_server import Zones, ZoneServer
+
+pytest_plugins = ["servers.dovecot", "servers.postgres"]
 
 CANARY_DOMAIN = "canary.example.org"
 
@@ -88,6 +90,10 @@ class RunningListener:
     store: Store
     thread: ListenerThread
     own_dns: ZoneServer | None = None
+
+    def settle(self) -> None:
+        """Wait until the listener has analysed the mail committed so far."""
+        assert self.thread.settle(), "the listener's analysis did not settle in time"
 
     def stop(self) -> None:
         self.thread.stop()

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from canary.authentication import AuthenticatedBy, AuthMethod
+
 
 def make_message(
     *,
@@ -25,3 +27,13 @@ def make_message(
         message[name] = value
     message.set_content(body)
     return message.as_bytes()
+
+
+def dkim(domain: str) -> AuthenticatedBy:
+    """Authenticated by a passing DKIM signature of `domain`."""
+    return AuthenticatedBy(AuthMethod.DKIM, domain)
+
+
+def spf(domain: str) -> AuthenticatedBy:
+    """Authenticated by an SPF pass for `domain`."""
+    return AuthenticatedBy(AuthMethod.SPF, domain)

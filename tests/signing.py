@@ -17,7 +17,7 @@ import nacl.signing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cli.zone_server import Zones
+from smtp_listener.testing.zone_server import Zones
 
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id")
 

@@ -18,19 +18,20 @@ from collections.abc import Callable
 
 import pytest
 from conftest import issue, start_listener
-from factories import make_message
+from factories import dkim, make_message, spf
+from mailflow import rows, wait_for
 from signing import DkimKey, crlf, rsa_key
-from test_listener import rows, wait_for
 
+from canary.analysis import Analysis
 from canary.authentication import Result
 from canary.classify import Relation
-from cli.zone_server import Zones
+from data.analyses import PendingMessage
 from data.database import Store
 from data.home import Home
-from data.mailstore import Analysis, PendingMessage
 from data.models import Message
 from smtp_listener.analysis import AnalysisSettings, analyse_message
 from smtp_listener.resolver import Resolver
+from smtp_listener.testing.zone_server import Zones
 
 ACME = ("acme.example",)
 ACME_IP = "198.51.100.10"
@@ -151,7 +152,7 @@ def test_a_malformed_signature_does_not_hide_a_good_one_below_it(
     assert [d.result for d in auth.dkim][1:] == [Result.PASS]
     assert auth.dkim[0].result is not Result.PASS
     assert result.classification.relation is Relation.FIRST_PARTY
-    assert result.classification.authenticated_by == "DKIM d=acme.example"
+    assert result.classification.authenticated_by == dkim("acme.example")
 
 
 @pytest.mark.parametrize(
@@ -200,7 +201,7 @@ def test_a_6kb_spf_record_arrives_over_tcp_and_passes(zones: Zones, resolver: Re
     assert result.authentication is not None
     assert result.authentication.spf.result is Result.PASS
     assert result.classification.relation is Relation.FIRST_PARTY
-    assert result.classification.authenticated_by == "SPF acme.example"
+    assert result.classification.authenticated_by == spf("acme.example")
 
 
 # --- SPF include loops ----------------------------------------------------------------------
@@ -300,7 +301,7 @@ def test_garbage_dmarc_records_never_crash_and_never_excuse_a_forgery(
     own = analyse(resolver, acme_key.sign(acme_mail()), peer_ip=ACME_IP,
                   mail_from="bounce@acme.example")
     assert own.classification.relation is Relation.FIRST_PARTY
-    assert own.classification.authenticated_by == "DKIM d=acme.example"
+    assert own.classification.authenticated_by == dkim("acme.example")
 
 
 def test_a_huge_valid_dmarc_record_still_applies_its_policy(
@@ -366,4 +367,4 @@ def test_an_idn_sender_over_smtputf8_is_classified_by_its_a_label(
     assert auth["spf"]["result"] == ("pass" if relation == "first_party" else "none")
     if relation == "first_party":
         assert [d["result"] for d in auth["dkim"]] == ["pass"]
-        assert message["authenticated_by"] == f"DKIM d={BUECHER_ACE}"
+        assert (message["auth_method"], message["auth_domain"]) == ("dkim", f"{BUECHER_ACE}")

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from factories import make_message
+from factories import dkim, make_message
 
-from canary.authentication import Authentication, DkimResult, DmarcResult, Result, SpfResult
-from canary.classify import Classification, EspSending, Relation, classify
+from canary.authentication import (
+    NOT_AUTHENTICATED,
+    Authentication,
+    DkimResult,
+    DmarcResult,
+    Result,
+    SpfResult,
+)
+from canary.classify import Classification, Relation, classify
+from canary.esp import EspSending
 from canary.message import read_message
 from canary.report import Verdict, verdict_for
 
@@ -144,14 +152,14 @@ def auth(*, dmarc: Result = Result.NONE, dkim_aligned: str | None = None,
     )
 
 
-ESP = EspSending("Mailchimp", "a1b2c3", "DKIM d=mcsv.example")
+ESP = EspSending("Mailchimp", "a1b2c3", dkim("mcsv.example"))
 
 
 def test_the_companys_mail_with_aligned_dkim_is_first_party_and_says_how() -> None:
     result = classify(["acme.example"], ACME, auth(dmarc=Result.PASS,
                                                    dkim_aligned="acme.example"))
     assert result.relation is Relation.FIRST_PARTY
-    assert result.authenticated_by == "DKIM d=acme.example"
+    assert result.authenticated_by == dkim("acme.example")
 
 
 def test_the_companys_domain_failing_dmarc_is_spoofed() -> None:
@@ -170,14 +178,14 @@ def test_the_companys_domain_failing_its_own_spf_is_spoofed() -> None:
 def test_the_companys_mail_through_an_authenticated_esp_is_a_processor() -> None:
     result = classify(["acme.example"], ACME, auth(), ESP)
     assert result.relation is Relation.PROCESSOR
-    assert result.authenticated_by == "DKIM d=mcsv.example"
+    assert result.authenticated_by == dkim("mcsv.example")
     assert "Mailchimp" in result.reason
 
 
 def test_the_companys_domain_with_nothing_to_check_against_stays_first_party() -> None:
     result = classify(["acme.example"], ACME, auth())
     assert result.relation is Relation.FIRST_PARTY
-    assert result.authenticated_by == "none"
+    assert result.authenticated_by == NOT_AUTHENTICATED
 
 
 def test_another_organisation_authenticated_as_itself_is_a_third_party() -> None:
@@ -185,7 +193,7 @@ def test_another_organisation_authenticated_as_itself_is_a_third_party() -> None
                                                      dkim_aligned="broker.example"))
     assert result.relation is Relation.THIRD_PARTY
     assert result.sender_org == "broker.example"
-    assert result.authenticated_by == "DKIM d=broker.example"
+    assert result.authenticated_by == dkim("broker.example")
     assert verdict_for([result.relation]) is Verdict.SHARED
 
 
@@ -197,5 +205,5 @@ def test_another_organisation_sending_through_an_authenticated_esp_is_a_third_pa
 def test_another_organisation_without_authentication_is_unverified() -> None:
     result = classify(["spam.example"], ACME, auth(spf=Result.SOFTFAIL))
     assert result.relation is Relation.UNVERIFIED
-    assert result.authenticated_by == "none"
+    assert result.authenticated_by == NOT_AUTHENTICATED
     assert "spam.example" in result.reason

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from commands import Canary, assert_one_sentence, assert_usage_error
 from conftest import CANARY_DOMAIN
 from factories import make_message
 from signing import DkimKey, ed25519_key
-from test_cli import Canary, assert_one_sentence
 
 from canary.consent import (
     OPTOUT_GRACE,
@@ -31,13 +31,13 @@ from canary.consent import (
     consent_findings,
     is_marketing,
 )
-from cli.zone_server import Zones
 from data.database import Store
 from data.home import Home
 from data.mailstore import Delivery, issued_alias, store_deliveries
 from data.registry import issue_alias
 from smtp_listener.analysis import AnalysisSettings, analyse_all
 from smtp_listener.resolver import Resolver
+from smtp_listener.testing.zone_server import Zones
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -157,7 +157,7 @@ def test_mail_after_the_grace_period_is_reported_with_those_messages_as_evidence
 
     assert found is not None
     assert found.messages == tuple(late), "only the mail after the grace, oldest first"
-    assert found.summary.startswith("3 marketing message(s)")
+    assert found.summary.startswith("3 marketing messages")
     assert f"{at(optout):%Y-%m-%d}" in found.summary
     assert "24 days after" in found.summary
 
@@ -404,7 +404,7 @@ def test_optout_of_an_unknown_company_is_refused(canary: Canary) -> None:
 def test_optout_with_a_bad_date_is_refused_and_records_nothing(canary: Canary,
                                                                 bad: str) -> None:
     assert canary("issue", "Acme", "--marketing", "yes", "--frequency", "weekly").exit_code == 0
-    assert_one_sentence(canary("optout", "Acme", "--at", bad), "YYYY-MM-DD")
+    assert_usage_error(canary("optout", "Acme", "--at", bad), "--at", "YYYY-MM-DD")
     assert consent_of(canary, "Acme")["opted_out"] is False
 
 
@@ -489,7 +489,7 @@ def test_report_carries_after_optout_and_over_frequency_from_analysed_mail(
     analysed = analyse_all(store, AnalysisSettings(resolver), lambda: datetime.now(UTC))
     assert analysed == 6 + 1 + 2 + 1 + 14
 
-    document = canary.json("report", "--dns", dns_server)
+    document = canary.json("report")
     (company,) = document["companies"]
     assert company["verdict"] == "shared"
     assert company["counts"]["first_party"] == 10
@@ -500,13 +500,13 @@ def test_report_carries_after_optout_and_over_frequency_from_analysed_mail(
 
     after = findings["after_optout"]
     assert [m["sha256"] for m in after["messages"]] == late
-    assert after["summary"].startswith("2 marketing message(s)")
+    assert after["summary"].startswith("2 marketing messages")
 
     over = findings["over_frequency"]
     assert [m["sha256"] for m in over["messages"]] == burst
     assert (over["observed"], over["agreed"]) == ("6 in 28 days", "weekly (4 in 28 days)")
 
     # The table says it too.
-    table = canary("report", "--dns", dns_server)
+    table = canary("report")
     assert table.exit_code == 0, table.output
     assert "after_optout" in table.stdout and "over_frequency" in table.stdout

@@ -3,14 +3,13 @@
 The message carries an ed25519-sha256 signature (selector `brisbane`) and an
 rsa-sha256 one (selector `test`). Their key records are served by a real
 authoritative DNS server on loopback, read from the zone file in
-`../shared/conformance/dkim/`; `check_dkim` must fetch both keys through
+`tests/conformance/dkim/`; `check_dkim` must fetch both keys through
 Canary's `Resolver` and pass both signatures, and fail both once any signed
 byte changes.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from canary.authentication import Result
-from cli.zone_server import Zones, ZoneServer
 from smtp_listener.authenticate import check_dkim
 from smtp_listener.resolver import Recorder, Resolver
+from smtp_listener.testing.zone_server import Zones, ZoneServer
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
-DKIM_DATA = CONFORMANCE / "dkim"
+DKIM_DATA = Path(__file__).resolve().parent / "conformance" / "dkim"
 MESSAGE = DKIM_DATA / "rfc8463-dual-signed.eml"
 RECORDS = DKIM_DATA / "rfc8463-records.zone"
 
@@ -35,11 +33,7 @@ _TXT_LINE = re.compile(r'^(\S+)\s+\d+\s+IN\s+TXT\s+((?:"[^"]*"\s*)+)$')
 
 @pytest.fixture(scope="module")
 def conformance() -> Path:
-    if not MESSAGE.is_file() or not RECORDS.is_file():
-        message = f"the RFC 8463 DKIM example is not in {DKIM_DATA} (../shared/conformance/dkim)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    assert MESSAGE.is_file() and RECORDS.is_file(), f"the RFC 8463 example is not in {DKIM_DATA}"
     return DKIM_DATA
 
 

@@ -39,7 +39,7 @@ def test_an_unknown_database_url(home: Path) -> None:
 
 @pytest.mark.parametrize("server", ["host:abc", "host:0", "[::1]:99999", ":53"])
 def test_a_malformed_dns_server(home: Path, server: str) -> None:
-    one_sentence(["--home", str(home), "--dns", server, "report"], server, "HOST:PORT")
+    one_sentence(["--home", str(home), "--dns", server, "analyse"], server, "HOST:PORT")
 
 
 def test_a_home_that_is_a_file(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_verify_reports_a_hostile_bundle_as_a_problem(tmp_path: Path,
     bundle.write_bytes(zip_of(files))
     result = runner.invoke(app, ["verify", str(bundle)])
     assert result.exit_code == 1, result.output
-    assert "MISMATCH" in result.stderr and "Traceback" not in result.output
+    assert "MISMATCH" in result.stdout and "Traceback" not in result.output
 
 
 def test_verify_refuses_a_zip_bomb_unread(tmp_path: Path) -> None:
@@ -85,4 +85,4 @@ def test_verify_refuses_a_zip_bomb_unread(tmp_path: Path) -> None:
                 member.write(chunk)
     result = runner.invoke(app, ["verify", str(bundle)])
     assert result.exit_code == 1, result.output
-    assert "larger than any evidence Canary writes" in result.stderr
+    assert "larger than any evidence Canary writes" in result.stdout

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import CANARY_DOMAIN, RunningListener, issue
-from test_listener import SENDER, connect, deliver, mail, rows, stored_raw, wait_for
+from mailflow import SENDER, connect, deliver, mail, rows, stored_raw, wait_for
 
 from canary.message import HEADER_TEXT_MAX
 from data.database import Store

@@ -9,7 +9,6 @@ render the report of a real demo run in headless Chromium (Debian's
 from __future__ import annotations
 
 import base64
-import io
 import os
 import re
 import struct
@@ -22,12 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from rich.console import Console
+from commands import build_demo_home
+from factories import dkim
 
+from canary.authentication import AuthenticatedBy
 from canary.classify import Relation
 from canary.consent import Consent, FindingKind, Frequency
 from canary.report import AliasView, CompanyFacts, CompanyReport, Sighting, company_report
-from cli.export_html import render_html
+from cli.render.html import render_html
+from data.home import open_home
+from data.reporting import build_reports
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -47,7 +50,8 @@ def day(n: float) -> datetime:
 
 def seen(n: float, relation: Relation | None, org: str | None, slug: str = "acme", *,
          subject: str = "Hello", message_id: str | None = None,
-         authenticated_by: str | None = None, marketing: bool | None = None) -> Sighting:
+         authenticated_by: AuthenticatedBy | None = None,
+         marketing: bool | None = None) -> Sighting:
     return Sighting(received_at=day(n), alias_slug=slug, relation=relation, sender_org=org,
                     from_address=f"news@{org}" if org else None, subject=subject,
                     message_id=message_id or f"<{n}@{org}>", sha256=f"{int(n * 1000):064x}",
@@ -68,9 +72,9 @@ def facts(name: str, *sightings: Sighting, note: str | None = None,
 def shared_report() -> CompanyReport:
     """MegaMart: weekly newsletters through its ESP, then an authenticated marketer."""
     own = [seen(n, Relation.PROCESSOR, "megamart.example", "megamart",
-                authenticated_by="DKIM d=sendgrid.net", marketing=True) for n in (2, 9, 16, 23)]
+                authenticated_by=dkim("sendgrid.net"), marketing=True) for n in (2, 9, 16, 23)]
     marketer = [seen(n, Relation.THIRD_PARTY, "dealblaster.example", "megamart",
-                     authenticated_by="DKIM d=dealblaster.example") for n in (24.8, 27.8, 30.8)]
+                     authenticated_by=dkim("dealblaster.example")) for n in (24.8, 27.8, 30.8)]
     return company_report(facts("MegaMart", *own, *marketer, note="loyalty card"))
 
 
@@ -81,7 +85,7 @@ def leaked_report() -> CompanyReport:
     consent = (Consent(day(0), marketing=True, frequency=Frequency.WEEKLY),
                Consent(day(12), marketing=True, frequency=Frequency.WEEKLY, opted_out=True))
     own = [seen(n, Relation.FIRST_PARTY, "acme.example", marketing=True,
-                authenticated_by="DKIM d=acme.example", subject=f"Deal {n}")
+                authenticated_by=dkim("acme.example"), subject=f"Deal {n}")
            for n in (1, 2, 3, 4, 5, 6, 25, 28)]
     spam = seen(31, Relation.UNVERIFIED, "prize.example", "acme-2", subject=HOSTILE,
                 message_id=f"<{HOSTILE}@prize.example>")
@@ -207,7 +211,7 @@ def test_a_sender_on_several_companies_is_listed_as_a_broker() -> None:
     def shop(name: str, n: float) -> CompanyReport:
         slug = name.lower().replace(" ", "-")
         return company_report(facts(name, seen(n, Relation.THIRD_PARTY, "broker.example", slug,
-                                               authenticated_by="DKIM d=broker.example")))
+                                               authenticated_by=dkim("broker.example"))))
 
     document = render_html([shop("Shop One", 3), shop("Shop Two", 5), quiet_report()],
                            GENERATED, 4)
@@ -238,7 +242,7 @@ def test_consent_findings_and_a_retired_alias_are_reported() -> None:
 
 def test_hostile_message_text_is_escaped() -> None:
     spam = seen(3, Relation.THIRD_PARTY, f"evil{HOSTILE}.example", subject=HOSTILE,
-                message_id=f"<{HOSTILE}>", authenticated_by=f"DKIM d={HOSTILE}")
+                message_id=f"<{HOSTILE}>", authenticated_by=dkim(HOSTILE))
     bidi = seen(4, Relation.UNVERIFIED, "gro.\u202eevil.example", subject="x\x00\udcffy")
     report = company_report(facts(f"Acme {HOSTILE}", spam, bidi, note=f"note {HOSTILE}"))
     document = render_html([report], GENERATED, 0)
@@ -298,22 +302,18 @@ def _require_browser() -> None:
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The HTML report of a real demo run: three companies, one shared."""
-    from cli.demo import run_demo
-    from cli.report import build_reports
-    from cli.workspace import Workspace
-    from data.home import open_home
-
     directory = tmp_path_factory.mktemp("demo")
-    run_demo(Console(file=io.StringIO()), directory / "home")
-    home = open_home(directory / "home")
-    space = Workspace(home, home.config(), home.store())
+    home = open_home(build_demo_home(directory))
+    store = home.store()
     try:
-        reports, probes = build_reports(space, None)
+        with store.reading() as session:
+            built = build_reports(session)
     finally:
-        space.store.dispose()
-    assert [r.verdict.value for r in reports] == ["shared", "clean", "clean"]
+        store.dispose()
+    assert [r.verdict.value for r in built.companies] == ["shared", "clean", "clean"]
     path = directory / "report.html"
-    path.write_text(render_html(reports, datetime.now(UTC), probes), encoding="utf-8")
+    path.write_text(render_html(built.companies, datetime.now(UTC), built.probes),
+                    encoding="utf-8")
     return path
 
 

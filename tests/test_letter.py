@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import Canary, assert_one_sentence
-from test_export import assert_secret_absent, build_demo_home, report_json
+from commands import Canary, assert_one_sentence, assert_secret_absent, build_demo_home, report_json
 
 KINDS = ("access", "erasure", "objection")
 LAWS = ("gdpr", "ccpa")
@@ -88,7 +87,7 @@ def test_the_gdpr_access_letter_carries_the_evidence_and_asks_for_the_recipients
         line = next((ln for ln in text.splitlines()
                      if ln.startswith(f"- {sender['organisation']}:")), None)
         assert line is not None, f"{sender['organisation']} is missing"
-        assert f"{sender['count']} message(s)" in line
+        assert f"{sender['count']} message{'' if sender['count'] == 1 else 's'}" in line
         assert f"first on {sender['first_seen'][:10]}" in line
         assert f"last on {sender['last_seen'][:10]}" in line
     marketer = next(ln for ln in text.splitlines() if ln.startswith("- dealblaster.example:"))

@@ -13,13 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from commands import ALIAS, Canary, assert_one_sentence, assert_usage_error, expected_tag
 from conftest import CANARY_DOMAIN, RunningListener, start_listener
-from test_aliases import expected_tag
-from test_cli import ALIAS, Canary, assert_one_sentence
-from test_cli import deliver as store_mail
-from test_listener import connect, deliver, mail, wait_for
+from mailflow import connect, deliver, mail, store_mail, wait_for
 
-import smtp_listener.handler
 from data.database import Store
 from data.home import Home
 
@@ -56,7 +53,7 @@ def company(canary: Canary, name: str) -> dict[str, Any]:
 
 
 def aliases(canary: Canary) -> dict[str, dict[str, Any]]:
-    return {a["address"]: a for a in canary.json("aliases")}
+    return {a["address"]: a for a in canary.json("aliases")["aliases"]}
 
 
 def today() -> str:
@@ -112,12 +109,11 @@ def test_a_fresh_listener_refuses_a_retired_alias_from_the_first_rcpt(
 
 
 def test_retirement_reaches_a_running_listener_within_its_cache_time(
-    canary: Canary, home: Home, store: Store, monkeypatch: pytest.MonkeyPatch,
+    canary: Canary, home: Home, store: Store,
 ) -> None:
     # The listener caches "this alias exists" briefly; a short cache keeps the test fast.
-    monkeypatch.setattr(smtp_listener.handler, "ALIAS_CACHE_SECONDS", 0.3)
     acme = issue(canary, "Acme")
-    running = start_listener(home, store)
+    running = start_listener(home, store, alias_cache_seconds=0.3)
     try:
         assert rcpt(running, acme)[0] == 250  # now cached as accepted
         assert canary("retire", "Acme", "--reply", "reject").exit_code == 0
@@ -162,8 +158,8 @@ def test_an_unretired_alias_shows_no_retirement(canary: Canary) -> None:
 def test_an_unknown_reply_policy_is_refused_and_changes_nothing(canary: Canary,
                                                                 command: str) -> None:
     acme = issue(canary, "Acme")
-    assert_one_sentence(canary(command, "Acme", "--reply", "maybe"), "--reply", "accept",
-                        "reject")
+    assert_usage_error(canary(command, "Acme", "--reply", "maybe"), "--reply", "accept",
+                       "reject")
     assert list(aliases(canary)) == [acme]
     assert aliases(canary)[acme]["retired_at"] is None
 

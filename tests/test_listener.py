@@ -7,86 +7,22 @@ reads the real SQLite database afterwards.
 from __future__ import annotations
 
 import hashlib
-import smtplib
-import sqlite3
-import time
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import closing
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from conftest import CANARY_DOMAIN, RunningListener, issue, start_listener
-from factories import make_message
-from sqlmodel import SQLModel, select
+from mailflow import HELO, SENDER, connect, deliver, mail, rows, sql, stored_raw, wait_for
+from sqlmodel import select
 
 from canary.aliases import alias_local_part, alias_tag
 from data.database import Store, sqlite_url
 from data.home import Home
 from data.models import Alias, Message, Probe, RawMessage
 
-HELO = "mx.sender.example"
-SENDER = "bounces@acme.example"
 SMALL_LIMIT = 4096
-
-T = TypeVar("T")
-
-
-def crlf(raw: bytes) -> bytes:
-    """SMTP line endings, as a real sending server transmits them."""
-    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-def mail(**fields: Any) -> bytes:
-    return crlf(make_message(**fields))
-
-
-def connect(running: RunningListener) -> smtplib.SMTP:
-    return smtplib.SMTP(running.host, running.port, local_hostname=HELO, timeout=10)
-
-
-def deliver(
-    running: RunningListener, rcpts: list[str], raw: bytes, *, mail_from: str = SENDER
-) -> tuple[list[tuple[int, bytes]], tuple[int, bytes] | None]:
-    """One transaction: the reply to each RCPT and the final reply to DATA (None if not sent)."""
-    with connect(running) as client:
-        client.ehlo()
-        code, text = client.mail(mail_from)
-        assert code == 250, text
-        rcpt_replies = [client.rcpt(r) for r in rcpts]
-        if not any(code == 250 for code, _ in rcpt_replies):
-            return rcpt_replies, None
-        return rcpt_replies, client.data(raw)
-
-
-def rows(store: Store, model: type[SQLModel]) -> list[dict[str, Any]]:
-    """Every row of one table, read in a session of its own."""
-    with store.reading() as session:
-        return [row.model_dump() for row in session.exec(select(model)).all()]
-
-
-def stored_raw(store: Store, sha256: str) -> bytes:
-    (raw,) = [r for r in rows(store, RawMessage) if r["sha256"] == sha256]
-    return zlib.decompress(raw["content"])
-
-
-def sql(home: Home, statement: str) -> None:
-    """Run one statement on the database from a connection of its own, as an admin would."""
-    with closing(sqlite3.connect(home.database_path)) as db, db:
-        db.execute(statement)
-
-
-def wait_for(check: Callable[[], T], what: str, timeout: float = 10.0) -> T:
-    """Poll until `check()` returns something truthy, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}; last saw {value!r}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -168,7 +168,7 @@ def test_running_postgres_cleans_up_after_a_failure_while_frozen() -> None:
         with pytest.raises(RuntimeError, match="the test failed"):
             with running_postgres(base / "made" / "here") as cluster:
                 assert oct((base / "made").stat().st_mode & 0o777) == oct(0o755)
-                pid = cluster._postmaster_pid()
+                pid = cluster.postmaster_pid()
                 assert pid is not None
                 cluster.freeze()
                 raise RuntimeError("the test failed")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
+from commands import SCHEMAS, assert_valid_report
+from factories import dkim, spf
 
+from canary.authentication import NOT_AUTHENTICATED, AuthenticatedBy
 from canary.classify import Relation
 from canary.report import (
     EXAMPLES_KEPT,
@@ -29,40 +29,7 @@ from canary.report import (
     worst_first,
 )
 
-SCHEMA_PATH = Path(__file__).parent.parent / "canary" / "schemas" / "report.schema.json"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
-)
-
-
-def _format_checker() -> jsonschema.FormatChecker:
-    """jsonschema's formats, with a strict `date-time` check of our own.
-
-    jsonschema checks `date-time` only when the optional rfc3339-validator is
-    installed, and silently accepts anything otherwise.
-    """
-    checker = jsonschema.FormatChecker()
-
-    @checker.checks("date-time", raises=ValueError)
-    def _date_time(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        if not _RFC3339.match(value):
-            return False
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return True
-
-    return checker
-
-
-def assert_valid_report(document: Any) -> None:
-    """Validate a `canary report --json` document against the schema in the repository."""
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
-    validator_class(schema, format_checker=_format_checker()).validate(document)
 
 
 def day(n: float) -> datetime:
@@ -74,7 +41,7 @@ def alias(slug: str = "acme", issued: float = 0, messages: int = 0) -> AliasView
 
 
 def seen(n: float, relation: Relation | None, org: str | None, slug: str = "acme", *,
-         authenticated_by: str | None = None, temperror: str | None = None) -> Sighting:
+         authenticated_by: AuthenticatedBy | None = None, temperror: str | None = None) -> Sighting:
     return Sighting(received_at=day(n), alias_slug=slug, relation=relation, sender_org=org,
                     from_address=f"news@{org}" if org else None, subject="Hello",
                     message_id=f"<{n}@{org}>", sha256=f"{int(n * 1000):064x}",
@@ -142,7 +109,7 @@ def test_a_company_with_unverified_mail_is_leaked(leaked_acme: CompanyReport) ->
 def test_counts_cover_every_message_and_relation(leaked_acme: CompanyReport) -> None:
     # 8 received; 1 not analysed yet (and not waiting on DNS); 3 the company's own;
     # 4 unverified, all of them unexpected; none of the company's own mail is marked marketing.
-    assert leaked_acme.counts == {
+    assert leaked_acme.counts.to_dict() == {
         "total": 8, "pending": 1, "temperror": 0,
         "first_party": 3, "processor": 0, "third_party": 0, "unverified": 4, "spoofed": 0,
         "unexpected": 4, "marketing": 0,
@@ -198,14 +165,14 @@ def test_a_company_with_only_its_own_mail_is_clean() -> None:
     assert report.verdict is Verdict.CLEAN
     assert report.days_to_first_unexpected is None
     assert report.unexpected == ()
-    assert report.counts["unexpected"] == 0
+    assert report.counts.unexpected == 0
 
 
 def test_a_company_without_mail_is_quiet() -> None:
     report = company_report(facts("Acme"))
     assert report.verdict is Verdict.QUIET
     assert report.senders == ()
-    assert report.counts["total"] == 0
+    assert report.counts.total == 0
     assert report.days_to_first_unexpected is None
 
 
@@ -220,18 +187,18 @@ def test_mail_waiting_for_dns_is_pending_and_counted_as_such() -> None:
     report = company_report(facts(
         "Acme", seen(1, Relation.FIRST_PARTY, "acme.example"),
         seen(2, None, "x.example", temperror="SPF: DNS timeout"), seen(3, None, "y.example")))
-    assert (report.counts["pending"], report.counts["temperror"]) == (2, 1)
+    assert (report.counts.pending, report.counts.temperror) == (2, 1)
     # What is known so far decides the verdict; pending mail does not count as clean or not.
     assert report.verdict is Verdict.CLEAN
 
 
 def test_each_sender_keeps_how_it_authenticated_and_example_messages() -> None:
     sightings = [seen(10 + n, Relation.THIRD_PARTY, "broker.example",
-                      authenticated_by="DKIM d=broker.example" if n % 2 else "SPF broker.example")
+                      authenticated_by=dkim("broker.example") if n % 2 else spf("broker.example"))
                  for n in range(5)]
     report = company_report(facts("Acme", *sightings))
     (sender,) = report.senders
-    assert sender.authenticated_by == ("SPF broker.example", "DKIM d=broker.example")
+    assert sender.authenticated_by == (spf("broker.example"), dkim("broker.example"))
     assert sender.authenticated
     # A few examples, oldest first, each with the Message-ID and raw SHA-256 to check.
     assert len(sender.examples) == EXAMPLES_KEPT < len(sightings)
@@ -243,7 +210,7 @@ def test_each_sender_keeps_how_it_authenticated_and_example_messages() -> None:
 def test_unauthenticated_senders_say_so() -> None:
     report = company_report(facts("Acme", seen(1, Relation.UNVERIFIED, "spam.example")))
     (sender,) = report.senders
-    assert sender.authenticated_by == ("none",)
+    assert sender.authenticated_by == (NOT_AUTHENTICATED,)
     assert not sender.authenticated
 
 
@@ -257,9 +224,9 @@ def test_flagged_senders_are_marked_and_still_count_as_unexpected() -> None:
 @pytest.mark.parametrize(
     ("sightings", "verdict", "confidence"),
     [
-        ([seen(1, Relation.THIRD_PARTY, "b.example", authenticated_by="DKIM d=b.example")],
+        ([seen(1, Relation.THIRD_PARTY, "b.example", authenticated_by=dkim("b.example"))],
          Verdict.SHARED, Confidence.HIGH),
-        ([seen(1, Relation.THIRD_PARTY, "b.example", authenticated_by="SPF b.example")],
+        ([seen(1, Relation.THIRD_PARTY, "b.example", authenticated_by=spf("b.example"))],
          Verdict.SHARED, Confidence.MEDIUM),
         ([seen(1, Relation.SPOOFED, "acme.example")], Verdict.LEAKED, Confidence.MEDIUM),
         ([seen(1, Relation.UNVERIFIED, "spam.example")], Verdict.LEAKED, Confidence.LOW),
@@ -315,12 +282,12 @@ def test_report_document_validates_against_the_schema(leaked_acme: CompanyReport
         company_report(facts("Quiet Co")),
         leaked_acme,
         company_report(facts("Seller", seen(1, Relation.THIRD_PARTY, "broker.example",
-                                            authenticated_by="DKIM d=broker.example"))),
+                                            authenticated_by=dkim("broker.example")))),
         company_report(facts("Other Seller", seen(2, Relation.THIRD_PARTY, "broker.example",
-                                                  authenticated_by="SPF broker.example"))),
+                                                  authenticated_by=spf("broker.example")))),
     ]
     document = report_document(reports, datetime(2026, 3, 1, 12, 30, tzinfo=UTC), probes=7)
-    assert document["schema_version"] == SCHEMA_VERSION == 1
+    assert document["schema_version"] == SCHEMA_VERSION == 2
     assert document["generated_at"] == "2026-03-01T12:30:00Z"
     assert document["probes"] == 7
     assert [c["verdict"] for c in document["companies"]] == [
@@ -356,7 +323,7 @@ def test_the_schema_check_rejects_a_broken_document(leaked_acme: CompanyReport) 
 
 
 def test_schema_relations_match_the_domain() -> None:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema = json.loads((SCHEMAS / "report.schema.json").read_text(encoding="utf-8"))
     assert set(schema["$defs"]["relation"]["enum"]) == {r.value for r in Relation}
     assert set(schema["$defs"]["company"]["properties"]["verdict"]["enum"]) == {
         v.value for v in Verdict}

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 from conftest import CANARY_DOMAIN, issue, start_listener
+from mailflow import SENDER, mail, stored_raw, wait_for
 from sqlmodel import select as sql_select
-from test_listener import SENDER, mail, stored_raw, wait_for
 
 from data.database import Store
 from data.home import Home, init_home

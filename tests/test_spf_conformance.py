@@ -1,6 +1,6 @@
 """The openspf RFC 7208 test suite, run through Canary's own SPF check and DNS path.
 
-Each YAML document of `../shared/conformance/spf/rfc7208-tests.yml` becomes
+Each YAML document of `tests/conformance/spf/rfc7208-tests.yml` becomes
 the data of one real authoritative DNS server on loopback (`ZoneServer`);
 every case is checked with `check_spf`, whose pyspf asks Canary's
 `Resolver`, which asks that server over UDP (and TCP when truncated). No
@@ -17,29 +17,24 @@ The zone data follows the suite's own conventions, as its reference harness
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dns.message
-import dns.name
-import dns.rdatatype
 import pytest
 import spf
 
-from cli.zone_server import Zones, ZoneServer
 from smtp_listener.authenticate import EnvelopeFacts, check_spf
 from smtp_listener.resolver import Recorder, Resolver
+from smtp_listener.testing.zone_server import Zones, ZoneServer
 
 try:
     import yaml
 except ImportError:  # PyYAML is a test dependency; test_suite_is_present says so
     yaml = None
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
-SUITE = CONFORMANCE / "spf" / "rfc7208-tests.yml"
+SUITE = Path(__file__).resolve().parent / "conformance" / "spf" / "rfc7208-tests.yml"
 
 KNOWN_DIFFERENCES: dict[str, str] = {
     "ptr-cname-loop": (
@@ -54,30 +49,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
 
 DEFAULT_EXPLANATION = "DEFAULT"
 """The suite's word for "the checker's own default explanation" (pyspf's, here)."""
-
-
-class SuiteZones(Zones):
-    """`Zones` plus the suite's per-type timeout: a name that answers some types only.
-
-    `Zones.add_timeout` silences every question about a name; the suite's
-    `[{TXT: …}, TIMEOUT]` answers TXT and times out on the rest.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.typed_timeouts: dict[dns.name.Name, set[int]] = {}
-        """Name to the types it does answer; other types time out."""
-
-    def add_timeout_except(self, name: str, answered: set[str]) -> None:
-        self.typed_timeouts[self._name(name)] = {dns.rdatatype.from_text(t) for t in answered}
-
-    def answer(self, query: dns.message.Message) -> dns.message.Message | None:
-        if query.question:
-            question = query.question[0]
-            answered = self.typed_timeouts.get(question.name)
-            if answered is not None and question.rdtype not in answered:
-                return None
-        return super().answer(query)
 
 
 @dataclass(frozen=True)
@@ -102,9 +73,12 @@ def _strings(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def load_zones(zonedata: dict[str, Any]) -> SuiteZones:
-    """The suite's `zonedata` as served DNS data (see the module docstring)."""
-    zones = SuiteZones()
+def load_zones(zonedata: dict[str, Any]) -> Zones:
+    """The suite's `zonedata` as served DNS data (see the module docstring).
+
+    The suite's `[{TXT: …}, TIMEOUT]` answers TXT and times out on the rest.
+    """
+    zones = Zones()
     for name, entries in (zonedata or {}).items():
         if entries == "TIMEOUT":
             entries = ["TIMEOUT"]
@@ -112,10 +86,7 @@ def load_zones(zonedata: dict[str, Any]) -> SuiteZones:
         answered: set[str] = set()
         for entry in entries:
             if entry == "TIMEOUT":
-                if answered:
-                    zones.add_timeout_except(name, answered)
-                else:
-                    zones.add_timeout(name)
+                zones.add_timeout(name, answering=tuple(sorted(answered)))
                 break
             for rdtype, value in entry.items():
                 if value == "NONE":
@@ -167,12 +138,8 @@ CASES = _cases()
 
 
 def test_suite_is_present() -> None:
-    """Without the shared folder nothing below runs: say so, and fail in CI."""
-    if not SUITE.is_file():
-        message = f"the SPF conformance suite is not at {SUITE.parent} (../shared/conformance/spf)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    """The suite ships in the repository: every case below must have been read."""
+    assert SUITE.is_file(), f"the SPF conformance suite is not at {SUITE}"
     assert yaml is not None, "PyYAML (the test extra's `pyyaml`) is needed to read the suite"
     assert len(CASES) == 203, "the suite's README counts 203 cases"
     assert set(KNOWN_DIFFERENCES) <= {p.values[0].name for p in CASES}
@@ -203,8 +170,6 @@ def servers() -> Iterator[DocumentServers]:
     running.stop()
 
 
-@pytest.mark.skipif(not CASES, reason=f"no SPF conformance suite at {CONFORMANCE / 'spf'}, "
-                    "or no PyYAML to read it (test_suite_is_present says which)")
 @pytest.mark.parametrize("case", CASES or [None])
 def test_rfc7208_case(case: Case, servers: DocumentServers) -> None:
     resolver = Resolver.from_setting(servers.address(case.document), timeout=0.2, lifetime=0.5)

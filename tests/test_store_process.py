@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from conftest import RunningListener, issue, start_listener
 from factories import make_message
-from test_listener import deliver, rows, wait_for
+from mailflow import deliver, rows, wait_for
 
 from data.database import Store
 from data.home import Home
@@ -18,9 +18,9 @@ from data.models import Message
 
 def store_process_pid(running: RunningListener) -> int:
     """The pid of the listener's store process, from the writer that started it."""
-    writer = running.thread._listener._writer  # the one way to name that process here
-    assert writer._process is not None and writer._process.pid is not None
-    return writer._process.pid
+    pid = running.thread.listener.store_process_id
+    assert pid is not None, "the store process is not running"
+    return pid
 
 
 def test_a_killed_store_process_costs_a_retry_never_a_message(

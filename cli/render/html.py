@@ -17,18 +17,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from canary.aliases import RetireReply
 from canary.classify import Relation
 from canary.consent import Consent, Finding, FindingKind
 from canary.report import (
+    EVIDENCE_SHOWN,
     UNKNOWN_SENDER,
     AliasView,
     CompanyReport,
     SenderSummary,
     Sighting,
     Verdict,
-    iso_time,
     likely_brokers,
 )
+from canary.wording import iso_time, plural
 
 VERDICT_LABEL = {
     Verdict.SHARED: "Shared",
@@ -55,8 +57,6 @@ FINDING_LABEL = {
     FindingKind.AFTER_OPTOUT: "Marketing after opt-out",
     FindingKind.OVER_FREQUENCY: "More marketing than agreed",
 }
-FINDING_MESSAGES_SHOWN = 12
-"""Evidence listed per finding; the JSON report (`canary report --json`) has them all."""
 
 # Timeline colours: a lane per kind of mail, so the chart also reads in greyscale.
 PENDING = "pending"
@@ -215,10 +215,6 @@ def _time(moment: datetime, *, clock: bool = False) -> str:
     return f'<time datetime="{_text(iso_time(moment))}">{shown}</time>'
 
 
-def _plural(count: int, word: str, plural: str | None = None) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {plural or word + 's'}"
-
-
 def _verdict_badge(verdict: Verdict) -> str:
     return (f'<span class="verdict verdict-{verdict.value}">'
             f"{_text(VERDICT_LABEL[verdict])}</span>")
@@ -350,7 +346,7 @@ def _bins(report: CompanyReport, end: datetime) -> tuple[list[_Bin], str]:
 
 def _bin_tooltip(b: _Bin, unit: str, lane: _Lane) -> str:
     total = sum(b.counts.get(s, 0) for s in lane.series)
-    lines = [f"{_bin_label(b.start, unit)}: {_plural(total, 'message')} ({lane.title.lower()})"]
+    lines = [f"{_bin_label(b.start, unit)}: {plural(total, 'message')} ({lane.title.lower()})"]
     for series in lane.series:
         if b.counts.get(series):
             senders = ", ".join(sorted(b.senders.get(series, ())))
@@ -490,8 +486,8 @@ def timeline_svg(report: CompanyReport, end: datetime) -> str:
     present = [s for lane in lanes for s in lane.series if any(b.counts.get(s) for b in bins)]
     height = lanes_bottom + AXIS_HEIGHT + (LEGEND_HEIGHT if present else 0)
     label = (f"Mail to {report.name}'s aliases per {unit}: "
-             f"{report.counts.get('total', 0)} in all, "
-             f"{report.counts.get('unexpected', 0)} unexpected")
+             f"{report.counts.total} in all, "
+             f"{report.counts.unexpected} unexpected")
     parts = [
         f'<svg class="timeline" role="img" viewBox="0 0 {SVG_WIDTH} {height}" '
         f'width="{SVG_WIDTH}" height="{height}" aria-label="{_text(label)}" data-bin="{unit}">',
@@ -534,10 +530,10 @@ def timeline_svg(report: CompanyReport, end: datetime) -> str:
 
 def _alias_item(alias: AliasView) -> str:
     line = (f'<li><span class="mono hostile">{_text(alias.address)}</span> — issued '
-            f"{_time(alias.issued_at)}, {_plural(alias.messages, 'message')}")
+            f"{_time(alias.issued_at)}, {plural(alias.messages, 'message')}")
     if alias.retired_at is not None:
-        reply = {"accept": "still recorded", "reject": "refused with 550"}.get(
-            alias.retire_reply or "", alias.retire_reply or "")
+        reply = {RetireReply.ACCEPT: "still recorded", RetireReply.REJECT: "refused with 550",
+                 None: ""}[alias.retire_reply]
         line += f"; <strong>retired</strong> {_time(alias.retired_at)}"
         if reply:
             line += f" (mail now {_text(reply)})"
@@ -547,18 +543,18 @@ def _alias_item(alias: AliasView) -> str:
 def _counts(report: CompanyReport) -> str:
     c = report.counts
     items = [
-        (c.get("total", 0), "in all"),
-        (c.get(Relation.FIRST_PARTY.value, 0), "first party"),
-        (c.get(Relation.PROCESSOR.value, 0), "via processors"),
-        (c.get("unexpected", 0), "unexpected"),
+        (c.total, "in all"),
+        (c.of(Relation.FIRST_PARTY), "first party"),
+        (c.of(Relation.PROCESSOR), "via processors"),
+        (c.unexpected, "unexpected"),
     ]
-    for key, word in ((Relation.THIRD_PARTY.value, "third party"),
-                      (Relation.UNVERIFIED.value, "unverified"),
-                      (Relation.SPOOFED.value, "spoofed"),
-                      ("pending", "pending analysis"),
-                      ("temperror", "waiting for DNS")):
-        if c.get(key):
-            items.append((c[key], word))
+    for count, word in ((c.of(Relation.THIRD_PARTY), "third party"),
+                        (c.of(Relation.UNVERIFIED), "unverified"),
+                        (c.of(Relation.SPOOFED), "spoofed"),
+                        (c.pending, "pending analysis"),
+                        (c.temperror, "waiting for DNS")):
+        if count:
+            items.append((count, word))
     return " ".join(f"<span><strong>{n}</strong> {_text(word)}</span>" for n, word in items)
 
 
@@ -581,15 +577,15 @@ def _finding(finding: Finding) -> str:
         parts.append(f"<p>Observed: <strong>{_text(finding.observed or '—')}</strong>; "
                      f"agreed: <strong>{_text(finding.agreed or '—')}</strong></p>")
     parts.append("<ol>")
-    for mail in finding.messages[:FINDING_MESSAGES_SHOWN]:
+    for mail in finding.messages[:EVIDENCE_SHOWN]:
         subject = f" — {_hostile(mail.subject)}" if mail.subject else ""
         parts.append(f"<li>{_time(mail.received_at, clock=True)} "
                      f'<span class="mono">{_hostile(mail.message_id, "(no Message-ID)")}</span>'
                      f"{subject}</li>")
     parts.append("</ol>")
-    hidden = len(finding.messages) - FINDING_MESSAGES_SHOWN
+    hidden = len(finding.messages) - EVIDENCE_SHOWN
     if hidden > 0:
-        parts.append(f'<p class="muted">…and {_plural(hidden, "more message")}; '
+        parts.append(f'<p class="muted">…and {plural(hidden, "more message")}; '
                      "<code>canary report --json</code> lists them all.</p>")
     parts.append("</div>")
     return "".join(parts)
@@ -597,7 +593,7 @@ def _finding(finding: Finding) -> str:
 
 def _sender_rows(sender: SenderSummary, subjects: dict[str, str], evidence: bool) -> str:
     flag = ' <span class="flag">flagged by you</span>' if sender.flagged else ""
-    authenticated = ", ".join(sender.authenticated_by) or "none"
+    authenticated = ", ".join(map(str, sender.authenticated_by)) or "none"
     row_class = "has-evidence" if evidence and sender.examples else ""
     cells = (f'<tr class="{row_class}" data-relation="{sender.relation.value}">'
              f"<td>{_hostile(sender.organisation)}{flag}</td>"
@@ -638,7 +634,7 @@ def _first_unexpected(report: CompanyReport) -> str:
     first = min(s.first_seen for s in report.unexpected)
     days = report.days_to_first_unexpected
     after = "" if days is None else (
-        f", <strong>{_plural(days, 'day')}</strong> after the alias was issued")
+        f", <strong>{plural(days, 'day')}</strong> after the alias was issued")
     return f"{_time(first)}{after}"
 
 
@@ -694,8 +690,8 @@ def _summary(reports: Sequence[CompanyReport], ids: Sequence[str]) -> str:
             f'<tr><td><a href="#{_text(section_id)}">{_hostile(report.name)}</a></td>'
             f"<td>{_verdict_badge(report.verdict)}</td>"
             f"<td>{_text(report.confidence.value)}</td>"
-            f'<td class="num">{report.counts.get("total", 0)}</td>'
-            f'<td class="num">{report.counts.get("unexpected", 0)}</td>'
+            f'<td class="num">{report.counts.total}</td>'
+            f'<td class="num">{report.counts.unexpected}</td>'
             f'<td class="num">{"—" if days is None else days}</td></tr>'
         )
     return ('<section class="summary"><h2>Summary, worst first</h2><table><thead><tr>'
@@ -747,8 +743,8 @@ def render_html(reports: Sequence[CompanyReport], generated_at: datetime, probes
         f'<body data-worst="{worst.value}">',
         '<header class="report"><h1>Canary breach report</h1>',
         f'<p class="meta">Generated {_time(generated, clock=True)} · '
-        f"{_plural(len(reports), 'company', 'companies')}"
-        + (f" · {_plural(probes, 'probe')} (mail to never-issued addresses)" if probes else "")
+        f"{plural(len(reports), 'company', 'companies')}"
+        + (f" · {plural(probes, 'probe')} (mail to never-issued addresses)" if probes else "")
         + "</p></header>",
     ]
     if not reports:

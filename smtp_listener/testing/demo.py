@@ -1,13 +1,14 @@
-"""`canary demo`: a self-contained tour on loopback, with no network.
+"""The demo's world and its tour: `canary demo` runs it, the tests reuse it.
 
-It creates a temporary home, issues aliases for three fictional companies,
+The tour creates a home, issues aliases for three fictional companies,
 starts the real listener on a free loopback port and sends a realistic mail
-stream with smtplib. Authentication is real: the demo serves its own DNS
+stream with smtplib. Authentication is real: the tour serves its own DNS
 zones on loopback (SPF, DKIM keys it generates, DMARC), signs mail with
 those keys, and passes each message's original client address to Canary
 with XFORWARD, as a Postfix relay in front of Canary would. The listener's
-clock is the demo's own, so six weeks of mail arrive in seconds with their
-story intact. Then it prints the report.
+clock is the tour's own, so six weeks of mail arrive in seconds with their
+story intact, and the listener's analyst settles it before the tour ends.
+Nothing here touches the network beyond loopback.
 """
 
 from __future__ import annotations
@@ -15,34 +16,23 @@ from __future__ import annotations
 import base64
 import email.policy
 import smtplib
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Annotated
 
 import dkim
 import nacl.signing
-import typer
-from rich.console import Console
 
-from canary.classify import Relation
 from canary.consent import Frequency
-from canary.report import Verdict
-from cli.output import console as make_console
-from cli.report import build_reports, render_report
-from cli.workspace import Workspace
-from cli.zone_server import Zones, ZoneServer
 from data.home import init_home
 from data.registry import issue_alias, opt_out
+from data.reporting import Reports, build_reports
 from smtp_listener.analysis import AnalysisSettings
-from smtp_listener.resolver import Resolver
 from smtp_listener.server import Listener, ListenerSettings, ListenerThread
-
-app = typer.Typer()
+from smtp_listener.testing.zone_server import Zones, ZoneServer
 
 DEMO_DOMAIN = "aliases.example.net"
 DAYS = 42
@@ -198,8 +188,8 @@ def _send(client: smtplib.SMTP, mail: Mail, to: str, raw: bytes) -> None:
     client.sendmail(mail.sender.mail_from, [to], raw)
 
 
-def run_demo(console: Console, home: Path) -> Verdict:
-    """Run the whole tour in `home`; return the retailer's verdict."""
+def run_tour(home: Path, say: Callable[[str], None]) -> Reports:
+    """Run the whole tour in `home` (a new directory); return the report it ends with."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=DAYS)
     clock = DemoClock(start)
     keys = {s.signing_domain: nacl.signing.SigningKey.generate()
@@ -208,12 +198,13 @@ def run_demo(console: Console, home: Path) -> Verdict:
     with ZoneServer(demo_zones(keys)) as (dns_host, dns_port):
         dns = f"{dns_host}:{dns_port}"
         created = init_home(home, [DEMO_DOMAIN], dns=dns)
-        space = Workspace(created, created.config(), created.store())
+        config = created.config()
+        store = created.store()
         try:
             addresses = {}
-            with space.store.writing() as session:
+            with store.writing() as session:
                 for company in (GUITARS, RETAILER, LIBRARY):
-                    issued = issue_alias(session, secret=space.secret, name=company.name,
+                    issued = issue_alias(session, secret=created.secret(), name=company.name,
                                          alias_domain=DEMO_DOMAIN, domains=[company.domain],
                                          note=company.note, new=False, now=start,
                                          marketing=company.marketing,
@@ -221,19 +212,15 @@ def run_demo(console: Console, home: Path) -> Verdict:
                     addresses[company] = issued.address
                     agreed = (f"marketing {company.frequency.value}" if company.marketing
                               else "no marketing")
-                    console.print(f"Issued [bold]{issued.address}[/] to {company.name} "
-                                  f"({agreed})")
+                    say(f"Issued [bold]{issued.address}[/] to {company.name} ({agreed})")
                 opt_out(session, RETAILER.name, start + timedelta(days=RETAILER_OPTOUT_DAY))
-            console.print(f"On day {RETAILER_OPTOUT_DAY} you opt out of {RETAILER.name}'s "
-                          "marketing.")
+            say(f"On day {RETAILER_OPTOUT_DAY} you opt out of {RETAILER.name}'s marketing.")
 
-            analysis = AnalysisSettings(Resolver.from_setting(dns))
-            listener = Listener(space.store, domains=frozenset(space.config.domains),
-                                secret=space.secret, settings=ListenerSettings(port=0),
-                                analysis=analysis, clock=clock)
+            listener = Listener(store, domains=frozenset(config.domains),
+                                secret=created.secret(), settings=ListenerSettings(port=0),
+                                analysis=AnalysisSettings.from_setting(dns), clock=clock)
             with ListenerThread(listener) as (host, port):
-                console.print(f"Listener on {host}:{port}, demo DNS on {dns}; "
-                              "sending six weeks of mail…")
+                say(f"Listener on {host}:{port}, demo DNS on {dns}; sending six weeks of mail…")
                 with smtplib.SMTP(host, port, timeout=10) as client:
                     client.ehlo("relay.example.net")
                     for mail in sorted(mail_stream(), key=lambda m: m.day):
@@ -241,23 +228,14 @@ def run_demo(console: Console, home: Path) -> Verdict:
                         to = addresses[mail.to]
                         _send(client, mail, to, build_message(mail, to, sent, keys))
                     code, text = _try_rcpt(client, f"megamart@{DEMO_DOMAIN}")
-                    console.print(f"A guessed address on your domain gets: {code} {text}")
+                    say(f"A guessed address on your domain gets: {code} {text}")
                     code, text = _try_rcpt(client, "someone@elsewhere.example")
-                    console.print(f"A relay attempt gets: {code} {text}")
-            console.print()
-            reports, probes = build_reports(space, None)
+                    say(f"A relay attempt gets: {code} {text}")
+                listener.settle()
+            with store.reading() as session:
+                return build_reports(session)
         finally:
-            space.store.dispose()
-    render_report(console, reports, probes)
-    retailer = next(r for r in reports if r.name == RETAILER.name)
-    third = [s.organisation for s in retailer.unexpected if s.relation is Relation.THIRD_PARTY]
-    console.print(
-        f"\n[bold]{retailer.name}[/]: verdict [bold red]{retailer.verdict.value}[/]. "
-        f"Its alias, given to {retailer.name} alone, now gets authenticated mail from "
-        f"{', '.join(third) or 'nobody'}, first {retailer.days_to_first_unexpected} days after "
-        "it was issued. Its own newsletters, sent through its ESP, are not held against it."
-    )
-    return retailer.verdict
+            store.dispose()
 
 
 def _try_rcpt(client: smtplib.SMTP, address: str) -> tuple[int, str]:
@@ -266,21 +244,3 @@ def _try_rcpt(client: smtplib.SMTP, address: str) -> tuple[int, str]:
     code, text = client.rcpt(address)
     client.rset()
     return code, text.decode("ascii", "replace")
-
-
-@app.command()
-def demo(
-    keep: Annotated[
-        Path | None,
-        typer.Option("--keep", help="Keep the demo's home in this new directory, to explore "
-                     "with `canary --home DIR report` (its DNS is gone after the demo)."),
-    ] = None,
-) -> None:
-    """A self-contained tour on loopback: issues aliases, sends real SMTP, prints the report."""
-    console = make_console()
-    if keep is not None:
-        run_demo(console, keep)
-        console.print(f"\nThe demo's home is kept at {keep}.")
-        return
-    with tempfile.TemporaryDirectory(prefix="canary-demo-") as directory:
-        run_demo(console, Path(directory) / "home")

@@ -34,7 +34,8 @@ class Zones:
     def __init__(self) -> None:
         self._records: dict[tuple[dns.name.Name, int], list[dns.rdata.Rdata]] = {}
         self._names: set[dns.name.Name] = set()
-        self.timeouts: set[dns.name.Name] = set()
+        self._timeouts: dict[dns.name.Name, frozenset[int]] = {}
+        """Names that never answer, except for the record types listed."""
 
     @staticmethod
     def _name(text: str) -> dns.name.Name:
@@ -58,9 +59,21 @@ class Zones:
         kind = dns.rdatatype.from_text(rdtype)
         self._add(name, dns.rdata.from_wire(dns.rdataclass.IN, kind, wire, 0, len(wire)))
 
-    def add_timeout(self, name: str) -> None:
-        """Never answer questions about `name`."""
-        self.timeouts.add(self._name(name))
+    def add_timeout(self, name: str, *, answering: tuple[str, ...] = ()) -> None:
+        """Never answer questions about `name`, except for the record types in `answering`."""
+        self._timeouts[self._name(name)] = frozenset(dns.rdatatype.from_text(t)
+                                                     for t in answering)
+
+    def end_timeout(self, name: str | None = None) -> None:
+        """Answer questions about `name` again (every name, when None)."""
+        if name is None:
+            self._timeouts.clear()
+        else:
+            self._timeouts.pop(self._name(name), None)
+
+    def _silent(self, name: dns.name.Name, rdtype: int) -> bool:
+        answering = self._timeouts.get(name)
+        return answering is not None and rdtype not in answering
 
     def exists(self, name: dns.name.Name) -> bool:
         return name in self._names or any(n.is_subdomain(name) for n in self._names)
@@ -78,7 +91,7 @@ class Zones:
         question = query.question[0]
         name, rdtype = question.name, question.rdtype
         for _ in range(10):  # follow CNAMEs inside our data
-            if name in self.timeouts:
+            if self._silent(name, rdtype):
                 return None
             found = self.find(name, rdtype)
             if found:

@@ -207,7 +207,7 @@ class PostgresCluster:
         if _running_as_root():
             shutil.chown(settings, OS_USER, OS_USER)
 
-    def _postmaster_pid(self) -> int | None:
+    def postmaster_pid(self) -> int | None:
         """The postmaster's pid while it runs (postmaster.pid present, process alive), else None."""
         try:
             first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
@@ -217,7 +217,7 @@ class PostgresCluster:
         return pid if _alive(pid) else None
 
     def is_running(self) -> bool:
-        return self._postmaster_pid() is not None
+        return self.postmaster_pid() is not None
 
     def start(self) -> None:
         """initdb on the first start, then `pg_ctl -w start` on this cluster's port."""
@@ -245,7 +245,7 @@ class PostgresCluster:
 
     def freeze(self) -> None:
         """SIGSTOP the postmaster, then all its children: the server hangs, it does not refuse."""
-        pid = self._postmaster_pid()
+        pid = self.postmaster_pid()
         if pid is None:
             raise RuntimeError("cannot freeze a PostgreSQL cluster that is not running")
         self._frozen = True
@@ -255,7 +255,7 @@ class PostgresCluster:
 
     def thaw(self) -> None:
         """SIGCONT the children, then the postmaster; harmless when not frozen or not running."""
-        pid = self._postmaster_pid()
+        pid = self.postmaster_pid()
         if pid is not None:
             for child in _children(pid):
                 _signal(child, signal.SIGCONT)
@@ -336,7 +336,7 @@ def _start_on_free_port(cluster: PostgresCluster) -> None:
 
 def _destroy(cluster: PostgresCluster) -> None:
     """Stop immediately (thawing first) and kill anything left, so the directory can go."""
-    pid = cluster._postmaster_pid()
+    pid = cluster.postmaster_pid()
     with contextlib.suppress(Exception):
         cluster.stop("immediate")
     if pid is None or not _alive(pid):

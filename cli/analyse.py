@@ -1,0 +1,56 @@
+"""`canary analyse`: analyse mail stored while no listener ran, with a progress bar.
+
+`canary serve` analyses as mail arrives; this is for a home whose listener
+is stopped (or was, when the mail came). It asks DNS (`--dns`), so it is
+the one reading-side command that does network I/O; reports never do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cli.output import messages, print_json
+from cli.render.documents import analyse_document
+from cli.workspace import DbOption, DnsOption, HomeOption, JsonOption, noun_app, workspace
+from data.analyses import unsettled_count
+from smtp_listener.analysis import AnalysisSettings, analyse_all, due_count
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+app = noun_app()
+
+
+@app.command()
+def analyse(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    db: DbOption = None,
+    dns: DnsOption = None,
+) -> None:
+    """Analyse stored mail that is not analysed yet (SPF, DKIM, DMARC, then the verdicts)."""
+    with workspace(ctx, home, db, dns) as space:
+        settings = AnalysisSettings.from_setting(space.dns_setting,
+                                                 space.config.trusted_authserv_ids)
+        due = due_count(space.store, _now)
+        with Progress(TextColumn("Analysing"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=messages(), transient=True,
+                      disable=as_json or not due) as progress:
+            task = progress.add_task("analyse", total=due)
+            done = analyse_all(space.store, settings, _now,
+                               progress=lambda count: progress.advance(task, count))
+        with space.store.reading() as session:
+            left = unsettled_count(session)
+    if as_json:
+        print_json(analyse_document(done, left))
+        return
+    typer.echo(f"Analysed {done} message{'' if done == 1 else 's'}.")
+    if left:
+        typer.echo(f"{left} still waiting to be analysed again after a temporary DNS failure; "
+                   "run this again later, or keep `canary serve` running.", err=True)

@@ -1,0 +1,98 @@
+"""The `--json` documents of every command but `report`, one function each.
+
+Each document has a `schema_version` and a JSON Schema of its own in
+`canary/schemas/<command>.schema.json` (the report's is built by
+`canary.report.report_document`). Times are ISO 8601 UTC with `Z`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from canary.consent import Consent
+from canary.report import CompanyReport, Sighting, company_json
+from canary.wording import iso_time
+from data.analyses import Trusted
+from data.registry import AliasListing, IssuedAlias, Rotation
+from smtp_listener.evidence import Verification
+
+SCHEMA_VERSION = 1
+
+
+def _document(**fields: Any) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, **fields}
+
+
+def issue_document(issued: IssuedAlias) -> dict[str, Any]:
+    return _document(company=issued.company, address=issued.address,
+                     issued_at=iso_time(issued.issued_at), domains=list(issued.domains),
+                     note=issued.note)
+
+
+def aliases_document(listing: Sequence[AliasListing]) -> dict[str, Any]:
+    return _document(aliases=[
+        {"company": a.company, "address": a.address, "issued_at": iso_time(a.issued_at),
+         "domains": list(a.domains), "note": a.note, "messages": a.messages,
+         "unexpected": a.unexpected,
+         "retired_at": iso_time(a.retired_at) if a.retired_at else None,
+         "retire_reply": a.retire_reply.value if a.retire_reply else None}
+        for a in listing
+    ])
+
+
+def _sighting(s: Sighting) -> dict[str, Any]:
+    return {
+        "received_at": iso_time(s.received_at), "alias": s.alias_slug,
+        "relation": s.relation.value if s.relation else None, "sender": s.sender_org,
+        "from_address": s.from_address, "subject": s.subject, "message_id": s.message_id,
+        "sha256": s.sha256, "reason": s.reason,
+        "authenticated_by": s.authenticated_by.to_dict() if s.authenticated_by else None,
+        "problem": s.problem, "temperror": s.temperror, "marketing": s.marketing,
+    }
+
+
+def show_document(report: CompanyReport, limit: int) -> dict[str, Any]:
+    return _document(company=company_json(report),
+                     timeline=[_sighting(s) for s in report.timeline[-limit:]],
+                     timeline_total=len(report.timeline))
+
+
+def consent_document(company: str, consent: Consent) -> dict[str, Any]:
+    return _document(company=company, since=iso_time(consent.since),
+                     marketing=consent.marketing,
+                     frequency=consent.frequency.value if consent.frequency else None,
+                     opted_out=consent.opted_out)
+
+
+def retire_document(company: str, reply: str, addresses: Sequence[str]) -> dict[str, Any]:
+    return _document(company=company, reply=reply, retired=list(addresses))
+
+
+def rotate_document(rotation: Rotation) -> dict[str, Any]:
+    return _document(company=rotation.company, reply=rotation.reply.value,
+                     retired=list(rotation.retired),
+                     issued={"address": rotation.issued.address,
+                             "issued_at": iso_time(rotation.issued.issued_at)})
+
+
+def trust_document(trusted: Trusted) -> dict[str, Any]:
+    return _document(company=trusted.company, organisation=trusted.organisation,
+                     reclassified=trusted.reclassified)
+
+
+def flag_document(company: str, organisation: str) -> dict[str, Any]:
+    return _document(company=company, organisation=organisation)
+
+
+def verify_document(result: Verification) -> dict[str, Any]:
+    return _document(ok=result.ok, files=result.files, messages=result.messages,
+                     signatures=result.signatures, problems=list(result.problems))
+
+
+def analyse_document(analysed: int, pending: int) -> dict[str, Any]:
+    return _document(analysed=analysed, pending=pending)
+
+
+def upgrade_document(before: str | None, after: str) -> dict[str, Any]:
+    return _document(**{"from": before, "to": after})

@@ -1,0 +1,152 @@
+"""The report drawn for a terminal with rich: a summary table, then the evidence.
+
+Colours carry meaning only together with words, so the output reads the
+same piped into a file. Nothing here reads the database or the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from canary.classify import Relation
+from canary.report import (
+    EVIDENCE_SHOWN,
+    UNKNOWN_SENDER,
+    CompanyReport,
+    SenderSummary,
+    Sighting,
+    Verdict,
+    likely_brokers,
+)
+from canary.wording import day, plural
+
+VERDICT_STYLE = {
+    Verdict.SHARED: "bold white on red",
+    Verdict.LEAKED: "bold red",
+    Verdict.CLEAN: "green",
+    Verdict.QUIET: "dim",
+}
+RELATION_STYLE = {
+    Relation.FIRST_PARTY: "green",
+    Relation.PROCESSOR: "green",
+    Relation.THIRD_PARTY: "bold red",
+    Relation.UNVERIFIED: "red",
+    Relation.SPOOFED: "magenta",
+}
+ANALYSE_HINT = "run `canary analyse`, or keep `canary serve` running"
+
+
+def verdict_text(verdict: Verdict) -> str:
+    return f"[{VERDICT_STYLE[verdict]}]{verdict.value}[/]"
+
+
+def relation_text(relation: Relation | None) -> str:
+    if relation is None:
+        return "[dim]pending[/]"
+    return f"[{RELATION_STYLE[relation]}]{relation.value}[/]"
+
+
+def sender_table(title: str, senders: Sequence[SenderSummary]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("Organisation", "Relation", "Authenticated by", "First seen", "Last seen",
+                   "Count"):
+        table.add_column(column, justify="right" if column == "Count" else "left",
+                         overflow="fold")
+    for s in senders:
+        name = f"{s.organisation} [dim](flagged)[/]" if s.flagged else s.organisation
+        table.add_row(name, relation_text(s.relation),
+                      ", ".join(map(str, s.authenticated_by)) or "none",
+                      day(s.first_seen), day(s.last_seen), str(s.count))
+    return table
+
+
+def pending_note(pending: int, temperror: int) -> str | None:
+    """What a report says about mail it does not cover yet, and how to cover it."""
+    if not pending:
+        return None
+    waiting = f" ({temperror} waiting for DNS to answer)" if temperror else ""
+    return (f"{plural(pending, 'message')} not analysed yet{waiting}; they are not in the "
+            f"verdicts: {ANALYSE_HINT}.")
+
+
+def render_report(console: Console, reports: Sequence[CompanyReport], probes: int) -> None:
+    """The summary table, then the evidence of each company with unexpected senders."""
+    if not reports:
+        console.print("No companies yet. Issue an alias with [bold]canary issue NAME[/].")
+        return
+    summary = Table(title="Canary report — worst first", box=box.SIMPLE_HEAD, pad_edge=False)
+    summary.add_column("Company / alias / issued", overflow="fold")
+    summary.add_column("Verdict", min_width=7)
+    for column in ("Mail", "Unexpected"):
+        summary.add_column(column, justify="right", min_width=len(column))
+    for r in reports:
+        verdict = verdict_text(r.verdict)
+        if r.days_to_first_unexpected is not None:
+            verdict += f"\n[dim]{r.days_to_first_unexpected} days in[/]"
+        summary.add_row(
+            f"[bold]{r.name}[/]\n{r.aliases[-1].address}\n[dim]issued {day(r.issued_at)}[/]",
+            verdict, str(r.counts.total), str(r.counts.unexpected),
+        )
+    console.print(summary)
+    for r in reports:
+        if r.verdict in (Verdict.SHARED, Verdict.LEAKED):
+            console.print(f"[bold]{r.name}[/]: {verdict_text(r.verdict)}, confidence "
+                          f"{r.confidence.value} — {r.confidence_reason}")
+            console.print(sender_table(f"{r.name}: unexpected senders", r.unexpected))
+            for sender in r.unexpected[:EVIDENCE_SHOWN]:
+                for example in sender.examples[:1]:
+                    console.print(f"  e.g. {sender.organisation}: "
+                                  f"{example.message_id or '(no Message-ID)'} "
+                                  f"[dim]sha256 {example.sha256[:16]}…[/]")
+        for finding in r.findings:
+            console.print(f"[bold]{r.name}[/]: [magenta]{finding.kind.value}[/] — "
+                          f"{finding.summary}")
+    pending = sum(r.counts.pending for r in reports)
+    if note := pending_note(pending, sum(r.counts.temperror for r in reports)):
+        console.print(f"[yellow]{note}[/]")
+    brokers = likely_brokers(reports)
+    if brokers:
+        console.print("[bold]Likely list brokers[/] (one sender on several companies' aliases):")
+        for broker in brokers:
+            console.print(f"  {broker.organisation}: {', '.join(broker.companies)}")
+    if probes:
+        console.print(f"{plural(probes, 'probe')}: mail to never-issued addresses on your "
+                      "domains.")
+
+
+def render_company(console: Console, r: CompanyReport, limit: int) -> None:
+    """One company: verdict, aliases, senders and the latest `limit` messages."""
+    console.print(f"[bold]{r.name}[/] — verdict {verdict_text(r.verdict)}, confidence "
+                  f"{r.confidence.value}: {r.confidence_reason}")
+    if r.note:
+        console.print(f"Note: {r.note}")
+    console.print(f"Own domains: {', '.join(r.domains) or 'none declared'}")
+    for alias in r.aliases:
+        retired = (f", retired {day(alias.retired_at)} ({alias.retire_reply})"
+                   if alias.retired_at else "")
+        console.print(f"Alias {alias.address}, issued {day(alias.issued_at)}{retired}, "
+                      f"{plural(alias.messages, 'message')}")
+    if r.senders:
+        console.print(sender_table("Senders", r.senders))
+    if note := pending_note(r.counts.pending, r.counts.temperror):
+        console.print(f"[yellow]{note}[/]")
+    console.print(timeline_table(r.timeline, limit))
+
+
+def timeline_table(timeline: Sequence[Sighting], limit: int) -> Table:
+    table = Table(title=f"Timeline (latest {min(limit, len(timeline))} of {len(timeline)})",
+                  title_justify="left")
+    for column in ("Received (UTC)", "Relation", "Sender", "Why", "Subject"):
+        table.add_column(column, overflow="fold")
+    for m in timeline[-limit:]:
+        subject = m.subject or ""
+        if m.problem:
+            subject = f"{subject} [dim]({m.problem})[/]"
+        why = m.reason or (f"waiting for DNS: {m.temperror}" if m.temperror else "")
+        table.add_row(f"{m.received_at:%Y-%m-%d %H:%M}", relation_text(m.relation),
+                      m.sender_org or UNKNOWN_SENDER, why, subject)
+    return table
