@@ -28,6 +28,7 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from canary.attribution import CompanyContext
 from data.analyses import PendingMessage
 from smtp_listener.analysis import AnalysisSettings, analyse_message
 from smtp_listener.resolver import Resolver
@@ -76,8 +77,8 @@ def make_messages(count: int, private_key: bytes) -> list[bytes]:
 
 def pending(messages: list[bytes]) -> list[PendingMessage]:
     return [
-        PendingMessage(number, "", raw, ALIAS_DOMAINS, SENDER_IP, f"bounce@{SENDER}",
-                       f"mta.{SENDER}", 0)
+        PendingMessage(number, "", raw, CompanyContext(frozenset(ALIAS_DOMAINS), ("Shop",)),
+                       SENDER_IP, f"bounce@{SENDER}", f"mta.{SENDER}", 0)
         for number, raw in enumerate(messages)
     ]
 
@@ -101,7 +102,7 @@ def main() -> None:
         settings = AnalysisSettings(Resolver([host], port=port))
         first = analyse_message(items[0], settings)  # warms the DNS cache
         assert not hasattr(first, "problem"), first
-        assert first.classification.relation.value == "first_party", first  # type: ignore[union-attr]
+        assert first.attribution.relation.value == "first_party", first  # type: ignore[union-attr]
 
         best_parse = best_canary = 0.0
         for _ in range(args.rounds):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import authres
@@ -182,7 +182,10 @@ class Authentication:
     dmarc: DmarcResult
     upstream: str | None = None
     """The authserv-id of the trusted MTA whose results were used; None: Canary's own checks."""
-
+    from_spf: SpfResult | None = None
+    """SPF of the From domain itself, checked when it claims the company and publishes no
+    DMARC: without DMARC its SPF record still says which hosts may send for it."""
+    arc: ArcResult = field(default_factory=lambda: ArcResult(Result.NONE))
     @property
     def temporary(self) -> bool:
         """A DNS failure left the outcome open: analyse again later."""
@@ -190,6 +193,8 @@ class Authentication:
             self.spf.result is Result.TEMPERROR
             or self.dmarc.result is Result.TEMPERROR
             or any(d.result is Result.TEMPERROR for d in self.dkim)
+            or (self.from_spf is not None and self.from_spf.result is Result.TEMPERROR)
+            or self.arc.chain is Result.TEMPERROR
         )
 
     @property
@@ -280,10 +285,43 @@ def evaluate_dmarc(
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResults:
+    """What one Authentication-Results (or ARC-Authentication-Results) header says."""
+
     authserv_id: str
     spf: SpfResult | None
     dkim: tuple[DkimResult, ...]
     dmarc: Result | None
+
+    @property
+    def dkim_pass_domains(self) -> tuple[str, ...]:
+        return tuple(d.domain for d in self.dkim if d.result is Result.PASS)
+
+
+def _parse_results(value: str) -> UpstreamResults | None:
+    """One header's results; None when it cannot be read."""
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(value)
+    except (authres.AuthResError, ValueError, IndexError, AttributeError):
+        return None
+    spf: SpfResult | None = None
+    dkim: list[DkimResult] = []
+    dmarc: Result | None = None
+    for result in header.results:
+        props = {f"{p.type}.{p.name}".lower(): str(p.value) for p in result.properties}
+        method = str(result.method).lower()
+        if method == "spf" and spf is None:
+            domain = props.get("smtp.mailfrom", "").rpartition("@")[2] or props.get("smtp.helo")
+            spf = SpfResult(Result.read(result.result), (domain or "").lower() or None,
+                            "upstream")
+        elif method == "dkim":
+            domain = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
+            if domain:
+                dkim.append(DkimResult(Result.read(result.result), domain.lower(),
+                                       props.get("header.s", ""), props.get("header.a", ""),
+                                       "upstream"))
+        elif method == "dmarc" and dmarc is None:
+            dmarc = Result.read(result.result)
+    return UpstreamResults(str(header.authserv_id or "").lower(), spf, tuple(dkim), dmarc)
 
 
 def read_upstream(headers: Sequence[str], trusted_ids: Iterable[str]) -> UpstreamResults | None:
@@ -298,47 +336,120 @@ def read_upstream(headers: Sequence[str], trusted_ids: Iterable[str]) -> Upstrea
         return None
     found: UpstreamResults | None = None
     for value in headers:
-        try:
-            header = authres.AuthenticationResultsHeader.parse_value(value)
-        except (authres.AuthResError, ValueError, IndexError, AttributeError):
+        parsed = _parse_results(value)
+        if parsed is None or parsed.authserv_id not in trusted:
             break
-        authserv = str(header.authserv_id or "").lower()
-        if authserv not in trusted:
-            break
-        spf: SpfResult | None = found.spf if found else None
-        dkim: list[DkimResult] = list(found.dkim) if found else []
-        dmarc: Result | None = found.dmarc if found else None
-        for result in header.results:
-            props = {f"{p.type}.{p.name}".lower(): str(p.value) for p in result.properties}
-            method = str(result.method).lower()
-            if method == "spf" and spf is None:
-                domain = props.get("smtp.mailfrom", "").rpartition("@")[2] or props.get(
-                    "smtp.helo"
-                )
-                spf = SpfResult(Result.read(result.result), domain or None, "upstream")
-            elif method == "dkim":
-                domain = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
-                if domain:
-                    dkim.append(DkimResult(Result.read(result.result), domain.lower(),
-                                           props.get("header.s", ""), props.get("header.a", ""),
-                                           "upstream"))
-            elif method == "dmarc" and dmarc is None:
-                dmarc = Result.read(result.result)
-        found = UpstreamResults(authserv, spf, tuple(dkim), dmarc)
+        found = UpstreamResults(
+            parsed.authserv_id,
+            found.spf if found and found.spf else parsed.spf,
+            (found.dkim if found else ()) + parsed.dkim,
+            found.dmarc if found and found.dmarc else parsed.dmarc,
+        )
     return found
+
+
+_ARC_INSTANCE = re.compile(r"^\s*i\s*=\s*(\d{1,2})\s*;(.*)$", re.DOTALL)
+
+
+def read_arc_results(values: Iterable[str]) -> dict[int, UpstreamResults]:
+    """The ARC-Authentication-Results of each ARC instance (`i=1; authserv-id; …`)."""
+    found: dict[int, UpstreamResults] = {}
+    for value in values:
+        match = _ARC_INSTANCE.match(value)
+        if match is None:
+            continue
+        parsed = _parse_results(match.group(2))
+        if parsed is not None:
+            found.setdefault(int(match.group(1)), parsed)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ArcVouch:
+    """One ARC instance: who sealed it, and the results it recorded on arrival."""
+
+    instance: int
+    sealer: str
+    """The ARC-Seal's d= domain."""
+    results: UpstreamResults
+
+
+@dataclass(frozen=True, slots=True)
+class ArcResult:
+    """The message's ARC chain (RFC 8617), as validated with dkimpy."""
+
+    chain: Result
+    """PASS (every seal verifies), FAIL, NONE (no chain), or TEMPERROR."""
+    vouches: tuple[ArcVouch, ...] = ()
+    """Instance 1 first."""
+    reason: str = ""
+
+    def vouched(self, trusted: Callable[[str], bool]) -> ArcVouch | None:
+        """The earliest instance sealed by a sealer `trusted` accepts, if the chain passes.
+
+        Only a trusted sealer's word about the message as it arrived is believed:
+        anyone can seal a chain.
+        """
+        if self.chain is not Result.PASS:
+            return None
+        return next((v for v in self.vouches if trusted(v.sealer)), None)
+
+
+NO_ARC = ArcResult(Result.NONE)
+
+
+def _spf_dict(spf: SpfResult) -> dict[str, object]:
+    return {"result": spf.result.value, "domain": spf.domain, "explanation": spf.explanation}
+
+
+def _spf_from(data: dict[str, Any]) -> SpfResult:
+    return SpfResult(Result.read(data["result"]), data.get("domain"), data.get("explanation", ""))
+
+
+def _dkim_dicts(results: Iterable[DkimResult]) -> list[dict[str, object]]:
+    return [{"result": d.result.value, "domain": d.domain, "selector": d.selector,
+             "algorithm": d.algorithm, "reason": d.reason} for d in results]
+
+
+def _dkim_from(data: Iterable[dict[str, Any]]) -> tuple[DkimResult, ...]:
+    return tuple(DkimResult(Result.read(d["result"]), d["domain"], d.get("selector", ""),
+                            d.get("algorithm", ""), d.get("reason", "")) for d in data)
+
+
+def _arc_dict(arc: ArcResult) -> dict[str, object]:
+    return {
+        "chain": arc.chain.value, "reason": arc.reason,
+        "vouches": [{
+            "instance": v.instance, "sealer": v.sealer, "authserv_id": v.results.authserv_id,
+            "spf": _spf_dict(v.results.spf) if v.results.spf else None,
+            "dkim": _dkim_dicts(v.results.dkim),
+            "dmarc": v.results.dmarc.value if v.results.dmarc else None,
+        } for v in arc.vouches],
+    }
+
+
+def _arc_from(data: dict[str, Any] | None) -> ArcResult:
+    if not data:
+        return NO_ARC
+    return ArcResult(
+        Result.read(data.get("chain")),
+        tuple(ArcVouch(int(v["instance"]), str(v["sealer"]), UpstreamResults(
+            str(v.get("authserv_id", "")), _spf_from(v["spf"]) if v.get("spf") else None,
+            _dkim_from(v.get("dkim", [])),
+            Result.read(v["dmarc"]) if v.get("dmarc") else None,
+        )) for v in data.get("vouches", [])),
+        str(data.get("reason", "")),
+    )
 
 
 def authentication_to_dict(auth: Authentication) -> dict[str, object]:
     """A JSON-ready form, stored with the message so it can be reclassified offline."""
     return {
         "upstream": auth.upstream,
-        "spf": {"result": auth.spf.result.value, "domain": auth.spf.domain,
-                "explanation": auth.spf.explanation},
-        "dkim": [
-            {"result": d.result.value, "domain": d.domain, "selector": d.selector,
-             "algorithm": d.algorithm, "reason": d.reason}
-            for d in auth.dkim
-        ],
+        "spf": _spf_dict(auth.spf),
+        "from_spf": _spf_dict(auth.from_spf) if auth.from_spf else None,
+        "arc": _arc_dict(auth.arc),
+        "dkim": _dkim_dicts(auth.dkim),
         "dmarc": {"result": auth.dmarc.result.value,
                   "policy": auth.dmarc.policy.value if auth.dmarc.policy else None,
                   "record_domain": auth.dmarc.record_domain,
@@ -351,14 +462,12 @@ def authentication_from_dict(data: dict[str, Any]) -> Authentication:
     spf = data["spf"]
     dmarc = data["dmarc"]
     return Authentication(
-        spf=SpfResult(Result.read(spf["result"]), spf.get("domain"), spf.get("explanation", "")),
-        dkim=tuple(
-            DkimResult(Result.read(d["result"]), d["domain"], d.get("selector", ""),
-                       d.get("algorithm", ""), d.get("reason", ""))
-            for d in data["dkim"]
-        ),
+        spf=_spf_from(spf),
+        dkim=_dkim_from(data["dkim"]),
         dmarc=DmarcResult(Result.read(dmarc["result"]), _disposition(dmarc.get("policy")),
                           dmarc.get("record_domain"), dmarc.get("dkim_aligned"),
                           dmarc.get("spf_aligned")),
         upstream=data.get("upstream"),
+        from_spf=_spf_from(data["from_spf"]) if data.get("from_spf") else None,
+        arc=_arc_from(data.get("arc")),
     )

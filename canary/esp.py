@@ -377,6 +377,28 @@ def _under(domain: str, bounce: bool) -> tuple[str, Esp] | None:
         candidate = candidate.partition(".")[2]
 
 
+@functools.cache
+def _shared_from() -> Mapping[str, tuple[Esp, SharedFrom]]:
+    return {shared.domain: (esp, shared) for esp in load_esps() for shared in esp.shared_from}
+
+
+def esp_shared_from(domain: str) -> tuple[Esp, SharedFrom] | None:
+    """The ESP whose shared From domains include `domain` or a parent of it, and which one."""
+    host = _host(domain)
+    if host is None:
+        return None
+    organisation = organisational_domain(host)
+    table = _shared_from()
+    candidate = host
+    while organisation is not None:
+        if (hit := table.get(candidate)) is not None:
+            return hit
+        if candidate == organisation:
+            return None
+        candidate = candidate.partition(".")[2]
+    return None
+
+
 def esp_for_domain(domain: str) -> Esp | None:
     """The ESP whose signing or bounce domains include `domain` or a parent of it."""
     host = _host(domain)

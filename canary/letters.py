@@ -13,8 +13,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from canary.classify import Relation
-from canary.report import CompanyReport
+from canary.attribution import Relation
+from canary.report import CompanyReport, SenderSummary
+from canary.senders import SenderKind
 from canary.wording import day, plural
 
 
@@ -101,20 +102,29 @@ def consent_lines(report: CompanyReport) -> list[str]:
     return lines
 
 
+def _how(sender: SenderSummary) -> str:
+    """What the evidence lets the person say about one sender, and no more."""
+    if sender.relation is Relation.THIRD_PARTY and sender.kind is SenderKind.MERCHANT:
+        return f"a business named by {sender.via}, which authenticated the sending"
+    if sender.relation is Relation.THIRD_PARTY and sender.kind.identifiable:
+        return f"authenticated as itself ({', '.join(map(str, sender.authenticated_by))})"
+    if sender.relation is Relation.THIRD_PARTY:
+        return f"a {sender.kind.value} of a shared service, authenticated"
+    if sender.relation is Relation.SPOOFED:
+        return "claiming to be you, and failing your own authentication policy"
+    if sender.relation is Relation.IMPERSONATION:
+        return "from a domain made to look like yours"
+    if sender.relation is Relation.BACKSCATTER:
+        return "bounces or automatic replies to mail sent in this address's name"
+    return "not authenticated"
+
+
 def evidence_lines(report: CompanyReport) -> list[str]:
-    lines = []
-    for sender in report.unexpected:
-        how = (
-            f"authenticated as itself ({', '.join(map(str, sender.authenticated_by))})"
-            if sender.relation is Relation.THIRD_PARTY
-            else "not authenticated" if sender.relation is Relation.UNVERIFIED
-            else "claiming to be you, and failing authentication"
-        )
-        lines.append(
-            f"{sender.organisation}: {plural(sender.count, 'message')}, {how}, first on "
-            f"{day(sender.first_seen)}, last on {day(sender.last_seen)}."
-        )
-    return lines
+    return [
+        f"{sender.organisation}: {plural(sender.count, 'message')}, {_how(sender)}, first on "
+        f"{day(sender.first_seen)}, last on {day(sender.last_seen)}."
+        for sender in report.unexpected
+    ]
 
 
 _DEADLINE = {

@@ -25,6 +25,7 @@ from canary.errors import InvalidDomain
 HEADER_TEXT_MAX = 512
 """Longest header text kept: enough for evidence, bounded against huge headers."""
 HEADERS_KEPT = 200
+REPLY_TO_KEPT = 5
 
 _DKIM_D_TAG = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)", re.IGNORECASE)
 
@@ -63,6 +64,18 @@ class MessageFacts:
     """The first `HEADERS_KEPT` headers (name, raw value cut to `HEADER_TEXT_MAX`) for
     fingerprints; undecoded, and never the body."""
     precedence: str | None = None
+    from_name: str | None = None
+    """The display name of the first From address, decoded."""
+    reply_to: tuple[tuple[str, str], ...] = ()
+    """(display name, address) of each Reply-To address."""
+    sender: str | None = None
+    """The Sender header's address: who sent it for the author (a list server, an assistant)."""
+    list_id: str | None = None
+    """The List-Id header, as written."""
+    auto_submitted: str | None = None
+    """The Auto-Submitted header's keyword (`auto-replied`, `auto-generated`), lower case."""
+    content_type: str | None = None
+    """The top-level media type, lower case (`multipart/report` for a delivery report)."""
 
     @property
     def from_address(self) -> str | None:
@@ -130,11 +143,9 @@ def read_message(raw: bytes) -> MessageFacts:
         problems.append("no From header")
     elif len(from_headers) > 1:
         problems.append(f"{len(from_headers)} From headers")
-    addresses = tuple(
-        address.lower()
-        for _, address in email.utils.getaddresses(from_headers)
-        if "@" in address
-    )
+    named = [(name, address.lower()) for name, address in email.utils.getaddresses(from_headers)
+             if "@" in address]
+    addresses = tuple(address for _, address in named)
     if from_headers and not addresses:
         problems.append("From header has no address")
     domains = [_domain_of(a) for a in addresses]
@@ -158,6 +169,15 @@ def read_message(raw: bytes) -> MessageFacts:
         except (TypeError, ValueError, IndexError, OverflowError):
             problems.append("unreadable Date header")
 
+    reply_to = tuple(
+        (_text(name), address.lower())
+        for name, address in email.utils.getaddresses(
+            [_text(v, 4 * HEADER_TEXT_MAX) for v in message.get_all("Reply-To") or []])
+        if "@" in address
+    )[:REPLY_TO_KEPT]
+    senders = [a.lower() for _, a in email.utils.getaddresses(
+        [_text(v) for v in message.get_all("Sender") or []]) if "@" in a]
+    auto = _first(message.get_all("Auto-Submitted"))
     return MessageFacts(
         from_addresses=addresses,
         from_domain=from_domain,
@@ -178,4 +198,18 @@ def read_message(raw: bytes) -> MessageFacts:
             for name, value in message.items()[:HEADERS_KEPT]
         ),
         precedence=_first(message.get_all("Precedence")),
+        from_name=_text(named[0][0]) or None if named else None,
+        reply_to=reply_to,
+        sender=senders[0] if senders else None,
+        list_id=_first(message.get_all("List-Id")),
+        auto_submitted=auto.split(";")[0].strip().lower() if auto else None,
+        content_type=_media_type(message.get("Content-Type")),
     )
+
+
+def _media_type(value: object) -> str | None:
+    """`multipart/report` from `multipart/report; report-type=delivery-status; …`."""
+    if value is None:
+        return None
+    media = _text(value).split(";", 1)[0].strip().lower()
+    return media if "/" in media else None

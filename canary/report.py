@@ -1,12 +1,28 @@
 """Verdicts and the per-company report, built from plain values.
 
 The report answers one question per company: did its alias start getting
-mail from organisations that were never given it? It is built from the
-classified messages alone, so the same inputs always give the same report.
-Each verdict carries its evidence (per sender organisation: how it
-authenticated, example Message-IDs with the raw SHA-256, first and last
-sighting, count) and a confidence with a one-line reason. A third party seen
-on the aliases of several companies is listed as a likely list broker.
+mail from senders that were never given it? It is built from the attributed
+messages alone, so the same inputs always give the same report. Canary says
+only what the evidence supports:
+
+| verdict   | when |
+|-----------|------|
+| `shared`  | an identifiable business, authenticated as itself, that is not the company, |
+|           | a platform acting for it, a mailbox, an impersonator or backscatter |
+| `leaked`  | only mail that proves the address is out: unverified, spoofed, impersonation, |
+|           | backscatter, or authenticated mailboxes, groups and tenants |
+| `clean`   | only the company's own mail, its processors', and mail that proves nothing |
+| `pending` | mail arrived, but none of it is analysed yet |
+| `quiet`   | no mail yet |
+
+Each verdict carries its evidence (per sender: how it authenticated,
+example Message-IDs with the raw SHA-256, first and last sighting, count)
+and a confidence with its reason: the number of messages, the days they
+span, whether the sender authenticated as itself and is an identifiable
+business, whether it also mails other companies' aliases, and how much mail
+is still waiting for analysis. One message is never `high`. A business seen
+as a third party on several companies' aliases is listed as a likely broker;
+a mailbox or a group never is.
 
 The JSON form is versioned (`SCHEMA_VERSION`) and described by
 `canary/schemas/report.schema.json`; scripts depend on it.
@@ -21,9 +37,10 @@ from datetime import datetime
 from typing import Any
 
 from canary.aliases import RetireReply
+from canary.attribution import Relation
 from canary.authentication import NOT_AUTHENTICATED, AuthenticatedBy, AuthMethod
-from canary.classify import Relation
 from canary.consent import Consent, Finding, MarketingMail, consent_findings
+from canary.senders import SenderKind
 from canary.wording import iso_time, plural
 
 SCHEMA_VERSION = 2
@@ -37,11 +54,13 @@ EVIDENCE_SHOWN = 10
 
 class Verdict(enum.StrEnum):
     SHARED = "shared"
-    """At least one authenticated third party: the company shared or sold the address."""
+    """An identifiable business, authenticated as itself: the company shared or sold it."""
     LEAKED = "leaked"
-    """Only unverified or spoofed unexpected mail: a breach, a scrape or a sale, unproven."""
+    """Only mail proving the address is out: a breach, a scrape or a sale, unproven."""
     CLEAN = "clean"
-    """Only first-party or processor mail."""
+    """Only the company's own mail, its processors', and mail that proves nothing."""
+    PENDING = "pending"
+    """Mail arrived, but none of it is analysed yet."""
     QUIET = "quiet"
     """No mail yet."""
 
@@ -50,7 +69,8 @@ class Verdict(enum.StrEnum):
         return _SEVERITY[self]
 
 
-_SEVERITY = {Verdict.SHARED: 3, Verdict.LEAKED: 2, Verdict.CLEAN: 1, Verdict.QUIET: 0}
+_SEVERITY = {Verdict.SHARED: 4, Verdict.LEAKED: 3, Verdict.CLEAN: 2, Verdict.PENDING: 1,
+             Verdict.QUIET: 0}
 
 
 class Confidence(enum.StrEnum):
@@ -78,6 +98,7 @@ class Sighting:
     relation: Relation | None
     """None while the message waits for analysis."""
     sender_org: str | None
+    """The sender identity's name (an organisation, a mailbox, a merchant…)."""
     from_address: str | None = None
     subject: str | None = None
     message_id: str | None = None
@@ -88,6 +109,11 @@ class Sighting:
     temperror: str | None = None
     """Set while analysis waits to retry after a temporary DNS failure."""
     marketing: bool | None = None
+    sender_kind: SenderKind | None = None
+    via: str | None = None
+    """The platform or ESP that named the sender."""
+    set_aside: bool = False
+    """Analysis failed on it too often (Canary's fault): out of the verdict."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +149,23 @@ class SenderSummary:
     """Every distinct way this sender authenticated."""
     examples: tuple[Example, ...] = ()
     flagged: bool = False
+    kind: SenderKind = SenderKind.ORGANISATION
+    via: str | None = None
+    elsewhere: int = 0
+    """Other companies whose aliases this business also mailed as a third party."""
 
     @property
     def authenticated(self) -> bool:
         return any(a.authenticated for a in self.authenticated_by)
+
+    @property
+    def accusable(self) -> bool:
+        """Evidence the company gave the address to this sender."""
+        return self.relation is Relation.THIRD_PARTY and self.kind.identifiable
+
+    @property
+    def days(self) -> int:
+        return (self.last_seen - self.first_seen).days
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +175,8 @@ class Counts:
     total: int = 0
     pending: int = 0
     """Not analysed yet (including those waiting for DNS)."""
+    failed: int = 0
+    """Set aside after analysis failed on them (Canary's fault): out of the verdict."""
     temperror: int = 0
     """Pending because DNS failed for now; analysed again later."""
     by_relation: Mapping[Relation, int] = field(default_factory=dict)
@@ -149,7 +190,8 @@ class Counts:
     def to_dict(self) -> dict[str, int]:
         """The JSON form: one key per state and per relation."""
         return {
-            "total": self.total, "pending": self.pending, "temperror": self.temperror,
+            "total": self.total, "pending": self.pending, "failed": self.failed,
+            "temperror": self.temperror,
             **{relation.value: self.of(relation) for relation in Relation},
             "unexpected": self.unexpected, "marketing": self.marketing,
         }
@@ -181,7 +223,11 @@ class CompanyReport:
 
     @property
     def unexpected(self) -> tuple[SenderSummary, ...]:
-        return tuple(s for s in self.senders if not s.relation.expected)
+        return tuple(s for s in self.senders if s.relation.unexpected)
+
+    @property
+    def unproven(self) -> tuple[SenderSummary, ...]:
+        return tuple(s for s in self.senders if s.relation is Relation.UNPROVEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,52 +238,114 @@ class Broker:
     companies: tuple[str, ...]
 
 
-def verdict_for(relations: Iterable[Relation]) -> Verdict:
-    seen = set(relations)
-    if not seen:
-        return Verdict.QUIET
-    if Relation.THIRD_PARTY in seen:
+def verdict_for(senders: Sequence[SenderSummary], counts: Counts) -> Verdict:
+    """What the analysed mail proves about the company."""
+    if any(s.accusable for s in senders):
         return Verdict.SHARED
-    if seen & {Relation.UNVERIFIED, Relation.SPOOFED}:
+    if any(s.relation.unexpected for s in senders):
         return Verdict.LEAKED
-    return Verdict.CLEAN
+    if senders:
+        return Verdict.CLEAN
+    if counts.pending or counts.failed:
+        return Verdict.PENDING
+    return Verdict.QUIET
 
 
-def _mechanisms(senders: Sequence[SenderSummary]) -> str:
-    kinds = {a.method for s in senders for a in s.authenticated_by if a.authenticated}
-    if kinds == {AuthMethod.DKIM}:
-        return "all DKIM-authenticated"
-    if kinds == {AuthMethod.SPF}:
-        return "all SPF-authenticated only"
-    return "authenticated by " + " or ".join(sorted(k.value.upper() for k in kinds))
+_LOWER = {Confidence.HIGH: Confidence.MEDIUM, Confidence.MEDIUM: Confidence.LOW,
+          Confidence.LOW: Confidence.LOW}
+
+
+def _how(sender: SenderSummary) -> str:
+    methods = {a.method for a in sender.authenticated_by if a.authenticated}
+    if sender.kind is SenderKind.MERCHANT and sender.via:
+        return f"named by {sender.via}, which authenticated the sending"
+    if AuthMethod.DKIM in methods:
+        return "DKIM-authenticated as itself"
+    if AuthMethod.SPF in methods:
+        return "SPF-authenticated as itself only"
+    return "not authenticated"
+
+
+def evidence_strength(sender: SenderSummary) -> int:
+    """How much one accusable sender's mail proves, as points."""
+    methods = {a.method for a in sender.authenticated_by if a.authenticated}
+    points = 2 if AuthMethod.DKIM in methods else 1 if methods else 0
+    points += (sender.count >= 3) + (sender.count >= 10) + (sender.days >= 7)
+    points += sender.elsewhere >= 1
+    points -= sender.kind is SenderKind.MERCHANT
+    return points
+
+
+def _shared_confidence(senders: Sequence[SenderSummary]) -> tuple[Confidence, str]:
+    accusable = sorted((s for s in senders if s.accusable),
+                       key=lambda s: (-evidence_strength(s), s.organisation))
+    best = accusable[0]
+    points = evidence_strength(best)
+    level = (Confidence.HIGH if points >= 4 and best.count >= 2
+             else Confidence.MEDIUM if points >= 2 else Confidence.LOW)
+    span = f" over {plural(best.days, 'day')}" if best.days else ""
+    reason = f"{best.organisation}: {plural(best.count, 'message')}{span}, {_how(best)}"
+    if best.elsewhere:
+        reason += f"; it also mails {plural(best.elsewhere, 'other company', 'other companies')}"
+    if len(accusable) > 1:
+        reason += f"; {plural(len(accusable) - 1, 'more business', 'more businesses')}"
+    if best.count == 1 and level is Confidence.HIGH:
+        level = Confidence.MEDIUM
+    return level, reason
+
+
+def _leaked_confidence(senders: Sequence[SenderSummary]) -> tuple[Confidence, str]:
+    unexpected = [s for s in senders if s.relation.unexpected]
+    spoofed = sum(s.count for s in unexpected if s.relation is Relation.SPOOFED)
+    if spoofed:
+        return Confidence.MEDIUM, (f"{plural(spoofed, 'message')} forging the company's own "
+                                   "domain: someone knows this address belongs to its customer")
+    impersonating = [s for s in unexpected if s.relation is Relation.IMPERSONATION]
+    if impersonating:
+        return Confidence.MEDIUM, (f"mail from {impersonating[0].organisation}, a look-alike of "
+                                   "the company's domain: the address is known to phishers")
+    third = [s for s in unexpected if s.relation is Relation.THIRD_PARTY]
+    if third:
+        return Confidence.LOW, (f"{third[0].organisation} ({third[0].kind.value}) wrote to it: "
+                                "the address is out, but no business is proven to have it")
+    if all(s.relation is Relation.BACKSCATTER for s in unexpected):
+        return Confidence.LOW, ("only bounces and auto-replies to mail sent in the address's "
+                                "name: the address is in use, source unproven")
+    return Confidence.LOW, "unauthenticated spam only: the address leaked, source unproven"
 
 
 def confidence_for(
     verdict: Verdict, senders: Sequence[SenderSummary], counts: Counts
 ) -> tuple[Confidence, str]:
     """How sure the verdict is, with a one-line reason a person can check."""
-    third = [s for s in senders if s.relation is Relation.THIRD_PARTY]
     if verdict is Verdict.SHARED:
-        level = (
-            Confidence.HIGH
-            if any(a.method is AuthMethod.DKIM for s in third for a in s.authenticated_by)
-            else Confidence.MEDIUM
-        )
-        return level, (f"{plural(len(third), 'unrelated organisation')}, "
-                       f"{_mechanisms(third)}")
-    if verdict is Verdict.LEAKED:
-        if spoofed := counts.of(Relation.SPOOFED):
-            return Confidence.MEDIUM, (
-                f"{plural(spoofed, 'message')} forging the company's "
-                "domain: someone knows this address belongs to its customer"
-            )
-        return Confidence.LOW, "unauthenticated spam only: the address leaked, source unproven"
-    if verdict is Verdict.CLEAN:
-        return Confidence.HIGH, "only the company's own mail and its processors'"
-    return Confidence.HIGH, "no mail yet"
+        level, reason = _shared_confidence(senders)
+    elif verdict is Verdict.LEAKED:
+        level, reason = _leaked_confidence(senders)
+    elif verdict is Verdict.CLEAN:
+        expected = sum(s.count for s in senders if s.relation.expected)
+        unproven = sum(s.count for s in senders if s.relation is Relation.UNPROVEN)
+        if unproven and not expected:
+            level, reason = Confidence.LOW, (f"{plural(unproven, 'message')} claiming the company "
+                                             "that neither proves nor disproves it is the company")
+        else:
+            level = Confidence.HIGH if expected >= 3 and not unproven else Confidence.MEDIUM
+            reason = "only the company's own mail and its processors'"
+            if unproven:
+                reason += f", and {plural(unproven, 'message')} that prove nothing either way"
+    elif verdict is Verdict.PENDING:
+        return Confidence.LOW, "mail arrived but is not analysed yet"
+    else:
+        return Confidence.HIGH, "no mail yet"
+    waiting = counts.pending + counts.failed
+    if waiting:
+        level = _LOWER[level] if level is Confidence.HIGH else level
+        reason += f"; {plural(waiting, 'message')} not analysed yet"
+    return level, reason
 
 
-def _senders(sightings: Sequence[Sighting], flagged: Iterable[str]) -> tuple[SenderSummary, ...]:
+def _senders(sightings: Sequence[Sighting], flagged: Iterable[str],
+             elsewhere: Mapping[str, int]) -> tuple[SenderSummary, ...]:
     flagged_orgs = set(flagged)
     groups: dict[tuple[str, Relation], list[Sighting]] = {}
     for sighting in sightings:
@@ -260,17 +368,26 @@ def _senders(sightings: Sequence[Sighting], flagged: Iterable[str]) -> tuple[Sen
                 examples=tuple(Example(s.message_id, s.sha256, s.received_at)
                                for s in group[:EXAMPLES_KEPT]),
                 flagged=org in flagged_orgs,
+                kind=group[0].sender_kind or SenderKind.ORGANISATION,
+                via=group[0].via,
+                elsewhere=elsewhere.get(org, 0) if relation is Relation.THIRD_PARTY else 0,
             )
         )
-    summaries.sort(key=lambda s: (s.relation.expected, s.first_seen, s.organisation))
+    summaries.sort(key=lambda s: (not s.relation.unexpected, s.relation.expected, s.first_seen,
+                                  s.organisation))
     return tuple(summaries)
 
 
-def company_report(facts: CompanyFacts) -> CompanyReport:
-    """The verdict and evidence for one company."""
+def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = None
+                   ) -> CompanyReport:
+    """The verdict and evidence for one company.
+
+    `elsewhere` counts, per business, the other companies whose aliases it mailed as
+    a third party.
+    """
     timeline = tuple(sorted(facts.sightings, key=lambda s: s.received_at))
     analysed = [(s, s.relation) for s in timeline if s.relation is not None]
-    unexpected = [s for s, r in analysed if not r.expected]
+    unexpected = [s for s, r in analysed if r.unexpected]
 
     issued = {alias.slug: alias.issued_at for alias in facts.aliases}
     days: int | None = None
@@ -286,16 +403,18 @@ def company_report(facts: CompanyFacts) -> CompanyReport:
     by_relation: dict[Relation, int] = {}
     for _, relation in analysed:
         by_relation[relation] = by_relation.get(relation, 0) + 1
+    failed = sum(1 for s in timeline if s.relation is None and s.set_aside)
     counts = Counts(
         total=len(timeline),
-        pending=len(timeline) - len(analysed),
+        pending=len(timeline) - len(analysed) - failed,
+        failed=failed,
         temperror=sum(1 for s in timeline if s.relation is None and s.temperror),
         by_relation=by_relation,
         unexpected=len(unexpected),
         marketing=len(own_marketing),
     )
-    verdict = verdict_for(r for _, r in analysed)
-    senders = _senders([s for s, _ in analysed], facts.flagged)
+    senders = _senders([s for s, _ in analysed], facts.flagged, elsewhere or {})
+    verdict = verdict_for(senders, counts)
     confidence, reason = confidence_for(verdict, senders, counts)
     return CompanyReport(
         name=facts.name,
@@ -324,11 +443,15 @@ def worst_first(reports: Iterable[CompanyReport]) -> list[CompanyReport]:
 
 
 def likely_brokers(reports: Iterable[CompanyReport]) -> list[Broker]:
-    """Authenticated third parties seen on the aliases of two or more companies."""
+    """Identifiable businesses seen as third parties on two or more companies' aliases.
+
+    A mailbox, a group or a cloud tenant is never a broker: thousands of unrelated
+    senders share such domains.
+    """
     seen: dict[str, list[str]] = {}
     for report in reports:
         for sender in report.senders:
-            if sender.relation is Relation.THIRD_PARTY:
+            if sender.accusable:
                 seen.setdefault(sender.organisation, []).append(report.name)
     return [
         Broker(org, tuple(sorted(set(companies))))
@@ -350,6 +473,8 @@ def _sender_json(sender: SenderSummary) -> dict[str, Any]:
         "last_seen": iso_time(sender.last_seen),
         "count": sender.count,
         "authenticated_by": [a.to_dict() for a in sender.authenticated_by],
+        "kind": sender.kind.value,
+        "via": sender.via,
         "flagged": sender.flagged,
         "examples": [_cited(e.message_id, e.sha256, e.received_at) for e in sender.examples],
     }
@@ -400,6 +525,7 @@ def company_json(report: CompanyReport) -> dict[str, Any]:
         "counts": report.counts.to_dict(),
         "unexpected_senders": [_sender_json(s) for s in report.unexpected],
         "expected_senders": [_sender_json(s) for s in report.senders if s.relation.expected],
+        "unproven_senders": [_sender_json(s) for s in report.unproven],
         "days_to_first_unexpected": report.days_to_first_unexpected,
         "consent": _consent_json(report.consent),
         "findings": [_finding_json(f) for f in report.findings],

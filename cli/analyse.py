@@ -16,7 +16,7 @@ from cli.output import messages, print_json
 from cli.render.documents import analyse_document
 from cli.workspace import DbOption, DnsOption, HomeOption, JsonOption, noun_app, workspace
 from data.analyses import unsettled_count
-from smtp_listener.analysis import AnalysisSettings, analyse_all, due_count
+from smtp_listener.analysis import analyse_all, due_count
 
 
 def _now() -> datetime:
@@ -36,8 +36,7 @@ def analyse(
 ) -> None:
     """Analyse stored mail that is not analysed yet (SPF, DKIM, DMARC, then the verdicts)."""
     with workspace(ctx, home, db, dns) as space:
-        settings = AnalysisSettings.from_setting(space.dns_setting,
-                                                 space.config.trusted_authserv_ids)
+        settings = space.analysis_settings()
         due = due_count(space.store, _now)
         with Progress(TextColumn("Analysing"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=messages(), transient=True,

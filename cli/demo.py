@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from canary.classify import Relation
+from canary.attribution import Relation
 from cli.output import console
 from cli.render.terminal import render_report
 from cli.workspace import noun_app

@@ -11,7 +11,6 @@ import typer
 
 from canary.errors import CanaryError
 from cli.workspace import DbOption, DnsOption, HomeOption, noun_app, workspace
-from smtp_listener.analysis import AnalysisSettings
 from smtp_listener.server import (
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
@@ -63,8 +62,7 @@ def serve(
         settings = ListenerSettings(host=host, port=port, max_size=max_size,
                                     idle_timeout=idle_timeout,
                                     xforward_peers=frozenset(space.config.xforward_peers))
-        analysis = AnalysisSettings.from_setting(space.dns_setting,
-                                                 space.config.trusted_authserv_ids)
+        analysis = space.analysis_settings()
         listener = Listener(space.store, domains=frozenset(space.config.domains),
                             secret=space.secret, settings=settings, analysis=analysis)
         try:

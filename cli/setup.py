@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli.output import console, messages, print_json
 from cli.render.documents import upgrade_document
@@ -19,7 +20,9 @@ from cli.workspace import (
     noun_app,
     workspace,
 )
+from data.analyses import analysed_count, reclassify_all
 from data.home import init_home
+from data.schema import reattribution_needed
 from smtp_listener.resolver import parse_server
 
 app = noun_app()
@@ -42,6 +45,11 @@ def init(
         typer.Option("--trusted-authserv-id", help="authserv-id of your own MTA whose "
                      "Authentication-Results Canary believes (repeatable)."),
     ] = None,
+    trusted_arc_sealer: Annotated[
+        list[str] | None,
+        typer.Option("--trusted-arc-sealer", help="A forwarder or list server whose ARC seal "
+                     "Canary believes, e.g. your mail provider's domain (repeatable)."),
+    ] = None,
     home: HomeOption = None,
     db: DbOption = None,
     dns: DnsOption = None,
@@ -52,7 +60,8 @@ def init(
     if server is not None:
         parse_server(server)
     created = init_home(path, domain, force=force, database_url=database_url(ctx, db),
-                        dns=server, trusted_authserv_ids=trusted_authserv_id or ())
+                        dns=server, trusted_authserv_ids=trusted_authserv_id or (),
+                        trusted_arc_sealers=trusted_arc_sealer or ())
     config = created.config()
     out = console()
     out.print(f"Canary home ready at [bold]{path}[/]")
@@ -70,6 +79,16 @@ def upgrade(
     """Migrate the home's database to this version of Canary (back it up first)."""
     with workspace(ctx, home, db, check_schema=False) as space:
         before, after = space.store.upgrade_schema()
+        if reattribution_needed(before):
+            with space.store.reading() as session:
+                total = analysed_count(session)
+            with Progress(TextColumn("Re-deciding stored mail"), BarColumn(),
+                          MofNCompleteColumn(), console=messages(), transient=True,
+                          disable=as_json or not total) as progress, \
+                    space.store.writing() as session:
+                task = progress.add_task("reclassify", total=total)
+                reclassify_all(session, space.config.trusted_arc_sealers,
+                               progress=lambda done: progress.advance(task, done))
     if as_json:
         print_json(upgrade_document(before, after))
     elif before == after:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Prompt
 
+from canary.esp import load_esps
 from canary.report import UNKNOWN_SENDER, CompanyReport, SenderSummary
 from canary.wording import plural
 from cli.output import console, print_json
@@ -38,14 +39,32 @@ from data.reporting import build_reports
 app = noun_app()
 
 
-def _trust(space: Workspace, name: str, domain: str) -> Trusted:
+def _trust(space: Workspace, name: str, domain: str | None,
+           esp_customer: tuple[str, str] | None = None) -> Trusted:
     with space.store.writing() as session:
-        return trust_sender(session, name, domain, datetime.now(UTC))
+        return trust_sender(session, name, domain, datetime.now(UTC), esp_customer=esp_customer,
+                            trusted_sealers=space.config.trusted_arc_sealers)
 
 
 def _trusted(trusted: Trusted) -> str:
-    return (f"{trusted.organisation} is now {trusted.company}'s own; "
-            f"{plural(trusted.reclassified, 'stored message')} reclassified.")
+    own = [o for o in (trusted.organisation,) if o]
+    if trusted.esp_customer:
+        own.append(f"{trusted.esp_customer[0]} customer {trusted.esp_customer[1]}")
+    return (f"{' and '.join(own)} {'is' if len(own) == 1 else 'are'} now {trusted.company}'s "
+            f"own; {plural(trusted.reclassified, 'stored message')} reclassified.")
+
+
+def _esp_customer(text: str | None) -> tuple[str, str] | None:
+    """`SendGrid:12345` → ("SendGrid", "12345"), the ESP spelt as Canary's table does."""
+    if text is None:
+        return None
+    esp, colon, customer = text.partition(":")
+    names = {e.name.casefold(): e.name for e in load_esps()}
+    if not colon or not customer.strip() or esp.strip().casefold() not in names:
+        known = ", ".join(sorted(names.values())[:6])
+        raise typer.BadParameter(f"give ESP:CUSTOMER_ID with an ESP Canary knows ({known}, …)",
+                                 param_hint="--esp-customer")
+    return names[esp.strip().casefold()], customer.strip()
 
 
 def _flag(space: Workspace, name: str, domain: str) -> tuple[str, str]:
@@ -62,14 +81,26 @@ def _flagged(company: str, organisation: str) -> str:
 def trust(
     ctx: typer.Context,
     name: CompanyArgument,
-    domain: Annotated[str, typer.Argument(help="A sender domain that is the company's own.")],
+    domain: Annotated[
+        str | None,
+        typer.Argument(help="A sender domain that is the company's own.", show_default=False),
+    ] = None,
+    esp_customer: Annotated[
+        str | None,
+        typer.Option("--esp-customer", metavar="ESP:ID",
+                     help="An ESP customer id that is the company's own, e.g. SendGrid:12345; "
+                     "mail from other customers of that ESP claiming the company is a forgery."),
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
 ) -> None:
-    """Mark a sender organisation as the company's own and reclassify its past mail."""
+    """Mark a sender organisation (or an ESP customer) as the company's own; reclassify."""
+    customer = _esp_customer(esp_customer)
+    if domain is None and customer is None:
+        raise typer.BadParameter("give the company's DOMAIN, or --esp-customer ESP:ID")
     with workspace(ctx, home, db) as space:
-        trusted = _trust(space, name, domain)
+        trusted = _trust(space, name, domain, customer)
     if as_json:
         print_json(trust_document(trusted))
     else:

@@ -1,23 +1,27 @@
 """What analysis reads and writes: pending mail, results, re-decisions, evidence.
 
-`pending_messages` hands analysis the next due messages with their
-company's domains; `save_analysis` and `save_temporary_failure` record what
-it found. `trust_sender` records the person's decision and re-decides the
-company's stored mail from what analysis recorded, with no DNS.
-`stored_evidence` reads back what an evidence bundle cites.
+`pending_messages` hands analysis the next due messages with what Canary
+knows of their company; `save_analysis`, `save_temporary_failure` and
+`save_failure` record what it found. An ESP customer id seen on the
+company's own authenticated mail is confirmed as the company's, and its
+stored mail re-decided. `trust_sender` records the person's decision and
+re-decides too, from the raw messages and the recorded authentication, with
+no network. `stored_evidence` reads back what an evidence bundle cites.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
-from canary.analysis import Analysis
+from canary.analysis import Analysis, attribute
+from canary.attribution import Attribution, CompanyContext, company_names, learnable_customer
 from canary.authentication import (
     AuthenticatedBy,
     AuthMethod,
@@ -25,23 +29,32 @@ from canary.authentication import (
     authentication_from_dict,
     authentication_to_dict,
 )
-from canary.classify import Classification, classify
-from canary.esp import EspSending
+from canary.message import read_message
 from data.mailstore import raw_message
-from data.models import Alias, Message, RawMessage
-from data.registry import company_domains, trust_domain
+from data.models import Alias, Company, EspCustomer, Message, RawMessage
+from data.registry import company_domains, find_company, trust_domain
+
+LEARNED = "learned"
+TRUSTED = "trusted"
 
 
 @dataclass(frozen=True, slots=True)
 class PendingMessage:
     id: int
     sha256: str
-    raw: bytes
-    company_domains: tuple[str, ...]
+    raw: bytes | None
+    """None when the stored bytes cannot be read back (see `unreadable`)."""
+    company: CompanyContext
     peer_ip: str
     mail_from: str
     helo: str | None
     attempts: int
+    failures: int = 0
+    unreadable: str | None = None
+
+    @property
+    def null_sender(self) -> bool:
+        return not self.mail_from.strip().strip("<>").strip()
 
 
 PENDING_BYTES = 64 * 1024 * 1024
@@ -49,7 +62,7 @@ PENDING_BYTES = 64 * 1024 * 1024
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
-    return and_(col(Message.analysed_at).is_(None),
+    return and_(col(Message.analysed_at).is_(None), col(Message.set_aside_at).is_(None),
                 or_(col(Message.retry_at).is_(None), col(Message.retry_at) <= now))
 
 
@@ -59,14 +72,42 @@ def pending_count(session: Session, now: datetime) -> int:
 
 
 def unsettled_count(session: Session) -> int:
-    """How many messages are not analysed yet, due now or waiting to retry."""
+    """How many messages are not analysed yet, due now or waiting to retry (not set aside)."""
     return session.exec(
-        select(func.count()).select_from(Message).where(col(Message.analysed_at).is_(None))
+        select(func.count()).select_from(Message).where(
+            col(Message.analysed_at).is_(None), col(Message.set_aside_at).is_(None))
     ).one()
 
 
+def esp_customers(session: Session, company_id: int) -> frozenset[tuple[str, str]]:
+    return frozenset(session.exec(
+        select(EspCustomer.esp, EspCustomer.customer_id)
+        .where(EspCustomer.company_id == company_id)
+    ).all())
+
+
+def company_context(session: Session, company_id: int,
+                    trusted_sealers: Iterable[str] = ()) -> CompanyContext:
+    """What attribution needs to know of a company."""
+    company = session.get(Company, company_id)
+    assert company is not None
+    return CompanyContext(
+        domains=frozenset(company_domains(session, company_id)),
+        names=company_names(company.name, company.slug),
+        esp_customers=esp_customers(session, company_id),
+        trusted_sealers=frozenset(trusted_sealers),
+    )
+
+
+def _read_raw(session: Session, sha256: str) -> tuple[bytes | None, str | None]:
+    try:
+        return raw_message(session, sha256), None
+    except (zlib.error, KeyError) as error:
+        return None, f"stored message cannot be read back: {type(error).__name__}"
+
+
 def pending_messages(session: Session, limit: int, now: datetime) -> list[PendingMessage]:
-    """Messages not analysed yet and due, oldest first, with their company's domains.
+    """Messages not analysed yet and due, oldest first, with what is known of their company.
 
     The batch stops at `limit` messages or `PENDING_BYTES` of raw mail, so a
     burst of large messages cannot exhaust the listener's memory.
@@ -79,29 +120,58 @@ def pending_messages(session: Session, limit: int, now: datetime) -> list[Pendin
         .order_by(col(Message.id))
         .limit(limit)
     ).all()
-    domains: dict[int, tuple[str, ...]] = {}
+    companies: dict[int, CompanyContext] = {}
     pending: list[PendingMessage] = []
     held = 0
     for message, company_id, size in rows:
         if pending and held + size > PENDING_BYTES:
             break
         held += size
-        if company_id not in domains:
-            domains[company_id] = tuple(company_domains(session, company_id))
+        if company_id not in companies:
+            companies[company_id] = company_context(session, company_id)
         assert message.id is not None
+        raw, unreadable = _read_raw(session, message.sha256)
         pending.append(
-            PendingMessage(message.id, message.sha256, raw_message(session, message.sha256),
-                           domains[company_id], message.peer_ip, message.mail_from, message.helo,
-                           message.attempts)
+            PendingMessage(message.id, message.sha256, raw, companies[company_id],
+                           message.peer_ip, message.mail_from, message.helo, message.attempts,
+                           message.failures, unreadable)
         )
     return pending
 
 
-def save_analysis(session: Session, message_id: int, analysis: Analysis, now: datetime) -> None:
+def _columns(authenticated_by: AuthenticatedBy | None) -> tuple[str | None, str | None]:
+    if authenticated_by is None:
+        return None, None
+    return authenticated_by.method.value, authenticated_by.domain
+
+
+def authenticated_by(method: str | None, domain: str | None) -> AuthenticatedBy | None:
+    """The typed form of a stored method and domain."""
+    return None if method is None else AuthenticatedBy(AuthMethod(method), domain)
+
+
+def _apply(message: Message, attribution: Attribution) -> None:
+    message.relation = attribution.relation.value
+    message.sender_org = attribution.sender.name
+    message.sender_kind = attribution.sender.kind.value
+    message.sender_via = attribution.sender.via
+    message.reason = attribution.reason
+    message.auth_method, message.auth_domain = _columns(attribution.authenticated_by)
+
+
+def _company_of(session: Session, message: Message) -> int:
+    alias = session.get(Alias, message.alias_id)
+    assert alias is not None
+    return alias.company_id
+
+
+def save_analysis(session: Session, message_id: int, analysis: Analysis, now: datetime,
+                  trusted_sealers: Iterable[str] = ()) -> None:
+    """Record what analysis found; confirm an ESP customer id the company's own mail shows."""
     message = session.get(Message, message_id)
     if message is None:
         return
-    facts, classification = analysis.facts, analysis.classification
+    facts = analysis.facts
     message.analysed_at = now
     message.attempts += 1
     message.retry_at = None
@@ -116,17 +186,39 @@ def save_analysis(session: Session, message_id: int, analysis: Analysis, now: da
     message.sent_at = facts.date
     message.subject = facts.subject
     message.precedence = facts.precedence
-    if analysis.authentication is not None:
-        message.authentication = json.dumps(authentication_to_dict(analysis.authentication))
+    message.authentication = json.dumps(authentication_to_dict(analysis.authentication))
     message.dns_answers = json.dumps([a.to_dict() for a in analysis.dns_answers])
     if analysis.marketing is not None:
         message.marketing, message.marketing_reason = analysis.marketing
     if analysis.esp is not None:
         message.esp = analysis.esp.esp
         message.esp_customer = analysis.esp.customer_id
-        message.esp_auth_method, message.esp_auth_domain = _columns(analysis.esp.authenticated_by)
-    _apply(message, classification)
+        message.esp_auth_method, message.esp_auth_domain = _columns(
+            analysis.esp.authenticated_by)
+    _apply(message, analysis.attribution)
     session.add(message)
+    if analysis.esp is None or not analysis.esp.customer_id:
+        return
+    company_id = _company_of(session, message)
+    customer = learnable_customer(analysis.attribution, analysis.esp,
+                                  company_context(session, company_id))
+    if customer is not None and confirm_esp_customer(session, company_id, *customer, LEARNED,
+                                                     now):
+        session.flush()
+        reclassify_company(session, company_id, trusted_sealers)
+
+
+def confirm_esp_customer(session: Session, company_id: int, esp: str, customer_id: str,
+                         source: str, now: datetime) -> bool:
+    """Record an ESP customer id as the company's own; False if it was already."""
+    exists = session.exec(select(EspCustomer).where(
+        EspCustomer.company_id == company_id, EspCustomer.esp == esp,
+        EspCustomer.customer_id == customer_id)).first()
+    if exists is not None:
+        return False
+    session.add(EspCustomer(company_id=company_id, esp=esp, customer_id=customer_id,
+                            source=source, added_at=now))
+    return True
 
 
 def save_temporary_failure(
@@ -142,54 +234,91 @@ def save_temporary_failure(
     session.add(message)
 
 
-def _columns(authenticated_by: AuthenticatedBy | None) -> tuple[str | None, str | None]:
-    if authenticated_by is None:
-        return None, None
-    return authenticated_by.method.value, authenticated_by.domain
+def save_failure(session: Session, message_id: int, problem: str, retry_at: datetime | None,
+                 now: datetime) -> None:
+    """Record that analysis itself failed on a message: try again at `retry_at`, or, when
+    None, set it aside (out of the verdict, counted in the report)."""
+    message = session.get(Message, message_id)
+    if message is None:
+        return
+    message.failures += 1
+    message.problem = problem[:500]
+    message.retry_at = retry_at
+    if retry_at is None:
+        message.set_aside_at = now
+    session.add(message)
 
 
-def authenticated_by(method: str | None, domain: str | None) -> AuthenticatedBy | None:
-    """The typed form of a stored method and domain."""
-    return None if method is None else AuthenticatedBy(AuthMethod(method), domain)
+def stored_analysis(session: Session, message: Message, company: CompanyContext
+                    ) -> Analysis | None:
+    """Analyse a stored message again from its raw bytes and recorded authentication.
+
+    No DNS is asked: the authentication recorded at receipt is what counts.
+    None for a message never analysed, or whose bytes cannot be read back.
+    """
+    if message.authentication is None:
+        return None
+    raw, _ = _read_raw(session, message.sha256)
+    if raw is None:
+        return None
+    auth = authentication_from_dict(json.loads(message.authentication))
+    answers = tuple(DnsAnswer.from_dict(a) for a in json.loads(message.dns_answers or "[]"))
+    null_sender = not message.mail_from.strip().strip("<>").strip()
+    return attribute(read_message(raw), auth, company, null_sender=null_sender,
+                     dns_answers=answers)
 
 
-def _apply(message: Message, classification: Classification) -> None:
-    message.relation = classification.relation.value
-    message.sender_org = classification.sender_org
-    message.reason = classification.reason
-    message.auth_method, message.auth_domain = _columns(classification.authenticated_by)
+def _reclassify(session: Session, messages: Iterable[Message], company: CompanyContext) -> int:
+    changed = 0
+    for message in messages:
+        analysis = stored_analysis(session, message, company)
+        if analysis is None:
+            continue
+        attribution = analysis.attribution
+        if (attribution.relation.value, attribution.sender.name) != (message.relation,
+                                                                    message.sender_org):
+            changed += 1
+        _apply(message, attribution)
+        if analysis.marketing is not None:
+            message.marketing, message.marketing_reason = analysis.marketing
+        session.add(message)
+    return changed
 
 
-def stored_classification(message: Message, own: Sequence[str]) -> Classification:
-    """Classify a stored message again from what analysis recorded; no DNS needed."""
-    auth = (
-        authentication_from_dict(json.loads(message.authentication))
-        if message.authentication else None
-    )
-    esp = (
-        EspSending(message.esp, message.esp_customer,
-                   authenticated_by(message.esp_auth_method, message.esp_auth_domain))
-        if message.esp else None
-    )
-    return classify((message.from_orgs or "").split(), own, auth, esp)
-
-
-def reclassify_company(session: Session, company_id: int) -> int:
-    """Classify the company's analysed messages again; return how many changed."""
-    own = company_domains(session, company_id)
+def reclassify_company(session: Session, company_id: int,
+                       trusted_sealers: Iterable[str] = ()) -> int:
+    """Decide the company's analysed messages again; return how many changed."""
+    company = company_context(session, company_id, trusted_sealers)
     messages = session.exec(
         select(Message)
         .join(Alias, col(Alias.id) == col(Message.alias_id))
         .where(Alias.company_id == company_id, col(Message.analysed_at).is_not(None))
     ).all()
+    return _reclassify(session, messages, company)
+
+
+def reclassify_all(session: Session, trusted_sealers: Iterable[str] = (),
+                   progress: Callable[[int], None] = lambda done: None) -> int:
+    """Decide every analysed message again under this version's model; return how many
+    changed. `canary upgrade` runs it after a migration that changes the model."""
+    sealers = tuple(trusted_sealers)
     changed = 0
-    for message in messages:
-        result = stored_classification(message, own)
-        if (result.relation.value, result.sender_org) != (message.relation, message.sender_org):
-            changed += 1
-        _apply(message, result)
-        session.add(message)
+    for company_id in session.exec(select(Company.id)).all():
+        assert company_id is not None
+        company = company_context(session, company_id, sealers)
+        messages = session.exec(
+            select(Message)
+            .join(Alias, col(Alias.id) == col(Message.alias_id))
+            .where(Alias.company_id == company_id, col(Message.analysed_at).is_not(None))
+        ).all()
+        changed += _reclassify(session, messages, company)
+        progress(len(messages))
     return changed
+
+
+def analysed_count(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(Message).where(
+        col(Message.analysed_at).is_not(None))).one()
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,14 +366,30 @@ def stored_evidence(session: Session, sha256s: Iterable[str]) -> list[StoredEvid
 @dataclass(frozen=True, slots=True)
 class Trusted:
     company: str
-    organisation: str
+    organisation: str | None
+    """The domain's organisation now the company's own (None when only an ESP id was)."""
     reclassified: int
     """Stored messages whose relation or sender changed."""
+    esp_customer: tuple[str, str] | None = None
 
 
-def trust_sender(session: Session, name: str, domain: str, now: datetime) -> Trusted:
-    """Record `domain`'s organisation as the company's own and re-decide its stored mail."""
-    company, organisation = trust_domain(session, name, domain, now)
+def trust_sender(session: Session, name: str, domain: str | None, now: datetime, *,
+                 esp_customer: tuple[str, str] | None = None,
+                 trusted_sealers: Iterable[str] = ()) -> Trusted:
+    """Record a domain's organisation (and/or an ESP customer id) as the company's own and
+    re-decide its stored mail."""
+    organisation = None
+    if domain is not None:
+        company, organisation = trust_domain(session, name, domain, now)
+    else:
+        company = find_company(session, name)
     assert company.id is not None
+    if esp_customer is not None:
+        confirm_esp_customer(session, company.id, *esp_customer, TRUSTED, now)
     session.flush()
-    return Trusted(company.name, organisation, reclassify_company(session, company.id))
+    return Trusted(company.name, organisation,
+                   reclassify_company(session, company.id, trusted_sealers), esp_customer)
+
+
+def with_sealers(company: CompanyContext, trusted_sealers: Iterable[str]) -> CompanyContext:
+    return replace(company, trusted_sealers=frozenset(trusted_sealers))

@@ -50,6 +50,9 @@ class Config:
     """`HOST[:PORT]` of the DNS server for authentication; None means the system's."""
     trusted_authserv_ids: tuple[str, ...] = ()
     """Upstream MTAs whose Authentication-Results headers are believed."""
+    trusted_arc_sealers: tuple[str, ...] = ()
+    """ARC sealers (forwarders, list servers) whose record of a message's authentication
+    is believed, besides each company's own domains."""
     xforward_peers: tuple[str, ...] = DEFAULT_XFORWARD_PEERS
     """Relays whose XFORWARD (original client address and HELO) is believed."""
 
@@ -88,6 +91,7 @@ class Home:
             database=str(database) if database else None,
             dns=str(dns) if dns else None,
             trusted_authserv_ids=self._strings(authentication, "trusted_authserv_ids", ()),
+            trusted_arc_sealers=self._strings(authentication, "trusted_arc_sealers", ()),
             xforward_peers=self._strings(listener, "xforward_peers", DEFAULT_XFORWARD_PEERS),
         )
 
@@ -144,6 +148,9 @@ def _config_text(config: Config) -> str:
         "[authentication]",
         "# authserv-ids of your own MTA whose Authentication-Results headers Canary believes.",
         f"trusted_authserv_ids = {_toml_list(config.trusted_authserv_ids)}",
+        "# ARC sealers (forwarders, list servers) whose record of a message's authentication",
+        "# Canary believes, besides each company's own domains.",
+        f"trusted_arc_sealers = {_toml_list(config.trusted_arc_sealers)}",
         "",
         "[listener]",
         "# Relays allowed to pass the original client address with XFORWARD (Postfix).",
@@ -160,6 +167,7 @@ def init_home(
     database_url: str | None = None,
     dns: str | None = None,
     trusted_authserv_ids: Iterable[str] = (),
+    trusted_arc_sealers: Iterable[str] = (),
 ) -> Home:
     """Create the home: config, secret (0600) and database (0600)."""
     if not domains:
@@ -174,6 +182,8 @@ def init_home(
         database=database_url or previous.database,
         dns=dns or previous.dns,
         trusted_authserv_ids=tuple(trusted_authserv_ids) or previous.trusted_authserv_ids,
+        trusted_arc_sealers=(tuple(normalise_domain(d) for d in trusted_arc_sealers)
+                             or previous.trusted_arc_sealers),
         xforward_peers=previous.xforward_peers,
     )
     database_url = config.database

@@ -95,6 +95,10 @@ class Message(SQLModel, table=True):
     analysed_at: datetime | None = _utc_column(index=True, nullable=True)
     """Set once analysis has settled; None while pending or waiting to retry."""
     attempts: int = 0
+    failures: int = 0
+    """Times analysis itself failed on this message (Canary's fault, not the sender's)."""
+    set_aside_at: datetime | None = _utc_column(nullable=True)
+    """Set when analysis failed too often: out of the verdict, counted, never retried."""
     retry_at: datetime | None = _utc_column(nullable=True)
     """After a temporary DNS failure: when to try again."""
     temperror: str | None = None
@@ -123,6 +127,11 @@ class Message(SQLModel, table=True):
     esp_auth_domain: str | None = None
     relation: str | None = Field(default=None, index=True)
     sender_org: str | None = None
+    """The sender identity's name: an organisation, a mailbox, a group, a merchant…"""
+    sender_kind: str | None = None
+    """A `canary.senders.SenderKind` value."""
+    sender_via: str | None = None
+    """The platform or ESP that named the sender, when it did not send itself."""
     reason: str | None = None
     auth_method: str | None = None
     """How the sender organisation authenticated: a `canary.authentication.AuthMethod` value."""
@@ -149,6 +158,19 @@ class FlaggedSender(SQLModel, table=True):
     company_id: int = Field(foreign_key="company.id", index=True)
     organisation: str
     flagged_at: datetime = _utc_column()
+
+
+class EspCustomer(SQLModel, table=True):
+    """An ESP customer id confirmed as the company's own: the same ESP, another id, is not."""
+
+    __table_args__ = (UniqueConstraint("company_id", "esp", "customer_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    esp: str
+    customer_id: str
+    source: str
+    """`learned` from the company's authenticated mail, or `trusted` by the person."""
+    added_at: datetime = _utc_column()
 
 
 class Probe(SQLModel, table=True):

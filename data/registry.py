@@ -17,7 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from canary.aliases import DomainSource, RetireReply, alias_local_part, numbered_slug, slugify
-from canary.classify import Relation
+from canary.attribution import Relation
 from canary.consent import Consent, Frequency, next_consent
 from canary.domains import registrable_or_self
 from canary.errors import (

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from canary.aliases import RetireReply
-from canary.classify import Relation
+from canary.attribution import Relation
 from canary.report import (
     AliasView,
     CompanyFacts,
@@ -23,6 +24,7 @@ from canary.report import (
     company_report,
     worst_first,
 )
+from canary.senders import SenderKind
 from data.analyses import authenticated_by
 from data.mailstore import probe_count
 from data.models import Alias, Company, Message
@@ -68,6 +70,9 @@ def _facts(session: Session, company: Company) -> CompanyFacts:
                 reason=m.reason,
                 temperror=m.temperror,
                 marketing=m.marketing,
+                sender_kind=SenderKind(m.sender_kind) if m.sender_kind else None,
+                via=m.sender_via,
+                set_aside=m.set_aside_at is not None,
             )
             for m in messages
         ),
@@ -98,7 +103,21 @@ class Reports:
         return sum(r.counts.pending for r in self.companies)
 
 
+def third_party_spread(session: Session) -> dict[str, int]:
+    """Per identifiable business, how many *other* companies' aliases it mailed as a third
+    party (it shares each company's report with that many)."""
+    rows = session.exec(
+        select(Message.sender_org, func.count(func.distinct(Alias.company_id)))
+        .join(Alias, col(Alias.id) == col(Message.alias_id))
+        .where(Message.relation == Relation.THIRD_PARTY.value,
+               col(Message.sender_kind).in_([k.value for k in SenderKind if k.identifiable]))
+        .group_by(col(Message.sender_org))
+    ).all()
+    return {sender: count - 1 for sender, count in rows if sender and count > 1}
+
+
 def build_reports(session: Session, names: Sequence[str] = ()) -> Reports:
     """The report of the named companies, or of all; reads only."""
-    reports = worst_first(company_report(f) for f in company_facts(session, names))
+    spread = third_party_spread(session)
+    reports = worst_first(company_report(f, spread) for f in company_facts(session, names))
     return Reports(reports, 0 if names else probe_count(session))

@@ -24,12 +24,20 @@ from canary.errors import SchemaOutdated, SchemaTooNew
 if TYPE_CHECKING:
     from alembic.config import Config
 
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 """Every revision, oldest first; the last is the one this code needs."""
 SCHEMA_REVISION = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 RELEASE_0_1_0 = "0001"
 """The schema of the last release made without migrations."""
+ATTRIBUTION_CHANGED = ("0003",)
+"""Revisions that came with a new attribution model: stored mail is decided again."""
+
+
+def reattribution_needed(before: str | None) -> bool:
+    """Whether an upgrade from `before` crossed a change of the attribution model."""
+    start = REVISIONS.index(before) + 1 if before in REVISIONS else 0
+    return any(r in ATTRIBUTION_CHANGED for r in REVISIONS[start:]) and before != SCHEMA_REVISION
 
 
 def revision_of(connection: Connection) -> str | None:

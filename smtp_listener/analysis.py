@@ -10,8 +10,11 @@ no listener ran. Reading commands never analyse.
 
 A temporary DNS failure is stored as `temperror` and the message is tried
 again later, with growing pauses; it is never settled as unauthenticated
-because of a timeout. A message that cannot be read stays stored, marked
-with its problem, and analysis goes on with the next one.
+because of a timeout. A failure of analysis itself is Canary's, never
+evidence about the sender: the message stays stored and unclassified with
+its problem, is tried again a few times with pauses, then set aside and
+counted in the report. Each result is committed as soon as it is known, and
+the analyst thread survives any error.
 """
 
 from __future__ import annotations
@@ -27,14 +30,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from canary.analysis import Analysis, attribute
 from canary.authentication import Result
-from canary.classify import classify
-from canary.message import MessageFacts, read_message
+from canary.message import read_message
 from data.analyses import (
     PendingMessage,
     pending_count,
     pending_messages,
     save_analysis,
+    save_failure,
     save_temporary_failure,
+    with_sealers,
 )
 from data.database import Store
 from smtp_listener.authenticate import EnvelopeFacts, authenticate
@@ -45,6 +49,8 @@ log = logging.getLogger("canary.analysis")
 BATCH = 50
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=6)
+MAX_FAILURES = 3
+"""Failed analyses of one message before it is set aside (a bug of Canary's, not the mail's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,32 +58,46 @@ class AnalysisSettings:
     resolver: Resolver
     trusted_upstream: tuple[str, ...] = ()
     """authserv-ids whose Authentication-Results headers are believed."""
+    trusted_sealers: tuple[str, ...] = ()
+    """ARC sealers whose record of a message's authentication is believed."""
 
     @classmethod
-    def from_setting(cls, dns: str | None, trusted_upstream: tuple[str, ...] = ()
-                     ) -> AnalysisSettings:
+    def from_setting(cls, dns: str | None, trusted_upstream: tuple[str, ...] = (),
+                     trusted_sealers: tuple[str, ...] = ()) -> AnalysisSettings:
         """Settings for `--dns HOST[:PORT]` (None: the system resolver)."""
-        return cls(Resolver.from_setting(dns), trusted_upstream)
+        return cls(Resolver.from_setting(dns), trusted_upstream, trusted_sealers)
 
 
 @dataclass(frozen=True, slots=True)
 class TemporaryFailure:
+    """DNS could not answer (or Canary ran short of a resource): try again later."""
+
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisFailure:
+    """Analysis itself failed: Canary's fault, never evidence about the sender."""
+
     problem: str
 
 
 def analyse_message(
     message: PendingMessage, settings: AnalysisSettings
-) -> Analysis | TemporaryFailure:
+) -> Analysis | TemporaryFailure | AnalysisFailure:
     """Everything Canary can find out about one stored message."""
+    if message.raw is None:
+        return AnalysisFailure(message.unreadable or "stored message cannot be read back")
     facts = read_message(message.raw)
     envelope = EnvelopeFacts(message.peer_ip, message.mail_from, message.helo)
     auth, answers = authenticate(message.raw, facts, envelope, settings.resolver,
-                                 settings.trusted_upstream)
+                                 settings.trusted_upstream, claimed=message.company.domains)
     if auth.temporary:
         failed = [d.reason for d in auth.dkim if d.result is Result.TEMPERROR]
         return TemporaryFailure("; ".join([auth.spf.explanation, *failed]).strip("; ")
                                 or "temporary DNS failure")
-    return attribute(facts, auth, message.company_domains, answers)
+    company = with_sealers(message.company, settings.trusted_sealers)
+    return attribute(facts, auth, company, null_sender=message.null_sender, dns_answers=answers)
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -86,7 +106,7 @@ def _retry_delay(attempts: int) -> timedelta:
 
 def _analyse_safely(
     message: PendingMessage, settings: AnalysisSettings
-) -> Analysis | TemporaryFailure:
+) -> Analysis | TemporaryFailure | AnalysisFailure:
     try:
         return analyse_message(message, settings)
     except (OSError, MemoryError) as error:
@@ -94,11 +114,30 @@ def _analyse_safely(
         log.warning("analysis of message %s deferred: %r", message.sha256, error)
         return TemporaryFailure(f"local error: {type(error).__name__}")
     except Exception as error:
-        # One hostile message must not stop analysis of the rest: it stays
-        # stored, marked, and the traceback is logged for a bug report.
-        log.exception("message %s could not be analysed", message.sha256)
-        facts = MessageFacts.unreadable(f"unreadable: {type(error).__name__}")
-        return Analysis(facts, classify((), message.company_domains))
+        # A bug in Canary is not evidence about the sender: the message stays
+        # stored, unclassified, with its problem, and the traceback is logged
+        # for a bug report. The rest of the mail goes on.
+        log.exception("analysis failed on message %s", message.sha256)
+        return AnalysisFailure(f"analysis failed: {type(error).__name__}: {error}"[:300])
+
+
+def save_result(store: Store, message: PendingMessage,
+                result: Analysis | TemporaryFailure | AnalysisFailure, now: datetime,
+                settings: AnalysisSettings) -> None:
+    """Commit one message's result at once."""
+    with store.writing() as session:
+        if isinstance(result, TemporaryFailure):
+            save_temporary_failure(session, message.id, result.problem,
+                                   now + _retry_delay(message.attempts))
+        elif isinstance(result, AnalysisFailure):
+            failures = message.failures + 1
+            retry = now + _retry_delay(failures) if failures < MAX_FAILURES else None
+            if retry is None:
+                log.error("message %s set aside after %d failed analyses", message.sha256,
+                          failures)
+            save_failure(session, message.id, result.problem, retry, now)
+        else:
+            save_analysis(session, message.id, result, now, settings.trusted_sealers)
 
 
 def analyse_pending(
@@ -108,29 +147,20 @@ def analyse_pending(
     limit: int = BATCH,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Analyse up to `limit` due messages; return how many were looked at.
+    """Analyse up to `limit` due messages, saving each as it is done; return how many.
 
     `should_stop` is asked between messages, so a listener shutting down
     does not wait for a whole batch when DNS is slow.
     """
     with store.reading() as session:
         pending = pending_messages(session, limit, clock())
-    if not pending:
-        return 0
-    results = []
+    done = 0
     for message in pending:
         if should_stop():
             break
-        results.append((message, _analyse_safely(message, settings)))
-    with store.writing() as session:
-        now = clock()
-        for message, result in results:
-            if isinstance(result, TemporaryFailure):
-                save_temporary_failure(session, message.id, result.problem,
-                                       now + _retry_delay(message.attempts))
-            else:
-                save_analysis(session, message.id, result, now)
-    return len(results)
+        save_result(store, message, _analyse_safely(message, settings), clock(), settings)
+        done += 1
+    return done
 
 
 def due_count(store: Store, clock: Callable[[], datetime]) -> int:
@@ -225,6 +255,9 @@ class Analyst:
                                        should_stop=self._stopping.is_set)
             except SQLAlchemyError as error:
                 log.warning("analysis paused by a database error: %s", error)
+                done = 0
+            except Exception:
+                log.exception("analysis pass failed; trying again shortly")
                 done = 0
             if not done and settling:
                 self._settle.clear()

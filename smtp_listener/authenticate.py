@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,9 @@ import dkim.util
 import spf
 
 from canary.authentication import (
+    NO_ARC,
+    ArcResult,
+    ArcVouch,
     Authentication,
     DkimResult,
     DmarcPolicy,
@@ -37,6 +40,7 @@ from canary.authentication import (
     SpfResult,
     evaluate_dmarc,
     parse_dmarc_record,
+    read_arc_results,
     read_upstream,
 )
 from canary.domains import organisational_domain
@@ -127,6 +131,54 @@ def _signature_tags(value: bytes) -> dict[bytes, bytes]:
         return {}
 
 
+def _key_lookup(resolver: Lookup, recorder: Recorder, temporary: list[str]
+                ) -> Callable[..., bytes | None]:
+    """dkimpy's DNS hook for DKIM and ARC keys, through Canary's resolver.
+
+    A temporary failure is noted in `temporary` and raised as dkimpy's timeout,
+    so the signature is never judged on a DNS hiccup.
+    """
+
+    def lookup(name: bytes | str, timeout: float = 5) -> bytes | None:
+        text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        try:
+            answer = resolver.lookup(text.rstrip("."), "TXT", recorder)
+        except DnsTemporaryFailure as error:
+            temporary.append(str(error))
+            raise dkim.DnsTimeoutError(str(error)) from error
+        return b"".join(answer.txt_strings[0]) if answer.txt_strings else None
+
+    return lookup
+
+
+def check_arc(resolver: Lookup, recorder: Recorder, raw: bytes, facts: MessageFacts
+              ) -> ArcResult:
+    """Validate the message's ARC chain (RFC 8617), and read what each seal recorded."""
+    names = {name.strip().lower() for name, _ in facts.headers}
+    if "arc-seal" not in names:
+        return NO_ARC
+    temporary: list[str] = []
+    try:
+        chain, instances, reason = dkim.arc_verify(
+            raw, dnsfunc=_key_lookup(resolver, recorder, temporary), minkey=1024,
+            timeout=max(1, int(resolver.lifetime)))
+    except (dkim.DKIMException, ValueError, IndexError, TypeError) as error:
+        return ArcResult(Result.PERMERROR, (), f"unreadable ARC set: {error}"[:200])
+    if temporary:
+        return ArcResult(Result.TEMPERROR, (), temporary[0])
+    recorded = read_arc_results(
+        f"i={i};" + value.decode("utf-8", "replace").split(";", 1)[1]
+        for i, value in ((d.get("instance", 0), d.get("aar-value", b"")) for d in instances)
+        if b";" in value)
+    vouches = tuple(sorted(
+        (ArcVouch(int(d["instance"]), d.get("as-domain", b"").decode("ascii", "replace").lower(),
+                  recorded[int(d["instance"])])
+         for d in instances if int(d.get("instance", 0)) in recorded),
+        key=lambda v: v.instance))
+    outcome = {b"pass": Result.PASS, b"none": Result.NONE}.get(chain or b"", Result.FAIL)
+    return ArcResult(outcome, vouches, str(reason)[:200])
+
+
 def check_dkim(resolver: Lookup, recorder: Recorder, raw: bytes) -> tuple[DkimResult, ...]:
     """Verify every DKIM-Signature of the message."""
     try:
@@ -141,17 +193,7 @@ def check_dkim(resolver: Lookup, recorder: Recorder, raw: bytes) -> tuple[DkimRe
         selector = tags.get(b"s", b"").decode("ascii", "replace").strip()
         algorithm = tags.get(b"a", b"").decode("ascii", "replace").strip()
         temporary: list[str] = []
-
-        def lookup(
-            name: bytes | str, timeout: float = 5, _t: list[str] = temporary
-        ) -> bytes | None:
-            text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
-            try:
-                answer = resolver.lookup(text.rstrip("."), "TXT", recorder)
-            except DnsTemporaryFailure as error:
-                _t.append(str(error))
-                raise dkim.DnsTimeoutError(str(error)) from error
-            return b"".join(answer.txt_strings[0]) if answer.txt_strings else None
+        lookup = _key_lookup(resolver, recorder, temporary)
 
         try:
             passed = verifier.verify(idx=index, dnsfunc=lookup)
@@ -208,8 +250,15 @@ def authenticate(
     envelope: EnvelopeFacts,
     resolver: Resolver,
     trusted_upstream: Iterable[str] = (),
+    *,
+    claimed: Iterable[str] = (),
 ) -> tuple[Authentication, list[DnsAnswer]]:
-    """All checks for one message, and the DNS answers they used."""
+    """All checks for one message, and the DNS answers they used.
+
+    `claimed` are the organisations of the company whose alias received the
+    message: when From claims one of them and its domain publishes no DMARC,
+    the From domain's own SPF is checked too.
+    """
     recorder = Recorder()
     upstream = read_upstream(facts.authentication_results, trusted_upstream)
     vouched_by = None
@@ -224,4 +273,11 @@ def authenticate(
         dkim_results += tuple(d for d in upstream.dkim if d.domain not in ours)
         vouched_by = upstream.authserv_id
     dmarc = check_dmarc(resolver, recorder, facts.from_domain, spf_result, dkim_results)
-    return Authentication(spf_result, dkim_results, dmarc, vouched_by), recorder.answers
+    from_spf = None
+    if (facts.from_domain and dmarc.policy is None and dmarc.result is not Result.TEMPERROR
+            and organisational_domain(facts.from_domain) in set(claimed)):
+        from_spf = check_spf(resolver, recorder, EnvelopeFacts(
+            envelope.peer_ip, f"postmaster@{facts.from_domain}", envelope.helo))
+    arc = check_arc(resolver, recorder, raw, facts)
+    return Authentication(spf_result, dkim_results, dmarc, vouched_by, from_spf, arc), \
+        recorder.answers

@@ -23,8 +23,8 @@ from mailflow import rows, wait_for
 from signing import DkimKey, crlf, rsa_key
 
 from canary.analysis import Analysis
+from canary.attribution import CompanyContext, Relation
 from canary.authentication import Result
-from canary.classify import Relation
 from data.analyses import PendingMessage
 from data.database import Store
 from data.home import Home
@@ -67,8 +67,8 @@ def analyse(
 ) -> Analysis:
     """Analyse one stored message the way the analyst does; an exception fails the test."""
     raw = crlf(raw)
-    pending = PendingMessage(1, hashlib.sha256(raw).hexdigest(), raw, company, peer_ip,
-                             mail_from, helo, 0)
+    pending = PendingMessage(1, hashlib.sha256(raw).hexdigest(), raw,
+                             CompanyContext(frozenset(company)), peer_ip, mail_from, helo, 0)
     result = analyse_message(pending, AnalysisSettings(resolver))
     assert isinstance(result, Analysis), f"not settled: {result}"
     assert result.authentication is not None
@@ -136,8 +136,8 @@ def test_a_malformed_dkim_signature_never_passes_and_the_forgery_stays_spoofed(
     assert auth is not None
     assert len(auth.dkim) == 1
     assert auth.dkim[0].result in (Result.FAIL, Result.PERMERROR), auth.dkim
-    assert result.classification.relation is Relation.SPOOFED
-    assert result.classification.sender_org == "acme.example"
+    assert result.attribution.relation is Relation.SPOOFED
+    assert result.attribution.sender.name == "acme.example"
 
 
 @pytest.mark.parametrize("mangle", MALFORMED.values(), ids=MALFORMED.keys())
@@ -151,8 +151,8 @@ def test_a_malformed_signature_does_not_hide_a_good_one_below_it(
     assert auth is not None
     assert [d.result for d in auth.dkim][1:] == [Result.PASS]
     assert auth.dkim[0].result is not Result.PASS
-    assert result.classification.relation is Relation.FIRST_PARTY
-    assert result.classification.authenticated_by == dkim("acme.example")
+    assert result.attribution.relation is Relation.FIRST_PARTY
+    assert result.attribution.authenticated_by == dkim("acme.example")
 
 
 @pytest.mark.parametrize(
@@ -171,7 +171,7 @@ def test_a_garbage_key_record_fails_the_signature_without_a_crash(
     auth = result.authentication
     assert auth is not None
     assert [d.result for d in auth.dkim] in ([Result.FAIL], [Result.PERMERROR])
-    assert result.classification.relation is Relation.SPOOFED
+    assert result.attribution.relation is Relation.SPOOFED
 
 
 # --- big records: TCP fallback --------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_a_6kb_dkim_key_record_arrives_over_tcp_and_verifies(
                      mail_from="news@acme.example")
     assert result.authentication is not None
     assert [d.result for d in result.authentication.dkim] == [Result.PASS]
-    assert result.classification.relation is Relation.FIRST_PARTY
+    assert result.attribution.relation is Relation.FIRST_PARTY
     (key,) = [a for a in result.dns_answers if a.name == acme_key.record_name]
     assert key.records == (record,)
     assert sum(len(s) for s in key.txt_strings[0]) > 6000 > UDP_ANSWER_LIMIT
@@ -200,8 +200,8 @@ def test_a_6kb_spf_record_arrives_over_tcp_and_passes(zones: Zones, resolver: Re
     result = analyse(resolver, acme_mail(), peer_ip=ACME_IP, mail_from="bounce@acme.example")
     assert result.authentication is not None
     assert result.authentication.spf.result is Result.PASS
-    assert result.classification.relation is Relation.FIRST_PARTY
-    assert result.classification.authenticated_by == spf("acme.example")
+    assert result.attribution.relation is Relation.FIRST_PARTY
+    assert result.attribution.authenticated_by == spf("acme.example")
 
 
 # --- SPF include loops ----------------------------------------------------------------------
@@ -227,8 +227,8 @@ def test_an_spf_include_loop_is_permerror_not_a_crash(
     result = analyse(resolver, raw, peer_ip=DEALS_IP, mail_from="offers@loop-a.example")
     assert result.authentication is not None
     assert result.authentication.spf.result is Result.PERMERROR
-    assert result.classification.relation is Relation.UNVERIFIED
-    assert "SPF permerror" in result.classification.reason
+    assert result.attribution.relation is Relation.UNVERIFIED
+    assert "SPF permerror" in result.attribution.reason
 
 
 def test_an_spf_loop_in_the_companys_record_does_not_make_a_forgery_first_party(
@@ -239,7 +239,7 @@ def test_an_spf_loop_in_the_companys_record_does_not_make_a_forgery_first_party(
     result = analyse(resolver, acme_mail(), peer_ip=FORGER_IP, mail_from="news@acme.example")
     assert result.authentication is not None
     assert result.authentication.spf.result is Result.PERMERROR
-    assert result.classification.relation is Relation.SPOOFED
+    assert result.attribution.relation is Relation.SPOOFED
 
 
 # --- several From addresses -----------------------------------------------------------------
@@ -270,7 +270,7 @@ def test_several_from_addresses_mixing_company_and_marketer_are_spoofed(
     assert result.authentication is not None
     assert [d.result for d in result.authentication.dkim] == [Result.PASS]
     assert set(result.facts.from_orgs) == {"acme.example", "dealblaster.example"}
-    assert result.classification.relation is Relation.SPOOFED
+    assert result.attribution.relation is Relation.SPOOFED
 
 
 # --- DMARC record garbage -------------------------------------------------------------------
@@ -297,11 +297,12 @@ def test_garbage_dmarc_records_never_crash_and_never_excuse_a_forgery(
         zones.add_txt("_dmarc.acme.example", record)
 
     forged = analyse(resolver, acme_mail(), peer_ip=FORGER_IP, mail_from="news@acme.example")
-    assert forged.classification.relation is Relation.SPOOFED, forged.classification.reason
+    # Whatever the DMARC record says, acme.example's own SPF -all refuses the forger.
+    assert forged.attribution.relation is Relation.SPOOFED, forged.attribution.reason
     own = analyse(resolver, acme_key.sign(acme_mail()), peer_ip=ACME_IP,
                   mail_from="bounce@acme.example")
-    assert own.classification.relation is Relation.FIRST_PARTY
-    assert own.classification.authenticated_by == dkim("acme.example")
+    assert own.attribution.relation is Relation.FIRST_PARTY
+    assert own.attribution.authenticated_by == dkim("acme.example")
 
 
 def test_a_huge_valid_dmarc_record_still_applies_its_policy(
@@ -312,7 +313,7 @@ def test_a_huge_valid_dmarc_record_still_applies_its_policy(
     assert result.authentication is not None
     assert (result.authentication.dmarc.result, result.authentication.dmarc.policy) == (
         Result.FAIL, "reject")
-    assert result.classification.relation is Relation.SPOOFED
+    assert result.attribution.relation is Relation.SPOOFED
 
 
 # --- internationalised domains over SMTPUTF8 ------------------------------------------------
@@ -328,7 +329,8 @@ BUECHER_IP = "198.51.100.30"
     [
         (f"news@{BUECHER}", "Bücher", "first_party", BUECHER_ACE),
         (f"news@{BUECHER}", "=?utf-8?q?B=C3=BCcher?=", "first_party", BUECHER_ACE),
-        ("news@bùcher.example", "Bücher", "unverified", "xn--bcher-1ua.example"),
+        # A look-alike of the company's IDN: written to pass for it.
+        ("news@bùcher.example", "Bücher", "impersonation", "xn--bcher-1ua.example"),
     ],
     ids=["own-idn-domain", "own-idn-domain-encoded-display-name", "look-alike-idn"],
 )

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from data.database import Store
 from data.home import Home
-from data.models import Message
+from data.models import EspCustomer, Message
 from smtp_listener.analysis import AnalysisSettings, analyse_pending
 from smtp_listener.resolver import Resolver
 from smtp_listener.testing.zone_server import Zones
@@ -177,26 +177,46 @@ def test_the_companys_newsletter_through_its_esp_is_processor(
     running: RunningListener, acme: str, store: Store, keys: dict[str, DkimKey], home: Home,
     dns_server: str,
 ) -> None:
-    raw = keys["sendgrid"].sign(acme_newsletter(**{
+    # SendGrid with Acme's domain authenticated signs as acme.example (a key Acme
+    # delegated to it) and as itself; Acme's DMARC p=reject passes.
+    raw = keys["sendgrid"].sign(keys["acme"].sign(acme_newsletter(**{
         "Feedback-ID": f"{SENDGRID_USER}:campaign-88:bulk:SG",
         "X-SG-EID": "u001.Zx8ydPw8pT5R9xn3Qo0lWg==",
         "List-Unsubscribe": "<https://u4221337.ct.sendgrid.net/unsubscribe>",
-    }))
+    })))
     send(running, acme, raw, mail_from=SENDGRID_BOUNCE, client=SENDGRID_IP, helo=SENDGRID_HELO)
 
     message = one_message(store)
     assert message["relation"] == "processor", message["reason"]
     assert message["sender_org"] == "acme.example"
-    assert (message["auth_method"], message["auth_domain"]) == ("dkim", "sendgrid.net")
+    assert message["sender_via"] == "Twilio SendGrid"
+    assert (message["auth_method"], message["auth_domain"]) == ("dkim", "acme.example")
     assert (message["esp"], message["esp_customer"]) == ("Twilio SendGrid", SENDGRID_USER)
     assert "Twilio SendGrid" in message["reason"]
     auth = json.loads(message["authentication"])
     assert (auth["spf"]["result"], auth["spf"]["domain"]) == ("pass", "sendgrid.net")
-    assert auth["dmarc"]["result"] == "fail", "unaligned: only the ESP's own domains pass"
+    assert auth["dmarc"]["result"] == "pass"
+    # Mail authenticated as Acme confirms SendGrid's customer id as Acme's own.
+    assert [(r["esp"], r["customer_id"], r["source"]) for r in rows(store, EspCustomer)] == [
+        ("Twilio SendGrid", SENDGRID_USER, "learned")]
 
     acme_report = company(report(home, dns_server))
     assert acme_report["verdict"] == "clean"
     assert acme_report["counts"]["processor"] == 1
+
+
+def test_the_esp_signature_alone_never_excuses_failing_the_companys_dmarc(
+    running: RunningListener, acme: str, store: Store, keys: dict[str, DkimKey], home: Home,
+    dns_server: str,
+) -> None:
+    # Signed by SendGrid only, claiming Acme, which publishes p=reject: any SendGrid
+    # customer can do this. It is a forgery, not Acme's processor.
+    raw = keys["sendgrid"].sign(acme_newsletter(**{"X-SG-EID": "u001.other"}))
+    send(running, acme, raw, mail_from=SENDGRID_BOUNCE, client=SENDGRID_IP, helo=SENDGRID_HELO)
+    message = one_message(store)
+    assert message["relation"] == "spoofed", message["reason"]
+    assert "p=reject" in message["reason"]
+    assert company(report(home, dns_server))["verdict"] == "leaked"
 
 
 def test_a_marketer_authenticated_as_itself_is_third_party_and_the_company_shared(
@@ -216,7 +236,7 @@ def test_a_marketer_authenticated_as_itself_is_third_party_and_the_company_share
 
     acme_report = company(report(home, dns_server))
     assert acme_report["verdict"] == "shared"
-    assert acme_report["confidence"] == "high"
+    assert acme_report["confidence"] == "medium", "one message is never high"
     assert "DKIM" in acme_report["confidence_reason"]
     (sender,) = acme_report["unexpected_senders"]
     assert sender["organisation"] == "dealblaster.example"

@@ -461,8 +461,10 @@ def test_trust_reclassifies_past_mail(listener: RunningListener) -> None:
     (company,) = before["companies"]
     assert company["verdict"] == "leaked"
     assert company["counts"]["total"] == 3
+    # acme-mail.example dresses up Acme's name: until the person trusts it, it counts as
+    # an impersonator, never as a business Acme shared the address with.
     assert [(s["organisation"], s["relation"], s["count"])
-            for s in company["unexpected_senders"]] == [("acme-mail.example", "unverified", 2)]
+            for s in company["unexpected_senders"]] == [("acme-mail.example", "impersonation", 2)]
 
     result = canary("trust", "Acme", "news.acme-mail.example")
     assert result.exit_code == 0, result.output

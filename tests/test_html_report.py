@@ -24,8 +24,8 @@ import pytest
 from commands import build_demo_home
 from factories import dkim
 
+from canary.attribution import Relation
 from canary.authentication import AuthenticatedBy
-from canary.classify import Relation
 from canary.consent import Consent, FindingKind, Frequency
 from canary.report import AliasView, CompanyFacts, CompanyReport, Sighting, company_report
 from cli.render.html import render_html
@@ -195,7 +195,7 @@ def test_shared_company_shows_its_evidence() -> None:
     text = plain(outline(render_html([shared_report()], GENERATED, 0)))
     for expected in ("dealblaster.example", "third party", "DKIM d=dealblaster.example",
                      "<24.8@dealblaster.example>", f"{24800:064x}",
-                     "1 unrelated organisation, all DKIM-authenticated",
+                     "DKIM-authenticated as itself",
                      "24 days", "2026-01-30", "2026-02-05"):
         assert expected in text, expected
 

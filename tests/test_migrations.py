@@ -78,8 +78,13 @@ def test_upgrade_keeps_every_record_and_types_the_evidence(old_home: Canary) -> 
     assert senders["prize-centre.example"]["authenticated_by"] == [
         {"method": "none", "domain": None}]
     assert senders["prize-centre.example"]["flagged"] is True
-    (processor,) = [s for s in megamart["expected_senders"] if s["relation"] == "processor"]
-    assert processor["authenticated_by"] == [{"method": "dkim", "domain": "sendgrid.net"}]
+    # Stored mail was decided again under the new model, from the raw messages and the
+    # authentication recorded at receipt. Release 0.1.0 took SendGrid's signature alone
+    # as MegaMart's processor; MegaMart enforces DMARC (p=reject), and any SendGrid
+    # customer can sign: those six messages now count as forgeries.
+    forged = senders["megamart.example"]
+    assert (forged["relation"], forged["count"]) == ("spoofed", 7)
+    assert not [s for s in megamart["expected_senders"] if s["relation"] == "processor"]
     assert report["Fretwork Guitars"]["domains"] == ["fretwork-mail.example", "fretwork.example"]
     (library,) = report["Northwind Library"]["aliases"]
     assert library["retire_reply"] == "reject"

@@ -10,8 +10,8 @@ import pytest
 from commands import SCHEMAS, assert_valid_report
 from factories import dkim, spf
 
+from canary.attribution import Relation
 from canary.authentication import NOT_AUTHENTICATED, AuthenticatedBy
-from canary.classify import Relation
 from canary.report import (
     EXAMPLES_KEPT,
     SCHEMA_VERSION,
@@ -25,9 +25,9 @@ from canary.report import (
     company_report,
     likely_brokers,
     report_document,
-    verdict_for,
     worst_first,
 )
+from canary.senders import SenderKind
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -41,11 +41,15 @@ def alias(slug: str = "acme", issued: float = 0, messages: int = 0) -> AliasView
 
 
 def seen(n: float, relation: Relation | None, org: str | None, slug: str = "acme", *,
-         authenticated_by: AuthenticatedBy | None = None, temperror: str | None = None) -> Sighting:
+         authenticated_by: AuthenticatedBy | None = None, temperror: str | None = None,
+         kind: SenderKind = SenderKind.ORGANISATION, via: str | None = None,
+         set_aside: bool = False) -> Sighting:
     return Sighting(received_at=day(n), alias_slug=slug, relation=relation, sender_org=org,
                     from_address=f"news@{org}" if org else None, subject="Hello",
                     message_id=f"<{n}@{org}>", sha256=f"{int(n * 1000):064x}",
-                    authenticated_by=authenticated_by, temperror=temperror)
+                    authenticated_by=authenticated_by, temperror=temperror,
+                    sender_kind=kind if relation is not None else None, via=via,
+                    set_aside=set_aside)
 
 
 def facts(name: str = "Acme", *sightings: Sighting, aliases: tuple[AliasView, ...] = (),
@@ -59,27 +63,45 @@ def facts(name: str = "Acme", *sightings: Sighting, aliases: tuple[AliasView, ..
 # --- verdict_for -----------------------------------------------------------------
 
 
+DKIM_B = dkim("b.example")
+
+
 @pytest.mark.parametrize(
-    ("relations", "verdict"),
+    ("sightings", "verdict"),
     [
         ([], Verdict.QUIET),
-        ([Relation.FIRST_PARTY], Verdict.CLEAN),
-        ([Relation.FIRST_PARTY, Relation.PROCESSOR], Verdict.CLEAN),
-        ([Relation.FIRST_PARTY, Relation.UNVERIFIED], Verdict.LEAKED),
-        ([Relation.SPOOFED], Verdict.LEAKED),
-        ([Relation.UNVERIFIED, Relation.SPOOFED, Relation.PROCESSOR], Verdict.LEAKED),
-        ([Relation.THIRD_PARTY], Verdict.SHARED),
-        ([Relation.UNVERIFIED, Relation.THIRD_PARTY, Relation.FIRST_PARTY], Verdict.SHARED),
+        ([seen(1, None, None)], Verdict.PENDING),
+        ([seen(1, None, None, set_aside=True)], Verdict.PENDING),
+        ([seen(1, Relation.FIRST_PARTY, "acme.example")], Verdict.CLEAN),
+        ([seen(1, Relation.FIRST_PARTY, "acme.example"), seen(2, Relation.PROCESSOR, "acme")],
+         Verdict.CLEAN),
+        ([seen(1, Relation.UNPROVEN, "acme.example")], Verdict.CLEAN),
+        ([seen(1, Relation.FIRST_PARTY, "acme.example"), seen(2, Relation.UNVERIFIED, "x")],
+         Verdict.LEAKED),
+        ([seen(1, Relation.SPOOFED, "acme.example")], Verdict.LEAKED),
+        ([seen(1, Relation.IMPERSONATION, "acme-security.example")], Verdict.LEAKED),
+        ([seen(1, Relation.BACKSCATTER, "mx.example")], Verdict.LEAKED),
+        ([seen(1, Relation.THIRD_PARTY, "b.example", authenticated_by=DKIM_B)], Verdict.SHARED),
+        ([seen(1, Relation.THIRD_PARTY, "Cafe Rouge", kind=SenderKind.MERCHANT, via="Square")],
+         Verdict.SHARED),
+        # Authenticated, but not an identifiable business: the address is out, no more.
+        ([seen(1, Relation.THIRD_PARTY, "jane@gmail.com", kind=SenderKind.MAILBOX)],
+         Verdict.LEAKED),
+        ([seen(1, Relation.THIRD_PARTY, "spammers.googlegroups.com", kind=SenderKind.GROUP)],
+         Verdict.LEAKED),
+        ([seen(1, Relation.THIRD_PARTY, "x.onmicrosoft.com", kind=SenderKind.TENANT)],
+         Verdict.LEAKED),
+        ([seen(1, Relation.UNVERIFIED, "x"), seen(2, Relation.THIRD_PARTY, "b.example"),
+          seen(3, Relation.FIRST_PARTY, "acme.example")], Verdict.SHARED),
     ],
 )
-def test_verdict_for(relations: list[Relation], verdict: Verdict) -> None:
-    assert verdict_for(relations) is verdict
-    # Any iterable will do, including a one-shot generator.
-    assert verdict_for(r for r in relations) is verdict
+def test_verdicts_say_only_what_the_evidence_proves(sightings: list[Sighting],
+                                                    verdict: Verdict) -> None:
+    assert company_report(facts("Acme", *sightings)).verdict is verdict
 
 
 def test_verdicts_are_ordered_by_severity() -> None:
-    order = [Verdict.SHARED, Verdict.LEAKED, Verdict.CLEAN, Verdict.QUIET]
+    order = [Verdict.SHARED, Verdict.LEAKED, Verdict.CLEAN, Verdict.PENDING, Verdict.QUIET]
     assert sorted(Verdict, key=lambda v: -v.severity) == order
 
 
@@ -110,8 +132,9 @@ def test_counts_cover_every_message_and_relation(leaked_acme: CompanyReport) -> 
     # 8 received; 1 not analysed yet (and not waiting on DNS); 3 the company's own;
     # 4 unverified, all of them unexpected; none of the company's own mail is marked marketing.
     assert leaked_acme.counts.to_dict() == {
-        "total": 8, "pending": 1, "temperror": 0,
+        "total": 8, "pending": 1, "failed": 0, "temperror": 0,
         "first_party": 3, "processor": 0, "third_party": 0, "unverified": 4, "spoofed": 0,
+        "impersonation": 0, "backscatter": 0, "unproven": 0,
         "unexpected": 4, "marketing": 0,
     }
 
@@ -221,16 +244,37 @@ def test_flagged_senders_are_marked_and_still_count_as_unexpected() -> None:
     assert [(s.organisation, s.flagged) for s in report.unexpected] == [("spam.example", True)]
 
 
+def _marketer(*days: float, auth: AuthenticatedBy | None = DKIM_B, org: str = "b.example",
+              kind: SenderKind = SenderKind.ORGANISATION) -> list[Sighting]:
+    return [seen(n, Relation.THIRD_PARTY, org, authenticated_by=auth, kind=kind,
+                 via="Square" if kind is SenderKind.MERCHANT else None) for n in days]
+
+
 @pytest.mark.parametrize(
     ("sightings", "verdict", "confidence"),
     [
-        ([seen(1, Relation.THIRD_PARTY, "b.example", authenticated_by=dkim("b.example"))],
-         Verdict.SHARED, Confidence.HIGH),
-        ([seen(1, Relation.THIRD_PARTY, "b.example", authenticated_by=spf("b.example"))],
-         Verdict.SHARED, Confidence.MEDIUM),
+        # One message is never high, however well it authenticated.
+        (_marketer(1), Verdict.SHARED, Confidence.MEDIUM),
+        (_marketer(1, auth=spf("b.example")), Verdict.SHARED, Confidence.LOW),
+        # Many messages over weeks, DKIM-authenticated as itself: high.
+        (_marketer(1, 5, 9, 14), Verdict.SHARED, Confidence.HIGH),
+        # …but SPF alone never reaches high on a few messages.
+        (_marketer(1, 5, 9, auth=spf("b.example")), Verdict.SHARED, Confidence.MEDIUM),
+        # A merchant named by a platform did not authenticate as itself.
+        (_marketer(1, 5, 9, 14, org="Cafe Rouge", kind=SenderKind.MERCHANT), Verdict.SHARED,
+         Confidence.MEDIUM),
+        # Pending mail lowers it.
+        ([*_marketer(1, 5, 9, 14), seen(20, None, None)], Verdict.SHARED, Confidence.MEDIUM),
         ([seen(1, Relation.SPOOFED, "acme.example")], Verdict.LEAKED, Confidence.MEDIUM),
+        ([seen(1, Relation.IMPERSONATION, "acme-login.example")], Verdict.LEAKED,
+         Confidence.MEDIUM),
         ([seen(1, Relation.UNVERIFIED, "spam.example")], Verdict.LEAKED, Confidence.LOW),
-        ([seen(1, Relation.FIRST_PARTY, "acme.example")], Verdict.CLEAN, Confidence.HIGH),
+        ([seen(1, Relation.BACKSCATTER, "mx.example")], Verdict.LEAKED, Confidence.LOW),
+        ([seen(1, Relation.FIRST_PARTY, "acme.example")], Verdict.CLEAN, Confidence.MEDIUM),
+        ([seen(n, Relation.FIRST_PARTY, "acme.example") for n in (1, 2, 3)], Verdict.CLEAN,
+         Confidence.HIGH),
+        ([seen(1, Relation.UNPROVEN, "acme.example")], Verdict.CLEAN, Confidence.LOW),
+        ([seen(1, None, None)], Verdict.PENDING, Confidence.LOW),
         ([], Verdict.QUIET, Confidence.HIGH),
     ],
 )

@@ -77,7 +77,10 @@ def rotate_document(rotation: Rotation) -> dict[str, Any]:
 
 
 def trust_document(trusted: Trusted) -> dict[str, Any]:
+    customer = trusted.esp_customer
     return _document(company=trusted.company, organisation=trusted.organisation,
+                     esp_customer={"esp": customer[0], "customer_id": customer[1]}
+                     if customer else None,
                      reclassified=trusted.reclassified)
 
 

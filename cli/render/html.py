@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from canary.aliases import RetireReply
-from canary.classify import Relation
+from canary.attribution import Relation
 from canary.consent import Consent, Finding, FindingKind
 from canary.report import (
     EVIDENCE_SHOWN,
@@ -36,6 +36,7 @@ VERDICT_LABEL = {
     Verdict.SHARED: "Shared",
     Verdict.LEAKED: "Leaked",
     Verdict.CLEAN: "Clean",
+    Verdict.PENDING: "Pending",
     Verdict.QUIET: "Quiet",
 }
 VERDICT_MEANING = {
@@ -44,6 +45,7 @@ VERDICT_MEANING = {
     Verdict.LEAKED: "Unexpected mail arrived, but none of it is authenticated: the address "
                     "leaked (a breach, a scrape or a sale), source unproven.",
     Verdict.CLEAN: "Only the company's own mail and its processors'.",
+    Verdict.PENDING: "Mail arrived but is not analysed yet.",
     Verdict.QUIET: "No mail yet.",
 }
 RELATION_LABEL = {
@@ -52,6 +54,9 @@ RELATION_LABEL = {
     Relation.THIRD_PARTY: "third party",
     Relation.UNVERIFIED: "unverified",
     Relation.SPOOFED: "spoofed",
+    Relation.IMPERSONATION: "impersonation",
+    Relation.BACKSCATTER: "backscatter",
+    Relation.UNPROVEN: "unproven",
 }
 FINDING_LABEL = {
     FindingKind.AFTER_OPTOUT: "Marketing after opt-out",
@@ -66,6 +71,9 @@ SERIES_COLOUR = {
     Relation.THIRD_PARTY.value: "#b3261e",
     Relation.UNVERIFIED.value: "#ef8a17",
     Relation.SPOOFED.value: "#7b1fa2",
+    Relation.IMPERSONATION.value: "#ad1457",
+    Relation.BACKSCATTER.value: "#8d6e63",
+    Relation.UNPROVEN.value: "#bdbdbd",
     PENDING: "#9e9e9e",
 }
 SERIES_LABEL = {
@@ -74,6 +82,9 @@ SERIES_LABEL = {
     Relation.THIRD_PARTY.value: "third party",
     Relation.UNVERIFIED.value: "unverified",
     Relation.SPOOFED.value: "spoofed",
+    Relation.IMPERSONATION.value: "impersonation",
+    Relation.BACKSCATTER.value: "backscatter",
+    Relation.UNPROVEN.value: "unproven",
     PENDING: "pending analysis",
 }
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -252,9 +263,9 @@ class _Lane:
 
 LANES = (
     _Lane("Own mail", "company, processors",
-          (Relation.FIRST_PARTY.value, Relation.PROCESSOR.value)),
+          (Relation.FIRST_PARTY.value, Relation.PROCESSOR.value, Relation.UNPROVEN.value)),
     _Lane("Unexpected", "anyone else",
-          (Relation.THIRD_PARTY.value, Relation.UNVERIFIED.value, Relation.SPOOFED.value)),
+          tuple(r.value for r in Relation if r.unexpected)),
     _Lane("Pending", "not analysed yet", (PENDING,)),
 )
 

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from canary.classify import Relation
+from canary.attribution import Relation
 from canary.report import (
     EVIDENCE_SHOWN,
     UNKNOWN_SENDER,
@@ -22,12 +23,14 @@ from canary.report import (
     Verdict,
     likely_brokers,
 )
+from canary.senders import SenderKind
 from canary.wording import day, plural
 
 VERDICT_STYLE = {
     Verdict.SHARED: "bold white on red",
     Verdict.LEAKED: "bold red",
     Verdict.CLEAN: "green",
+    Verdict.PENDING: "yellow",
     Verdict.QUIET: "dim",
 }
 RELATION_STYLE = {
@@ -36,6 +39,9 @@ RELATION_STYLE = {
     Relation.THIRD_PARTY: "bold red",
     Relation.UNVERIFIED: "red",
     Relation.SPOOFED: "magenta",
+    Relation.IMPERSONATION: "magenta",
+    Relation.BACKSCATTER: "yellow",
+    Relation.UNPROVEN: "dim",
 }
 ANALYSE_HINT = "run `canary analyse`, or keep `canary serve` running"
 
@@ -50,6 +56,14 @@ def relation_text(relation: Relation | None) -> str:
     return f"[{RELATION_STYLE[relation]}]{relation.value}[/]"
 
 
+def sender_name(sender: SenderSummary) -> str:
+    """`dealblaster.example`, `Acme Coffee (merchant via Square)`, `jane@gmail.com (mailbox)`."""
+    notes = [] if sender.kind is SenderKind.ORGANISATION else [sender.kind.value]
+    if sender.via:
+        notes.append(f"via {sender.via}")
+    return f"{sender.organisation} ({' '.join(notes)})" if notes else sender.organisation
+
+
 def sender_table(title: str, senders: Sequence[SenderSummary]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("Organisation", "Relation", "Authenticated by", "First seen", "Last seen",
@@ -57,20 +71,26 @@ def sender_table(title: str, senders: Sequence[SenderSummary]) -> Table:
         table.add_column(column, justify="right" if column == "Count" else "left",
                          overflow="fold")
     for s in senders:
-        name = f"{s.organisation} [dim](flagged)[/]" if s.flagged else s.organisation
+        name = escape(sender_name(s))
+        if s.flagged:
+            name += " [dim](flagged)[/]"
         table.add_row(name, relation_text(s.relation),
                       ", ".join(map(str, s.authenticated_by)) or "none",
                       day(s.first_seen), day(s.last_seen), str(s.count))
     return table
 
 
-def pending_note(pending: int, temperror: int) -> str | None:
+def pending_note(pending: int, temperror: int, failed: int = 0) -> str | None:
     """What a report says about mail it does not cover yet, and how to cover it."""
-    if not pending:
-        return None
-    waiting = f" ({temperror} waiting for DNS to answer)" if temperror else ""
-    return (f"{plural(pending, 'message')} not analysed yet{waiting}; they are not in the "
-            f"verdicts: {ANALYSE_HINT}.")
+    notes = []
+    if pending:
+        waiting = f" ({temperror} waiting for DNS to answer)" if temperror else ""
+        notes.append(f"{plural(pending, 'message')} not analysed yet{waiting}; they are not in "
+                     f"the verdicts: {ANALYSE_HINT}.")
+    if failed:
+        notes.append(f"{plural(failed, 'message')} set aside because analysis failed on them "
+                     "(Canary's fault, not the sender's; please report it): not in the verdicts.")
+    return " ".join(notes) or None
 
 
 def render_report(console: Console, reports: Sequence[CompanyReport], probes: int) -> None:
@@ -88,31 +108,34 @@ def render_report(console: Console, reports: Sequence[CompanyReport], probes: in
         if r.days_to_first_unexpected is not None:
             verdict += f"\n[dim]{r.days_to_first_unexpected} days in[/]"
         summary.add_row(
-            f"[bold]{r.name}[/]\n{r.aliases[-1].address}\n[dim]issued {day(r.issued_at)}[/]",
+            f"[bold]{escape(r.name)}[/]\n{escape(r.aliases[-1].address)}\n"
+            f"[dim]issued {day(r.issued_at)}[/]",
             verdict, str(r.counts.total), str(r.counts.unexpected),
         )
     console.print(summary)
     for r in reports:
         if r.verdict in (Verdict.SHARED, Verdict.LEAKED):
-            console.print(f"[bold]{r.name}[/]: {verdict_text(r.verdict)}, confidence "
-                          f"{r.confidence.value} — {r.confidence_reason}")
-            console.print(sender_table(f"{r.name}: unexpected senders", r.unexpected))
+            console.print(f"[bold]{escape(r.name)}[/]: {verdict_text(r.verdict)}, confidence "
+                          f"{r.confidence.value} — {escape(r.confidence_reason)}")
+            console.print(sender_table(f"{escape(r.name)}: unexpected senders", r.unexpected))
             for sender in r.unexpected[:EVIDENCE_SHOWN]:
                 for example in sender.examples[:1]:
-                    console.print(f"  e.g. {sender.organisation}: "
-                                  f"{example.message_id or '(no Message-ID)'} "
+                    console.print(f"  e.g. {escape(sender.organisation)}: "
+                                  f"{escape(example.message_id or '(no Message-ID)')} "
                                   f"[dim]sha256 {example.sha256[:16]}…[/]")
         for finding in r.findings:
-            console.print(f"[bold]{r.name}[/]: [magenta]{finding.kind.value}[/] — "
-                          f"{finding.summary}")
+            console.print(f"[bold]{escape(r.name)}[/]: [magenta]{finding.kind.value}[/] — "
+                          f"{escape(finding.summary)}")
     pending = sum(r.counts.pending for r in reports)
-    if note := pending_note(pending, sum(r.counts.temperror for r in reports)):
+    if note := pending_note(pending, sum(r.counts.temperror for r in reports),
+                            sum(r.counts.failed for r in reports)):
         console.print(f"[yellow]{note}[/]")
     brokers = likely_brokers(reports)
     if brokers:
         console.print("[bold]Likely list brokers[/] (one sender on several companies' aliases):")
         for broker in brokers:
-            console.print(f"  {broker.organisation}: {', '.join(broker.companies)}")
+            console.print(f"  {escape(broker.organisation)}: "
+                          f"{escape(', '.join(broker.companies))}")
     if probes:
         console.print(f"{plural(probes, 'probe')}: mail to never-issued addresses on your "
                       "domains.")
@@ -120,10 +143,10 @@ def render_report(console: Console, reports: Sequence[CompanyReport], probes: in
 
 def render_company(console: Console, r: CompanyReport, limit: int) -> None:
     """One company: verdict, aliases, senders and the latest `limit` messages."""
-    console.print(f"[bold]{r.name}[/] — verdict {verdict_text(r.verdict)}, confidence "
-                  f"{r.confidence.value}: {r.confidence_reason}")
+    console.print(f"[bold]{escape(r.name)}[/] — verdict {verdict_text(r.verdict)}, confidence "
+                  f"{r.confidence.value}: {escape(r.confidence_reason)}")
     if r.note:
-        console.print(f"Note: {r.note}")
+        console.print(f"Note: {escape(r.note)}")
     console.print(f"Own domains: {', '.join(r.domains) or 'none declared'}")
     for alias in r.aliases:
         retired = (f", retired {day(alias.retired_at)} ({alias.retire_reply})"
@@ -132,7 +155,7 @@ def render_company(console: Console, r: CompanyReport, limit: int) -> None:
                       f"{plural(alias.messages, 'message')}")
     if r.senders:
         console.print(sender_table("Senders", r.senders))
-    if note := pending_note(r.counts.pending, r.counts.temperror):
+    if note := pending_note(r.counts.pending, r.counts.temperror, r.counts.failed):
         console.print(f"[yellow]{note}[/]")
     console.print(timeline_table(r.timeline, limit))
 
@@ -143,10 +166,12 @@ def timeline_table(timeline: Sequence[Sighting], limit: int) -> Table:
     for column in ("Received (UTC)", "Relation", "Sender", "Why", "Subject"):
         table.add_column(column, overflow="fold")
     for m in timeline[-limit:]:
-        subject = m.subject or ""
+        subject = escape(m.subject or "")
         if m.problem:
-            subject = f"{subject} [dim]({m.problem})[/]"
+            subject = f"{subject} [dim]({escape(m.problem)})[/]"
         why = m.reason or (f"waiting for DNS: {m.temperror}" if m.temperror else "")
+        if m.set_aside:
+            why = "set aside: analysis failed on it (Canary's fault)"
         table.add_row(f"{m.received_at:%Y-%m-%d %H:%M}", relation_text(m.relation),
-                      m.sender_org or UNKNOWN_SENDER, why, subject)
+                      escape(m.sender_org or UNKNOWN_SENDER), escape(why), subject)
     return table

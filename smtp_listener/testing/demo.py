@@ -64,27 +64,34 @@ class Sender:
     ip: str
     helo: str
     mail_from: str
-    signing_domain: str | None
+    signing_domains: tuple[str, ...]
+    """DKIM d= domains it signs with, in order (an ESP signs as its customer and itself)."""
 
 
 FRETWORK_MTA = Sender("198.51.100.10", "mail.fretwork.example", "bounce@fretwork.example",
-                      "fretwork.example")
+                      ("fretwork.example",))
 MEGAMART_MTA = Sender("198.51.100.20", "mx1.megamart.example", "orders@megamart.example",
-                      "megamart.example")
+                      ("megamart.example",))
+# SendGrid with MegaMart's domain authenticated: it signs as megamart.example (a key
+# MegaMart delegated to it) and as itself.
 MEGAMART_VIA_ESP = Sender("203.0.113.50", "o1.ptr.sendgrid.net",
-                          "bounces+2291@em.sendgrid.net", "sendgrid.net")
+                          "bounces+2291@em.sendgrid.net", ("megamart.example", "sendgrid.net"))
 LIBRARY_MTA = Sender("198.51.100.30", "mail.northwind-library.example",
-                     "loans@northwind-library.example", "northwind-library.example")
+                     "loans@northwind-library.example", ("northwind-library.example",))
 MARKETER = Sender("192.0.2.77", "mta.dealblaster.example", "bounce@dealblaster.example",
-                  "dealblaster.example")
-SPAMMER = Sender("192.0.2.200", "ylmf-pc", "winner@prize-centre.example", None)
-SPOOFER = Sender("192.0.2.66", "localhost", "security@megamart.example", None)
+                  ("dealblaster.example",))
+# Square sends card receipts in its own name, naming the shop as the display name.
+SQUARE = Sender("74.125.200.27", "mail.messaging.squareup.com",
+                "bounces@messaging.squareup.com", ("squareup.com",))
+SPAMMER = Sender("192.0.2.200", "ylmf-pc", "winner@prize-centre.example", ())
+SPOOFER = Sender("192.0.2.66", "localhost", "security@megamart.example", ())
+SIGNERS = (FRETWORK_MTA, MEGAMART_MTA, MEGAMART_VIA_ESP, LIBRARY_MTA, MARKETER, SQUARE)
 
 
 def demo_zones(keys: dict[str, nacl.signing.SigningKey]) -> Zones:
     """The DNS the demo's senders publish: SPF, DKIM keys and DMARC."""
     zones = Zones()
-    for sender in (FRETWORK_MTA, MEGAMART_MTA, LIBRARY_MTA, MARKETER):
+    for sender in (FRETWORK_MTA, MEGAMART_MTA, LIBRARY_MTA, MARKETER, SQUARE):
         zones.add_txt(sender.mail_from.rpartition("@")[2], f"v=spf1 ip4:{sender.ip} -all")
     zones.add_txt("em.sendgrid.net", f"v=spf1 ip4:{MEGAMART_VIA_ESP.ip} ~all")
     zones.add_txt("prize-centre.example", "v=spf1 ip4:203.0.113.250 ~all")
@@ -94,6 +101,7 @@ def demo_zones(keys: dict[str, nacl.signing.SigningKey]) -> Zones:
     zones.add_txt("_dmarc.fretwork.example", "v=DMARC1; p=quarantine")
     zones.add_txt("_dmarc.megamart.example", "v=DMARC1; p=reject")
     zones.add_txt("_dmarc.dealblaster.example", "v=DMARC1; p=none")
+    zones.add_txt("_dmarc.squareup.com", "v=DMARC1; p=reject")
     return zones
 
 
@@ -149,6 +157,11 @@ def mail_stream() -> Iterator[Mail]:
                "Verify your loyalty account", "Click here to verify. " * 10, marketing=False)
     yield Mail(9.4, LIBRARY, LIBRARY_MTA, '"Northwind Library" <loans@northwind-library.example>',
                "Your library card is ready", "Welcome to the library.", marketing=False)
+    # You bought strings in the shop; its card terminal mails the receipt through Square.
+    yield Mail(12.7, GUITARS, SQUARE, '"Fretwork Guitars" <noreply@messaging.squareup.com>',
+               "Your receipt from Fretwork Guitars", "Flatwound strings, £14.00. Thank you!",
+               marketing=False,
+               extra=(("Reply-To", '"Fretwork Guitars" <shop@fretwork.example>'),))
 
 
 def build_message(
@@ -170,14 +183,14 @@ def build_message(
     message.add_alternative(f"<html><body><p>{mail.body}</p>{'<td></td>' * 200}</body></html>",
                             subtype="html")
     raw = message.as_bytes()
-    domain = mail.sender.signing_domain
-    if domain is None:
-        return raw
-    seed = base64.b64encode(bytes(keys[domain]))
-    signature = dkim.sign(raw, SELECTOR.encode(), domain.encode(), seed,
-                          signature_algorithm=b"ed25519-sha256",
-                          include_headers=[b"From", b"To", b"Subject", b"Date", b"Message-ID"])
-    return bytes(signature) + raw
+    signatures = b""
+    for domain in mail.sender.signing_domains:
+        seed = base64.b64encode(bytes(keys[domain]))
+        signatures += dkim.sign(raw, SELECTOR.encode(), domain.encode(), seed,
+                                signature_algorithm=b"ed25519-sha256",
+                                include_headers=[b"From", b"To", b"Subject", b"Date",
+                                                 b"Message-ID"])
+    return signatures + raw
 
 
 def _send(client: smtplib.SMTP, mail: Mail, to: str, raw: bytes) -> None:
@@ -192,9 +205,8 @@ def run_tour(home: Path, say: Callable[[str], None]) -> Reports:
     """Run the whole tour in `home` (a new directory); return the report it ends with."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=DAYS)
     clock = DemoClock(start)
-    keys = {s.signing_domain: nacl.signing.SigningKey.generate()
-            for s in (FRETWORK_MTA, MEGAMART_MTA, MEGAMART_VIA_ESP, LIBRARY_MTA, MARKETER)
-            if s.signing_domain}
+    keys = {domain: nacl.signing.SigningKey.generate()
+            for sender in SIGNERS for domain in sender.signing_domains}
     with ZoneServer(demo_zones(keys)) as (dns_host, dns_port):
         dns = f"{dns_host}:{dns_port}"
         created = init_home(home, [DEMO_DOMAIN], dns=dns)
