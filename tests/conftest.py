@@ -130,3 +130,13 @@ def listener(home: Home, store: Store, resolver: Resolver) -> Iterator[RunningLi
     running = start_listener(home, store, resolver)
     yield running
     running.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The attribution corpus's exact accuracy, whenever it ran."""
+    import sys
+
+    module = sys.modules.get("test_corpus")
+    line = module.accuracy() if module is not None else None
+    if line:
+        terminalreporter.write_line(line)

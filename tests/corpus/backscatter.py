@@ -1,0 +1,7 @@
+"""Corpus scenarios: backscatter (being written)."""
+
+from __future__ import annotations
+
+from corpus import Scenario
+
+SCENARIOS: list[Scenario] = []
