@@ -59,12 +59,15 @@ def _esp_customer(text: str | None) -> tuple[str, str] | None:
     if text is None:
         return None
     esp, colon, customer = text.partition(":")
-    names = {e.name.casefold(): e.name for e in load_esps()}
-    if not colon or not customer.strip() or esp.strip().casefold() not in names:
-        known = ", ".join(sorted(names.values())[:6])
+    wanted = esp.strip().casefold()
+    names = [e.name for e in load_esps()]
+    found = [n for n in names if n.casefold() == wanted] or [
+        n for n in names if wanted and wanted in n.casefold()]
+    if not colon or not customer.strip() or len(found) != 1:
+        known = ", ".join(sorted(names)[:6])
         raise typer.BadParameter(f"give ESP:CUSTOMER_ID with an ESP Canary knows ({known}, …)",
                                  param_hint="--esp-customer")
-    return names[esp.strip().casefold()], customer.strip()
+    return found[0], customer.strip()
 
 
 def _flag(space: Workspace, name: str, domain: str) -> tuple[str, str]:

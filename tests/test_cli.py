@@ -21,6 +21,7 @@ from commands import (
     ALIAS,
     Canary,
     assert_one_sentence,
+    assert_usage_error,
     assert_valid_report,
     expected_tag,
     issue,
@@ -562,3 +563,16 @@ def test_without_any_home_the_platform_data_dir_is_used(tmp_path: Path) -> None:
     assert default("init", "--domain", CANARY_DOMAIN, home_option=False).exit_code == 0
     assert (default.home / "secret").exists()
     assert issue(default, "Acme").endswith("@" + CANARY_DOMAIN)
+
+
+def test_trust_records_an_esp_customer_as_the_companys_own(canary: Canary) -> None:
+    issue(canary, "Acme", "--domain", "acme.example")
+    trusted = canary.json("trust", "Acme", "--esp-customer", "sendgrid:4221337")
+    assert trusted["esp_customer"] == {"esp": "Twilio SendGrid", "customer_id": "4221337"}
+    assert trusted["organisation"] is None
+    both = canary("trust", "Acme", "acme-mail.example", "--esp-customer", "Mailchimp:u1")
+    assert both.exit_code == 0
+    assert "acme-mail.example and Mailchimp customer u1 are now Acme's own" in both.stdout
+    assert_usage_error(canary("trust", "Acme", "--esp-customer", "NoSuchEsp:1"),
+                       "--esp-customer")
+    assert_usage_error(canary("trust", "Acme"), "DOMAIN")
