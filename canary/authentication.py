@@ -69,10 +69,12 @@ class Alignment(enum.StrEnum):
 
 
 class AuthMethod(enum.StrEnum):
-    """How a sender proved a domain: a DKIM signature, an SPF pass, or not at all."""
+    """How a sender proved a domain: a DKIM signature, an SPF pass, an ARC seal of a
+    trusted forwarder that recorded its authentication, or not at all."""
 
     DKIM = "dkim"
     SPF = "spf"
+    ARC = "arc"
     NONE = "none"
 
 
@@ -92,6 +94,8 @@ class AuthenticatedBy:
             return f"DKIM d={self.domain}"
         if self.method is AuthMethod.SPF:
             return f"SPF {self.domain}"
+        if self.method is AuthMethod.ARC:
+            return f"ARC sealed by {self.domain}"
         return "none"
 
     @property
@@ -162,6 +166,8 @@ class DmarcPolicy:
     subdomain_policy: Disposition | None = None
     adkim: Alignment = Alignment.RELAXED
     aspf: Alignment = Alignment.RELAXED
+    pct: int = 100
+    """The share of failing mail the domain asks receivers to treat by its policy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,13 @@ class DmarcResult:
     """The DKIM domain that passed in alignment, if any."""
     spf_aligned: str | None
     """The SPF domain that passed in alignment, if any."""
+    pct: int = 100
+
+    @property
+    def enforced(self) -> bool:
+        """The domain asks for every failing message to be quarantined or rejected: a
+        failure is a forgery. With `pct` under 100 it is still partly monitoring."""
+        return self.policy is not None and self.policy.enforced and self.pct >= 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +233,14 @@ def parse_dmarc_record(domain: str, text: str) -> DmarcPolicy | None:
         if "rua" not in tags:
             return None
         policy = Disposition.NONE
+    pct = tags.get("pct", "100")
     return DmarcPolicy(
         domain=domain,
         policy=policy,
         subdomain_policy=_disposition(tags.get("sp")),
         adkim=Alignment.STRICT if tags.get("adkim") == "s" else Alignment.RELAXED,
         aspf=Alignment.STRICT if tags.get("aspf") == "s" else Alignment.RELAXED,
+        pct=min(int(pct), 100) if pct.isdigit() else 100,
     )
 
 
@@ -280,7 +295,7 @@ def evaluate_dmarc(
     if policy.domain != from_domain and policy.subdomain_policy:
         applied = policy.subdomain_policy
     outcome = Result.PASS if (dkim_aligned or spf_aligned) else Result.FAIL
-    return DmarcResult(outcome, applied, policy.domain, dkim_aligned, spf_aligned)
+    return DmarcResult(outcome, applied, policy.domain, dkim_aligned, spf_aligned, policy.pct)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +306,8 @@ class UpstreamResults:
     spf: SpfResult | None
     dkim: tuple[DkimResult, ...]
     dmarc: Result | None
+    dmarc_from: str | None = None
+    """The From domain the DMARC result was for (`header.from`), when it says."""
 
     @property
     def dkim_pass_domains(self) -> tuple[str, ...]:
@@ -306,6 +323,7 @@ def _parse_results(value: str) -> UpstreamResults | None:
     spf: SpfResult | None = None
     dkim: list[DkimResult] = []
     dmarc: Result | None = None
+    dmarc_from: str | None = None
     for result in header.results:
         props = {f"{p.type}.{p.name}".lower(): str(p.value) for p in result.properties}
         method = str(result.method).lower()
@@ -321,7 +339,9 @@ def _parse_results(value: str) -> UpstreamResults | None:
                                        "upstream"))
         elif method == "dmarc" and dmarc is None:
             dmarc = Result.read(result.result)
-    return UpstreamResults(str(header.authserv_id or "").lower(), spf, tuple(dkim), dmarc)
+            dmarc_from = props.get("header.from", "").lower() or None
+    return UpstreamResults(str(header.authserv_id or "").lower(), spf, tuple(dkim), dmarc,
+                           dmarc_from)
 
 
 def read_upstream(headers: Sequence[str], trusted_ids: Iterable[str]) -> UpstreamResults | None:
@@ -424,6 +444,7 @@ def _arc_dict(arc: ArcResult) -> dict[str, object]:
             "spf": _spf_dict(v.results.spf) if v.results.spf else None,
             "dkim": _dkim_dicts(v.results.dkim),
             "dmarc": v.results.dmarc.value if v.results.dmarc else None,
+            "dmarc_from": v.results.dmarc_from,
         } for v in arc.vouches],
     }
 
@@ -436,7 +457,7 @@ def _arc_from(data: dict[str, Any] | None) -> ArcResult:
         tuple(ArcVouch(int(v["instance"]), str(v["sealer"]), UpstreamResults(
             str(v.get("authserv_id", "")), _spf_from(v["spf"]) if v.get("spf") else None,
             _dkim_from(v.get("dkim", [])),
-            Result.read(v["dmarc"]) if v.get("dmarc") else None,
+            Result.read(v["dmarc"]) if v.get("dmarc") else None, v.get("dmarc_from"),
         )) for v in data.get("vouches", [])),
         str(data.get("reason", "")),
     )
@@ -454,7 +475,7 @@ def authentication_to_dict(auth: Authentication) -> dict[str, object]:
                   "policy": auth.dmarc.policy.value if auth.dmarc.policy else None,
                   "record_domain": auth.dmarc.record_domain,
                   "dkim_aligned": auth.dmarc.dkim_aligned,
-                  "spf_aligned": auth.dmarc.spf_aligned},
+                  "spf_aligned": auth.dmarc.spf_aligned, "pct": auth.dmarc.pct},
     }
 
 
@@ -466,7 +487,7 @@ def authentication_from_dict(data: dict[str, Any]) -> Authentication:
         dkim=_dkim_from(data["dkim"]),
         dmarc=DmarcResult(Result.read(dmarc["result"]), _disposition(dmarc.get("policy")),
                           dmarc.get("record_domain"), dmarc.get("dkim_aligned"),
-                          dmarc.get("spf_aligned")),
+                          dmarc.get("spf_aligned"), int(dmarc.get("pct", 100))),
         upstream=data.get("upstream"),
         from_spf=_spf_from(data["from_spf"]) if data.get("from_spf") else None,
         arc=_arc_from(data.get("arc")),

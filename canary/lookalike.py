@@ -28,7 +28,11 @@ from canary.domains import organisational_domain
 MIN_LABEL = 4
 """Shorter company labels (`hp`, `ibm`) look like too many honest names to judge by."""
 TYPO_DISTANCE_FROM = 5
-"""A label of at least this many letters is judged by edit distance (one edit)."""
+"""A label of at least this many letters can be a typo of the company's: a swapped letter,
+or a doubled one added or dropped (`fabel`, `faable` for `fable`)."""
+ANY_EDIT_FROM = 7
+"""From this many letters any single edit counts; shorter names have too many honest
+neighbours one letter away (`table` is not a typo of `fable`)."""
 LONG_LABEL = 9
 """…and from this many, two edits."""
 
@@ -56,6 +60,8 @@ class LookAlikeKind(enum.StrEnum):
     """The company's name with words a phisher adds (`megamart-security`)."""
     OTHER_SUFFIX = "other_suffix"
     """The very same name under another suffix: the company's own other domain, or not."""
+    SUBDOMAIN = "subdomain"
+    """The company's name as a subdomain of another domain (`megamart.verify-account.example`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,8 @@ class LookAlike:
                     "suffix: its own undeclared domain (trust it if so) or an impersonator")
         how = {LookAlikeKind.HOMOGLYPH: "is written to look like",
                LookAlikeKind.TYPO: "is a misspelling of",
-               LookAlikeKind.BRAND_ADDITION: "dresses up the name of"}[self.kind]
+               LookAlikeKind.BRAND_ADDITION: "dresses up the name of",
+               LookAlikeKind.SUBDOMAIN: "puts in a subdomain the name of"}[self.kind]
         return f"{domain} {how} the company's {self.imitates}"
 
 
@@ -130,6 +137,30 @@ def distance(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
+def _slip(a: str, b: str) -> bool:
+    """One adjacent swap (`fabel`), or one doubled letter added or dropped (`faable`)."""
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return (len(diff) == 2 and diff[1] == diff[0] + 1
+                and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = sorted((a, b), key=len)
+    if len(long) != len(short) + 1:
+        return False
+    for i in range(len(long)):
+        if long[:i] + long[i + 1:] == short:
+            return long[i] in long[max(i - 1, 0):i] + long[i + 1:i + 2]
+    return False
+
+
+def _typo(shape: str, brand: str) -> bool:
+    if len(brand) < TYPO_DISTANCE_FROM:
+        return False
+    if len(brand) < ANY_EDIT_FROM:
+        return _slip(shape, brand)
+    limit = 2 if len(brand) >= LONG_LABEL else 1
+    return distance(shape, brand, limit) <= limit
+
+
 def _label(organisation: str) -> str:
     """The registrable label: `megamart` of `megamart.co.uk`."""
     return organisation.split(".", 1)[0]
@@ -164,11 +195,7 @@ def lookalike(organisation: str, own: Iterable[str], names: Iterable[str] = ()
         return None
     label = _label(organisation)
     shape = skeleton(label)
-    brands = [(_label(o), o) for o in sorted(own_set)]
-    brands += [(n.replace("-", ""), n) for n in names if len(n.replace("-", "")) >= MIN_LABEL + 2]
-    for brand, what in brands:
-        if len(brand) < MIN_LABEL:
-            continue
+    for brand, what in _brands(own_set, names):
         if label == brand:
             if what in own_set and _suffix(organisation) != _suffix(what):
                 return LookAlike(LookAlikeKind.OTHER_SUFFIX, what)
@@ -177,8 +204,33 @@ def lookalike(organisation: str, own: Iterable[str], names: Iterable[str] = ()
             return LookAlike(LookAlikeKind.HOMOGLYPH, what)
         if _brand_addition(label, brand) or _brand_addition(shape, skeleton(brand)):
             return LookAlike(LookAlikeKind.BRAND_ADDITION, what)
-        if len(brand) >= TYPO_DISTANCE_FROM:
-            limit = 2 if len(brand) >= LONG_LABEL else 1
-            if distance(shape, skeleton(brand), limit) <= limit:
-                return LookAlike(LookAlikeKind.TYPO, what)
+        if _typo(shape, skeleton(brand)):
+            return LookAlike(LookAlikeKind.TYPO, what)
+    return None
+
+
+def _brands(own: set[str], names: Iterable[str]) -> list[tuple[str, str]]:
+    brands = [(_label(o), o) for o in sorted(own)]
+    plain = [("".join(c for c in n.lower() if c.isalnum()), n) for n in names]
+    brands += [(brand, n) for brand, n in plain if len(brand) >= MIN_LABEL + 2]
+    return [(brand, what) for brand, what in brands if len(brand) >= MIN_LABEL]
+
+
+def lookalike_host(host: str, own: Iterable[str], names: Iterable[str] = ()
+                   ) -> LookAlike | None:
+    """Whether a From host imitates the company: its registrable domain (`lookalike`), or a
+    subdomain label that is the company's name (`megamart.verify-account.example`)."""
+    organisation = organisational_domain(host)
+    own_set = {o for o in own if o}
+    if organisation is None or organisation in own_set:
+        return None
+    names = tuple(names)
+    if (found := lookalike(organisation, own_set, names)) is not None:
+        return found
+    below = host.removesuffix(organisation).rstrip(".")
+    labels = [skeleton(part) for label in below.split(".") if label
+              for part in (label, label.replace("-", ""))]
+    for brand, what in _brands(own_set, names):
+        if skeleton(brand) in labels:
+            return LookAlike(LookAlikeKind.SUBDOMAIN, what)
     return None

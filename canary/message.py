@@ -76,6 +76,10 @@ class MessageFacts:
     """The Auto-Submitted header's keyword (`auto-replied`, `auto-generated`), lower case."""
     content_type: str | None = None
     """The top-level media type, lower case (`multipart/report` for a delivery report)."""
+    list_post: str | None = None
+    """The List-Post header: `<mailto:…>` on a list anyone can post to, `NO` on an
+    announcement list."""
+    in_reply_to: str | None = None
 
     @property
     def from_address(self) -> str | None:
@@ -202,9 +206,19 @@ def read_message(raw: bytes) -> MessageFacts:
         reply_to=reply_to,
         sender=senders[0] if senders else None,
         list_id=_first(message.get_all("List-Id")),
-        auto_submitted=auto.split(";")[0].strip().lower() if auto else None,
+        auto_submitted=_keyword(auto),
         content_type=_media_type(message.get("Content-Type")),
+        list_post=_first(message.get_all("List-Post")),
+        in_reply_to=_first(message.get_all("In-Reply-To")),
     )
+
+
+def _keyword(value: str | None) -> str | None:
+    """`auto-replied` from `auto-replied (vacation)` or `auto-replied; owner-email=…`."""
+    if not value:
+        return None
+    words = value.replace(";", " ").replace("(", " ").split()
+    return words[0].lower() if words else None
 
 
 def _media_type(value: object) -> str | None:

@@ -20,6 +20,7 @@ package tables once.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -27,14 +28,12 @@ from dataclasses import dataclass
 
 from canary.domains import normalise_domain, organisational_domain
 from canary.errors import InvalidDomain
-from canary.esp import esp_shared_from
+from canary.esp import esp_shared_from, load_esps
 from canary.message import MessageFacts
-from canary.platforms import MerchantSource, Platform, platform_for_domain
+from canary.platforms import MerchantSource, Platform, load_platforms, platform_for_domain
 from canary.tenants import TenantKind, sender_identity, shared_domain
 
 MERCHANT_NAME_MAX = 120
-_NAME_MATCH_FROM = 5
-"""Names shorter than this are compared whole, never by containment: `Bo` is in too much."""
 
 
 class SenderKind(enum.StrEnum):
@@ -103,29 +102,96 @@ def address_identity(address: str, list_id: str | None = None) -> SenderIdentity
 
 def plain_name(text: str) -> str:
     """A business name for comparison: `Acme Coffee Ltd.` → `acmecoffeeltd`."""
+    return "".join(name_words(text))
+
+
+LEGAL_FORMS = frozenset({
+    "ag", "bv", "co", "company", "corp", "corporation", "gmbh", "inc", "incorporated",
+    "limited", "llc", "llp", "ltd", "plc", "pty", "sa", "sarl", "srl", "the",
+})
+"""Words that name a legal form, not a business: `MegaMart Ltd` is `MegaMart`."""
+
+
+def name_words(text: str) -> tuple[str, ...]:
+    """The words of a name, folded to plain lower-case ASCII: `Café Nonna` → (cafe, nonna)."""
     folded = unicodedata.normalize("NFKD", text.casefold())
-    return re.sub(r"[^a-z0-9]", "", folded.encode("ascii", "ignore").decode())
+    plain = folded.encode("ascii", "ignore").decode().replace("'", "")
+    return tuple(re.findall(r"[a-z0-9]+", plain))
+
+
+def _business_words(text: str) -> tuple[str, ...]:
+    return tuple(w for w in name_words(text) if w not in LEGAL_FORMS)
+
+
+def _contains_run(words: tuple[str, ...], run: tuple[str, ...]) -> bool:
+    """Whether `run` appears in `words` as whole consecutive words."""
+    return any(words[i:i + len(run)] == run for i in range(len(words) - len(run) + 1))
+
+
+def _joined_run(words: tuple[str, ...], joined: str) -> bool:
+    """Whether consecutive words spell `joined` written together: (mega, mart) → megamart."""
+    for start in range(len(words)):
+        spelled = ""
+        for word in words[start:]:
+            spelled += word
+            if spelled == joined:
+                return True
+            if not joined.startswith(spelled):
+                break
+    return False
 
 
 def same_business(named: str, names: Iterable[str]) -> bool:
-    """Whether a merchant name a platform gave is one of the company's names.
+    """Whether a name a platform or display name gave is one of the company's names.
 
-    Lenient on purpose: `MegaMart Ltd` and `megamart` are the same business; a
-    wrong "no" would accuse the company over its own receipt.
+    By whole words, ignoring legal forms: `MegaMart Ltd`, `Mega Mart` and
+    `MegaMart Online` name `megamart`; `Bloomfield Farm Shop` does not name
+    `Bloom`, and `ACME` does not name `Acme Outfitters` (see `part_of_name`).
     """
-    plain = plain_name(named)
-    if not plain:
+    words = _business_words(named)
+    if not words:
         return False
     for name in names:
-        other = plain_name(name)
-        if not other:
+        own = _business_words(name)
+        if not own:
             continue
-        if plain == other:
-            return True
-        shorter, longer = sorted((plain, other), key=len)
-        if len(shorter) >= _NAME_MATCH_FROM and shorter in longer:
+        if _contains_run(words, own) or _joined_run(words, "".join(own)):
             return True
     return False
+
+
+def part_of_name(named: str, names: Iterable[str]) -> bool:
+    """Whether a name is a short form of one of the company's: `ACME` of `Acme Outfitters`.
+
+    Neither the company's nor provably another business: Canary says nothing.
+    """
+    words = _business_words(named)
+    if not words:
+        return False
+    return any(_contains_run(own, words) or _joined_run(own, "".join(words))
+               for name in names if (own := _business_words(name)))
+
+
+@functools.cache
+def _service_names() -> dict[str, str]:
+    """Plain name → name of every platform and ESP Canary knows: brands phishers borrow."""
+    names = {plain_name(p.name): p.name for p in load_platforms()}
+    names.update({plain_name(e.name.split(" (")[0]): e.name for e in load_esps()})
+    return {plain: name for plain, name in names.items() if len(plain) >= 4}
+
+
+def names_a_service(text: str) -> str | None:
+    """The platform or ESP a merchant name borrows (`PayPal Resolution Center`), if any:
+    an account named after another brand is a claim no business stands behind."""
+    words = name_words(text)
+    services = _service_names()
+    for start in range(len(words)):
+        spelled = ""
+        for word in words[start:start + 3]:
+            spelled += word
+            if spelled in services:
+                return services[spelled]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +202,33 @@ class Merchant:
     domain: str | None
     """Its registrable domain, when the platform gives an address of the merchant's own."""
     source: MerchantSource
+    mailbox: str | None = None
+    """The merchant's address at a mailbox provider, when that is all the platform gives."""
 
     @property
     def label(self) -> str:
-        return self.name or self.domain or "(unnamed)"
+        return self.name or self.domain or self.mailbox or "(unnamed)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Address:
+    organisation: str | None
+    """A registrable domain of a business's own; None for a platform's or a free mailbox."""
+    mailbox: str | None
+    """The address, when it is at a mailbox provider."""
+
+
+def _merchant_address(address: str) -> _Address:
+    domain = _domain_of(address)
+    organisation = organisational_domain(domain) if domain else None
+    if organisation is None or platform_for_domain(organisation):
+        return _Address(None, None)  # the platform's own address: no business
+    shared = shared_domain(organisation)
+    if shared is None:
+        return _Address(organisation, None)
+    if shared.kind is TenantKind.MAILBOX:
+        return _Address(None, address.strip("<> ").lower())
+    return _Address(None, None)
 
 
 def _cut(pattern: re.Pattern[str] | None, text: str | None) -> str | None:
@@ -163,13 +252,10 @@ def platform_merchants(platform: Platform, listed: str, facts: MessageFacts) -> 
     for rule in platform.merchant:
         if rule.source is MerchantSource.REPLY_TO:
             for name, address in facts.reply_to:
-                domain = _domain_of(address)
-                organisation = organisational_domain(domain) if domain else None
-                if organisation and (platform_for_domain(organisation)
-                                     or shared_domain(organisation)):
-                    organisation = None  # the platform's own or a free mailbox: no business
-                if name or organisation:
-                    found.append(Merchant(name or None, organisation, rule.source))
+                where = _merchant_address(address)
+                if name or where.organisation or where.mailbox:
+                    found.append(Merchant(name or None, where.organisation, rule.source,
+                                          where.mailbox))
             continue
         text: str | None = None
         if rule.source is MerchantSource.DISPLAY_NAME:
@@ -186,8 +272,14 @@ def platform_merchants(platform: Platform, listed: str, facts: MessageFacts) -> 
             under = rule.under or listed
             if host.endswith("." + under):
                 text = host.removesuffix("." + under).rsplit(".", 1)[-1]
-        if text and plain_name(text) != own and len(text) <= MERCHANT_NAME_MAX:
-            found.append(Merchant(text, None, rule.source))
+        if not text or plain_name(text) == own or len(text) > MERCHANT_NAME_MAX:
+            continue
+        if "@" in text:
+            where = _merchant_address(text)
+            if where.organisation or where.mailbox:
+                found.append(Merchant(None, where.organisation, rule.source, where.mailbox))
+            continue
+        found.append(Merchant(text, None, rule.source))
     return found
 
 
@@ -195,7 +287,14 @@ def platform_merchants(platform: Platform, listed: str, facts: MessageFacts) -> 
 class SharedFromCustomer:
     esp: str
     domain: str | None
-    """The customer's domain encoded in the rewritten local part; None if the ESP encodes none."""
+    """The customer's registrable domain encoded in the rewritten local part; None if the
+    ESP encodes none."""
+    address: str | None = None
+    """The customer's own address, when the rewrite keeps its local part too
+    (`carlscoffee-gmail.com@shared1.ccsend.com` → `carlscoffee@gmail.com`)."""
+    label: str | None = None
+    """The label the customer chose, or its account number, under the shared domain when
+    the ESP encodes no domain (`harborbooks` of `news@harborbooks.ccsend.com`)."""
 
 
 def shared_from_customer(facts: MessageFacts) -> SharedFromCustomer | None:
@@ -208,10 +307,22 @@ def shared_from_customer(facts: MessageFacts) -> SharedFromCustomer | None:
         return None
     esp, shared = hit
     if shared.pattern is None:
-        return SharedFromCustomer(esp.name, None)
+        under = facts.from_domain.removesuffix(shared.domain).rstrip(".")
+        return SharedFromCustomer(esp.name, None, label=under.rpartition(".")[2] or None)
     found = shared.pattern.search(address.rpartition("@")[0])
-    domain = _domain_of("@" + found.group("domain")) if found else None
-    return SharedFromCustomer(esp.name, organisational_domain(domain) if domain else None)
+    if found is None:
+        return SharedFromCustomer(esp.name, None)
+    domain = _domain_of("@" + found.group("domain"))
+    if domain is None:
+        return SharedFromCustomer(esp.name, None)
+    organisation = organisational_domain(domain)
+    if organisation is None:
+        return SharedFromCustomer(esp.name, None)
+    rewritten = address.rpartition("@")[0].lower()
+    local = rewritten[:-len(organisation) - 1]
+    separated = rewritten.endswith(organisation) and rewritten[-len(organisation) - 1:][0] in ".-"
+    return SharedFromCustomer(esp.name, organisation,
+                              f"{local}@{organisation}" if separated and local else None)
 
 
 def platform_of(facts: MessageFacts) -> tuple[Platform, str] | None:

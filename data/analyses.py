@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
 from canary.analysis import Analysis, attribute
-from canary.attribution import Attribution, CompanyContext, company_names, learnable_customer
+from canary.attribution import Attribution, CompanyContext, company_names, learnable_accounts
 from canary.authentication import (
     AuthenticatedBy,
     AuthMethod,
@@ -197,13 +197,15 @@ def save_analysis(session: Session, message_id: int, analysis: Analysis, now: da
             analysis.esp.authenticated_by)
     _apply(message, analysis.attribution)
     session.add(message)
-    if analysis.esp is None or not analysis.esp.customer_id:
+    if not analysis.attribution.confirms and (analysis.esp is None
+                                              or not analysis.esp.customer_id):
         return
     company_id = _company_of(session, message)
-    customer = learnable_customer(analysis.attribution, analysis.esp,
+    accounts = learnable_accounts(analysis.attribution, analysis.esp,
                                   company_context(session, company_id))
-    if customer is not None and confirm_esp_customer(session, company_id, *customer, LEARNED,
-                                                     now):
+    learned = [confirm_esp_customer(session, company_id, service, account, LEARNED, now)
+               for service, account in accounts]
+    if any(learned):
         session.flush()
         reclassify_company(session, company_id, trusted_sealers)
 

@@ -17,7 +17,7 @@ from canary.attribution import (
     Relation,
     attribute_message,
     is_backscatter,
-    learnable_customer,
+    learnable_accounts,
 )
 from canary.authentication import (
     NO_ARC,
@@ -33,7 +33,7 @@ from canary.authentication import (
 )
 from canary.esp import EspSending
 from canary.message import read_message
-from canary.senders import SenderKind
+from canary.senders import SenderKind, part_of_name, same_business
 
 ACME = CompanyContext(frozenset({"acme.example", "acme.co.uk"}), ("Acme Coffee", "acme-coffee"))
 
@@ -90,7 +90,7 @@ def test_the_companys_aligned_mail_through_its_esp_is_its_processor() -> None:
                          policy=Disposition.REJECT, aligned_dkim="acme.example"), esp=esp)
     assert result.relation is Relation.PROCESSOR
     assert result.sender.via == "Twilio SendGrid"
-    assert learnable_customer(result, esp, ACME) == ("Twilio SendGrid", "4221")
+    assert learnable_accounts(result, esp, ACME) == (("Twilio SendGrid", "4221"),)
 
 
 def test_a_forgery_of_a_company_that_enforces_dmarc_is_spoofed() -> None:
@@ -106,7 +106,7 @@ def test_an_esp_signature_does_not_excuse_failing_an_enforced_dmarc() -> None:
                     auth(dkim_pass=("sendgrid.net",), dmarc=Result.FAIL,
                          policy=Disposition.QUARANTINE), esp=esp)
     assert result.relation is Relation.SPOOFED
-    assert learnable_customer(result, esp, ACME) is None
+    assert learnable_accounts(result, esp, ACME) == ()
 
 
 def test_a_dmarc_failure_under_p_none_proves_nothing_either_way() -> None:
@@ -276,15 +276,34 @@ def test_an_honest_business_with_a_different_name_is_no_look_alike() -> None:
      True),
     (make_message(sender="holiday@isp.example", headers={"Auto-Submitted": "auto-replied"}),
      False),
-    (make_message(sender="postmaster@isp.example"), False),
+    (make_message(sender="mailer-daemon@isp.example"), False),
     (make_message(sender="someone@isp.example"), True),
-], ids=["delivery-report", "auto-reply", "postmaster", "null-sender"])
+    (make_message(sender="desk@isp.example", headers={"Delivered-To": "Autoresponder"}), False),
+    (make_message(sender="desk@isp.example", headers={"X-Autoreply": "yes"}), False),
+    (make_message(sender="lists@isp.example",
+                  subject="Your confirmation is needed to join the news list"), False),
+], ids=["delivery-report", "auto-reply", "mailer-daemon", "null-sender", "qmail-autorespond",
+        "x-autoreply", "subscription-confirmation"])
 def test_bounces_and_auto_replies_are_backscatter(raw: bytes, null_sender: bool) -> None:
     result = decide(raw, auth(dkim_pass=("isp.example",), dmarc=Result.PASS,
                               policy=Disposition.NONE, aligned_dkim="isp.example"),
                     null_sender=null_sender)
     assert result.relation is Relation.BACKSCATTER
     assert not result.accusable
+
+
+@pytest.mark.parametrize("raw", [
+    make_message(sender="postmaster@isp.example"),
+    make_message(sender="deals@isp.example", subject="Re: your parcel"),
+    make_message(sender="deals@isp.example", subject="Confirm your email address"),
+], ids=["postmaster-with-an-envelope", "re-subject", "account-confirmation"])
+def test_a_bounce_address_or_a_reply_subject_alone_is_no_backscatter(raw: bytes) -> None:
+    """Mailgun's quick-start sender is postmaster@, and spammers write 'Re:': an
+    authenticated sender of either is still accountable."""
+    result = decide(raw, auth(dkim_pass=("isp.example",), dmarc=Result.PASS,
+                              policy=Disposition.NONE, aligned_dkim="isp.example"))
+    assert result.relation is Relation.THIRD_PARTY
+    assert result.accusable
 
 
 def test_auto_generated_mail_is_not_backscatter() -> None:
@@ -364,3 +383,107 @@ def test_no_from_is_unverified_with_no_sender() -> None:
     result = decide(b"Subject: hello\r\n\r\nbody", auth())
     assert result.relation is Relation.UNVERIFIED
     assert result.sender.kind is SenderKind.UNKNOWN
+
+
+# --- names, platforms and shared From ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("named", "names", "same"), [
+    ("MegaMart Ltd", ("megamart",), True),
+    ("Mega Mart Online", ("megamart",), True),
+    ("Acme Outfitters Store", ("Acme Outfitters",), True),
+    ("Bloomfield Farm Shop", ("Bloom",), False),
+    ("ACME", ("Acme Outfitters", "acme-outfitters"), False),
+    ("Café Nonna", ("Cafe Nonna",), True),
+    ("", ("Acme",), False),
+])
+def test_a_merchant_is_the_company_only_by_whole_words(named: str, names: tuple[str, ...],
+                                                       same: bool) -> None:
+    assert same_business(named, names) is same
+
+
+def test_a_short_form_of_the_name_is_neither_the_company_nor_another() -> None:
+    assert part_of_name("ACME", ("Acme Outfitters",))
+    assert not part_of_name("Bloomfield", ("Bloom",))
+
+
+def test_a_dmarc_policy_applied_to_part_of_the_mail_is_still_monitoring() -> None:
+    partial = Authentication(spf=SpfResult(Result.FAIL, "bulk.example"), dkim=(),
+                             dmarc=DmarcResult(Result.FAIL, Disposition.QUARANTINE,
+                                               "acme.example", None, None, pct=50))
+    result = decide(mail("news@acme.example"), partial)
+    assert result.relation is Relation.UNPROVEN
+    assert "pct=50" in result.reason
+
+
+def test_a_platform_account_named_after_another_brand_is_no_business() -> None:
+    result = decide(mail('"PayPal Resolution Center" <support@paypal-resolution.zohodesk.com>'),
+                    auth(dkim_pass=("zohodesk.com",), dmarc=Result.PASS,
+                         policy=Disposition.NONE, aligned_dkim="zohodesk.com"))
+    assert result.relation is Relation.THIRD_PARTY
+    assert result.sender.kind is SenderKind.TENANT
+    assert not result.accusable
+    assert "PayPal" in result.reason
+
+
+def test_a_platform_account_confirmed_as_the_companys_is_its_processor() -> None:
+    stripe = auth(dkim_pass=("stripe.com",), dmarc=Result.PASS, policy=Disposition.REJECT,
+                  aligned_dkim="stripe.com")
+    first = decide(mail('"Acme Coffee" <receipts+acct_1Acme@stripe.com>'), stripe)
+    assert first.relation is Relation.PROCESSOR
+    assert first.confirms == (("Stripe", "acct_1acme"),)
+    short = mail('"Coffee" <receipts+acct_1Acme@stripe.com>')
+    assert decide(short, stripe).relation is Relation.UNPROVEN
+    learned = CompanyContext(ACME.domains, ACME.names, frozenset(first.confirms))
+    assert decide(short, stripe, company=learned).relation is Relation.PROCESSOR
+
+
+def test_a_rewritten_free_mail_customer_is_that_mailbox() -> None:
+    result = decide(mail('"Carl\'s Coffee" <carlscoffee-gmail.com@shared1.ccsend.com>'),
+                    auth(dkim_pass=("ccsend.com",)),
+                    esp=EspSending("Constant Contact", "1100", dkim("ccsend.com")))
+    assert result.relation is Relation.THIRD_PARTY
+    assert (result.sender.kind, result.sender.name) == (SenderKind.MAILBOX,
+                                                        "carlscoffee@gmail.com")
+    assert not result.accusable
+
+
+def test_display_name_impersonation_needs_an_authenticated_sender() -> None:
+    posing = mail('"Acme Coffee Security Team" <alerts@review-center.example>')
+    signed = decide(posing, auth(dkim_pass=("review-center.example",), dmarc=Result.PASS,
+                                 policy=Disposition.NONE, aligned_dkim="review-center.example"))
+    assert signed.relation is Relation.IMPERSONATION
+    assert not signed.accusable
+    assert decide(posing, auth()).relation is Relation.UNVERIFIED
+
+
+def test_a_post_on_an_open_discussion_list_is_the_list_not_a_business() -> None:
+    result = decide(make_message(sender='"Tom via Discuss" <discuss@lists.velo.example>',
+                                 headers={"List-Id": "<discuss.lists.velo.example>",
+                                          "List-Post": "<mailto:discuss@lists.velo.example>"}),
+                    auth(dkim_pass=("lists.velo.example",), dmarc=Result.PASS,
+                         policy=Disposition.NONE, aligned_dkim="lists.velo.example"))
+    assert result.relation is Relation.THIRD_PARTY
+    assert (result.sender.kind, result.sender.name) == (SenderKind.GROUP,
+                                                        "discuss.lists.velo.example")
+    assert not result.accusable
+
+
+def test_a_forger_using_the_companys_envelope_domain_is_spoofing() -> None:
+    result = decide(mail("winner@prize-centre.example"),
+                    auth(spf_result=Result.FAIL, spf_domain="lists.acme.example"))
+    assert result.relation is Relation.SPOOFED
+
+
+def test_an_arc_seal_vouches_only_for_the_from_it_names() -> None:
+    sealed = ArcResult(Result.PASS, (ArcVouch(1, "lists.example", UpstreamResults(
+        "lists.example", None, (), Result.PASS, "dealblaster.example")),))
+    other = decide(mail("deals@couponcrate.example"), auth(arc=sealed),
+                   company=CompanyContext(ACME.domains, ACME.names,
+                                          trusted_sealers=frozenset({"lists.example"})))
+    assert other.relation is Relation.UNVERIFIED
+    named = decide(mail("deals@dealblaster.example"), auth(arc=sealed),
+                   company=CompanyContext(ACME.domains, ACME.names,
+                                          trusted_sealers=frozenset({"lists.example"})))
+    assert named.relation is Relation.THIRD_PARTY
+    assert str(named.authenticated_by) == "ARC sealed by lists.example"

@@ -145,7 +145,8 @@ def test_the_companys_own_signed_mail_is_first_party(
     auth = json.loads(message["authentication"])
     assert auth["spf"]["result"] == "pass"
     assert [(d["domain"], d["result"]) for d in auth["dkim"]] == [("acme.example", "pass")]
-    assert auth["dmarc"] == {"result": "pass", "policy": "reject", "record_domain": "acme.example",
+    assert auth["dmarc"] == {"result": "pass", "policy": "reject", "pct": 100,
+                             "record_domain": "acme.example",
                              "dkim_aligned": "acme.example", "spf_aligned": "acme.example"}
 
     acme_report = company(report(home, dns_server))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from canary.lookalike import LookAlikeKind, distance, lookalike, skeleton
+from canary.lookalike import LookAlikeKind, distance, lookalike, lookalike_host, skeleton
 
 CYRILLIC_E, CYRILLIC_A, GREEK_O = "\u0435", "\u0430", "\u03bf"
 OWN = ("megamart.example",)
@@ -69,3 +69,30 @@ def test_the_companys_name_is_a_brand_too() -> None:
 def test_short_names_are_not_judged_by_spelling() -> None:
     assert lookalike("acne.example", ("acme.example",), ["acme"]) is None
     assert lookalike("acme-login.example", ("acme.example",), ["acme"]) is not None
+
+
+@pytest.mark.parametrize(("domain", "own", "found"), [
+    ("fabel.example", ("fable.example",), True),
+    ("faable.example", ("fable.example",), True),
+    ("table.example", ("fable.example",), False),
+    ("fable.example", ("fable.example",), False),
+    ("megamrat.example", OWN, True),
+])
+def test_short_names_count_only_swapped_or_doubled_letters(domain: str, own: tuple[str, ...],
+                                                           found: bool) -> None:
+    """Five- and six-letter names have honest neighbours one letter away."""
+    assert (lookalike(domain, own) is not None) is found
+
+
+@pytest.mark.parametrize(("host", "kind"), [
+    ("megamart.verify-account.example", LookAlikeKind.SUBDOMAIN),
+    ("secure.m\u0435gamart.login.example".encode("idna").decode(), LookAlikeKind.SUBDOMAIN),
+    ("mail.megamart-security.example", LookAlikeKind.BRAND_ADDITION),
+    ("news.megaphone.example", None),
+    ("megamart.example", None),
+    ("deals.megamart.example", None),
+])
+def test_the_company_name_as_a_subdomain_of_another_domain(host: str,
+                                                           kind: LookAlikeKind | None) -> None:
+    found = lookalike_host(host, OWN, ("megamart",))
+    assert (found.kind if found else None) is kind

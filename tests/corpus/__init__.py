@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from canary.analysis import Analysis
-from canary.attribution import CompanyContext, Relation, company_names, learnable_customer
+from canary.attribution import CompanyContext, Relation, company_names, learnable_accounts
 from canary.report import AliasView, CompanyFacts, CompanyReport, Sighting, Verdict, company_report
 from data.analyses import PendingMessage
 from smtp_listener.analysis import AnalysisSettings, analyse_message
@@ -261,10 +261,10 @@ def run(scenario: Scenario) -> Outcome:
                 result = analyse_message(pending, settings)
                 analysed = result if isinstance(result, Analysis) else None
                 if analysed is not None:
-                    learned = learnable_customer(analysed.attribution, analysed.esp, company)
-                    if learned is not None and learned not in company.esp_customers:
+                    learned = learnable_accounts(analysed.attribution, analysed.esp, company)
+                    if not set(learned) <= company.esp_customers:
                         company = CompanyContext(company.domains, company.names,
-                                                 company.esp_customers | {learned},
+                                                 company.esp_customers | set(learned),
                                                  company.trusted_sealers)
                 attribution = analysed.attribution if analysed else None
                 if first:

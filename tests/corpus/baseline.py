@@ -102,7 +102,8 @@ SCENARIOS = [
         "Acme's From with another envelope domain still fails Acme's DMARC p=reject.",
         dns=ACME_DNS),
     Scenario(
-        "quiet-alias", *ACME, (), (), Verdict.QUIET, "No mail yet.", dns=ACME_DNS),
+        "quiet-alias", *ACME, (), (), Verdict.QUIET,
+        "No mail has reached the alias yet: nothing to judge.", dns=ACME_DNS),
     Scenario(
         "two-from-headers", *ACME,
         (Mail("", "winner@prize-centre.example", SPAM_IP, "ylmf-pc",

@@ -480,9 +480,10 @@ SCENARIOS: list[Scenario] = [
          SUBSTACK.mail('"Sam Ortiz from Gravel & Grit" <gravelandgrit@substack.com>',
                        "Gravel & Grit #12: the best budget bikepacking bags", day=38.0,
                        times=4, every=7.0)),
-        (Relation.FIRST_PARTY, Relation.THIRD_PARTY), Verdict.SHARED,
+        (Relation.FIRST_PARTY, Relation.THIRD_PARTY), Verdict.LEAKED,
         "After Acme's own newsletters, the Substack newsletter Gravel & Grit starts arriving: "
-        "Acme's list was imported into another publication.", guilty=True,
+        "the address is out, but a publication on substack.com is a tenant of a shared domain, "
+        "often one person, not an identifiable business (as tenant-substack-publication).",
         dns=ACME_DNS + SUBSTACK.dns, mentions=("Substack",)),
     Scenario(
         "platform-substack-company-publication", *ACME,

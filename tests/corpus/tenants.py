@@ -298,9 +298,9 @@ SCENARIOS: list[Scenario] = [
         (person(GMAIL, "northwindcycles.support", "Northwind Cycles Support",
                 subject="Your order is on hold: verify your payment",
                 body="Verify your card within 24 hours: https://203.0.113.9/verify\n"),),
-        (Relation.THIRD_PARTY,), Verdict.LEAKED,
+        (Relation.IMPERSONATION,), Verdict.LEAKED,
         "A Gmail mailbox using the company's name to phish its customers: Gmail authenticates "
-        "the mailbox, which is not the company and not a business it gave the address to.",
+        "the mailbox, which poses as the company and is not a business it gave the address to.",
         dns=NW_DNS + GMAIL.dns),
     # --- cloud tenants ------------------------------------------------------------------------
     Scenario(
