@@ -110,6 +110,10 @@ class InvalidDnsServer(InvalidValue):
         super().__init__(f"{text!r} is not a DNS server; give HOST or HOST:PORT.")
 
 
+class InvalidDestination(InvalidValue):
+    """A delivery destination that cannot be used; the message says how to write it."""
+
+
 class NotACanaryDomain(InvalidValue):
     def __init__(self, domain: str, configured: tuple[str, ...]) -> None:
         self.domain, self.configured = domain, configured

@@ -36,7 +36,7 @@ def analyse(
 ) -> None:
     """Analyse stored mail that is not analysed yet (SPF, DKIM, DMARC, then the verdicts)."""
     with workspace(ctx, home, db, dns) as space:
-        settings = space.analysis_settings()
+        settings = space.analysis_config().settings()
         due = due_count(space.store, _now)
         with Progress(TextColumn("Analysing"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=messages(), transient=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -62,9 +63,12 @@ def serve(
         settings = ListenerSettings(host=host, port=port, max_size=max_size,
                                     idle_timeout=idle_timeout,
                                     xforward_peers=frozenset(space.config.xforward_peers))
-        analysis = space.analysis_settings()
+        delivery = space.config.delivery
+        if delivery.authserv_id is None:
+            delivery = replace(delivery, authserv_id=space.config.domains[0])
         listener = Listener(space.store, domains=frozenset(space.config.domains),
-                            secret=space.secret, settings=settings, analysis=analysis)
+                            secret=space.secret, settings=settings,
+                            analysis=space.analysis_config(), delivery=delivery)
         try:
             asyncio.run(_serve(listener))
         except StoreUnavailable as error:

@@ -23,7 +23,7 @@ from canary.aliases import RetireReply
 from canary.consent import Frequency
 from data.database import Store
 from data.home import Config, Home, default_home, open_home
-from smtp_listener.analysis import AnalysisSettings
+from smtp_listener.analysis import AnalysisConfig
 
 # The environment is read once, by the group's callback (`canary --home X cmd`).
 # A command's own options read only the command line, so an explicit option beats
@@ -173,10 +173,11 @@ class Workspace:
     def dns_setting(self) -> str | None:
         return self.dns or self.config.dns
 
-    def analysis_settings(self) -> AnalysisSettings:
+    def analysis_config(self) -> AnalysisConfig:
         """How this home analyses mail: its DNS, and the upstreams and ARC sealers it trusts."""
-        return AnalysisSettings.from_setting(self.dns_setting, self.config.trusted_authserv_ids,
-                                             self.config.trusted_arc_sealers)
+        return AnalysisConfig(dns=self.dns_setting,
+                              trusted_upstream=self.config.trusted_authserv_ids,
+                              trusted_sealers=self.config.trusted_arc_sealers)
 
 
 @contextmanager

@@ -13,16 +13,24 @@ import os
 import secrets
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
 
 from canary.aliases import SECRET_BYTES
+from canary.delivery import (
+    DeliveryConfig,
+    DestinationError,
+    delivery_toml,
+    parse_destination,
+    read_delivery,
+)
 from canary.domains import normalise_domain
 from canary.errors import (
     AlreadyInitialised,
     ConfigInvalid,
+    InvalidDestination,
     NoCanaryDomain,
     NotInitialised,
     SecretDamaged,
@@ -55,6 +63,7 @@ class Config:
     is believed, besides each company's own domains."""
     xforward_peers: tuple[str, ...] = DEFAULT_XFORWARD_PEERS
     """Relays whose XFORWARD (original client address and HELO) is believed."""
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +102,14 @@ class Home:
             trusted_authserv_ids=self._strings(authentication, "trusted_authserv_ids", ()),
             trusted_arc_sealers=self._strings(authentication, "trusted_arc_sealers", ()),
             xforward_peers=self._strings(listener, "xforward_peers", DEFAULT_XFORWARD_PEERS),
+            delivery=self._delivery(document.get("delivery")),
         )
+
+    def _delivery(self, table: object) -> DeliveryConfig:
+        try:
+            return read_delivery(table)
+        except DestinationError as error:
+            raise ConfigInvalid(self.config_path, str(error)) from error
 
     def secret(self) -> bytes:
         value = self.secret_path.read_bytes()
@@ -156,7 +172,22 @@ def _config_text(config: Config) -> str:
         "# Relays allowed to pass the original client address with XFORWARD (Postfix).",
         f"xforward_peers = {_toml_list(config.xforward_peers)}",
     ]
+    if config.delivery.urls or config.delivery != DeliveryConfig():
+        lines += delivery_toml(config.delivery)
     return "\n".join(lines) + "\n"
+
+
+def _with_destinations(delivery: DeliveryConfig, urls: Iterable[str]) -> DeliveryConfig:
+    """`init --deliver URL`: destinations added to (or replacing) the configured ones."""
+    added = tuple(urls)
+    if not added:
+        return delivery
+    try:
+        for url in added:
+            parse_destination(url)
+    except DestinationError as error:
+        raise InvalidDestination(str(error)) from error
+    return replace(delivery, urls=added)
 
 
 def init_home(
@@ -168,6 +199,7 @@ def init_home(
     dns: str | None = None,
     trusted_authserv_ids: Iterable[str] = (),
     trusted_arc_sealers: Iterable[str] = (),
+    deliver: Iterable[str] = (),
 ) -> Home:
     """Create the home: config, secret (0600) and database (0600)."""
     if not domains:
@@ -185,6 +217,7 @@ def init_home(
         trusted_arc_sealers=(tuple(normalise_domain(d) for d in trusted_arc_sealers)
                              or previous.trusted_arc_sealers),
         xforward_peers=previous.xforward_peers,
+        delivery=_with_destinations(previous.delivery, deliver),
     )
     database_url = config.database
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -181,3 +181,32 @@ class Probe(SQLModel, table=True):
     peer_ip: str
     address: str
     mail_from: str | None = None
+
+
+class DeliveryDestination(SQLModel, table=True):
+    """A destination delivery has served: it gets the mail received from `first_message_id` on."""
+
+    key: str = Field(primary_key=True)
+    """The destination as `canary.delivery.Destination.key` names it (no secrets)."""
+    first_message_id: int
+    added_at: datetime = _utc_column()
+
+
+class DeliveryJob(SQLModel, table=True):
+    """One message to deliver to one destination, and how that went."""
+
+    __table_args__ = (UniqueConstraint("message_id", "destination"),)
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    destination: str
+    state: str = Field(index=True)
+    """A `canary.delivery.DeliveryState` value."""
+    action: str | None = None
+    """The `canary.delivery.Action` decided for it (deliver, tag, hold); None until decided."""
+    attempts: int = 0
+    next_attempt_at: datetime | None = _utc_column(index=True, nullable=True)
+    claimed_until: datetime | None = _utc_column(nullable=True)
+    """While a deliverer works on it: no other may take it before then."""
+    last_error: str | None = None
+    created_at: datetime = _utc_column()
+    delivered_at: datetime | None = _utc_column(nullable=True)

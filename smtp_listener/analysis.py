@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,7 +41,7 @@ from data.analyses import (
 )
 from data.database import Store
 from smtp_listener.authenticate import EnvelopeFacts, authenticate
-from smtp_listener.resolver import Resolver
+from smtp_listener.resolver import DEFAULT_LIFETIME, DEFAULT_TIMEOUT, Resolver
 
 log = logging.getLogger("canary.analysis")
 
@@ -51,6 +50,22 @@ FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=6)
 MAX_FAILURES = 3
 """Failed analyses of one message before it is set aside (a bug of Canary's, not the mail's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisConfig:
+    """How to analyse, as plain values a worker process can be handed."""
+
+    dns: str | None = None
+    """`HOST[:PORT]` of the resolver; None for the system's."""
+    timeout: float = DEFAULT_TIMEOUT
+    lifetime: float = DEFAULT_LIFETIME
+    trusted_upstream: tuple[str, ...] = ()
+    trusted_sealers: tuple[str, ...] = ()
+
+    def settings(self) -> AnalysisSettings:
+        resolver = Resolver.from_setting(self.dns, timeout=self.timeout, lifetime=self.lifetime)
+        return AnalysisSettings(resolver, self.trusted_upstream, self.trusted_sealers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,22 +200,23 @@ def analyse_all(
 
 @dataclass
 class Analyst:
-    """A background thread that analyses new mail as the writer commits it."""
+    """A background thread that analyses mail as it is committed, each result at once.
+
+    It runs in the listener's worker process (`smtp_listener.worker`), so it
+    never competes with the SMTP loop for an interpreter lock and analyses
+    while mail keeps arriving. `on_progress` hears of every pass that settled
+    something (delivery waits for analysis).
+    """
 
     store: Store
     settings: AnalysisSettings
     clock: Callable[[], datetime]
     idle_seconds: float = 2.0
-    quiet_seconds: float = 0.5
-    """Analysis waits until no mail was committed for this long: it shares the
-    GIL and SQLite's write lock with the writer, and would slow every 250."""
-    longest_deferral: float = 30.0
-    """…but under a steady stream of mail it waits no longer than this."""
-    _last_commit: float = 0.0
+    on_progress: Callable[[], None] = lambda: None
     _wake: threading.Event = field(default_factory=threading.Event)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _settle: threading.Event = field(default_factory=threading.Event)
-    """Asked to analyse everything due now, without waiting for a pause in the mail."""
+    """Asked to report when everything due now is analysed."""
     _settled: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -215,7 +231,6 @@ class Analyst:
 
     def notify(self) -> None:
         """New mail was committed."""
-        self._last_commit = time.monotonic()
         self._wake.set()
 
     def stop(self) -> None:
@@ -224,31 +239,20 @@ class Analyst:
         for thread in self._threads:
             thread.join()
 
-    def settle(self, timeout: float) -> bool:
-        """Block until every message due now is analysed; False if `timeout` ran out.
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
-        Called from another thread than the event loop's (the demo, tests).
-        """
+    def settle(self, timeout: float) -> bool:
+        """Block until every message due now is analysed; False if `timeout` ran out."""
         self._settled.clear()
         self._settle.set()
         self._wake.set()
         return self._settled.wait(timeout)
 
-    def _quiet(self) -> bool:
-        """Wait until mail stops arriving or waiting is too long; False when stopping."""
-        since = time.monotonic()
-        while (time.monotonic() - self._last_commit < self.quiet_seconds
-               and time.monotonic() - since < self.longest_deferral
-               and not self._settle.is_set()):
-            if self._stopping.wait(self.quiet_seconds):
-                return False
-        return not self._stopping.is_set()
-
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            if not self._quiet():
-                return
             settling = self._settle.is_set()
             try:
                 done = analyse_pending(self.store, self.settings, self.clock,
@@ -259,9 +263,10 @@ class Analyst:
             except Exception:
                 log.exception("analysis pass failed; trying again shortly")
                 done = 0
+            if done:
+                self.on_progress()
             if not done and settling:
                 self._settle.clear()
                 self._settled.set()
             if not done:
                 self._wake.wait(self.idle_seconds)
-

@@ -110,6 +110,9 @@ class Resolver:
         resolver.timeout = timeout
         resolver.lifetime = lifetime
         self.lifetime = lifetime
+        self.timeout = timeout
+        self.server: str | None = None
+        """The `HOST[:PORT]` it was made for (`from_setting`), to make another like it."""
         self._resolver = resolver
         self._cache: OrderedDict[tuple[str, str], tuple[float, DnsAnswer]] = OrderedDict()
         self._cache_size = cache_size
@@ -121,9 +124,12 @@ class Resolver:
     def from_setting(cls, server: str | None, **options: float) -> Resolver:
         """A resolver for `--dns HOST[:PORT]`, or the system's when None."""
         if not server:
-            return cls(**options)  # type: ignore[arg-type]
-        host, port = parse_server(server)
-        return cls([host], port=port, **options)  # type: ignore[arg-type]
+            resolver = cls(**options)  # type: ignore[arg-type]
+        else:
+            host, port = parse_server(server)
+            resolver = cls([host], port=port, **options)  # type: ignore[arg-type]
+        resolver.server = server
+        return resolver
 
     def lookup(self, name: str, rdtype: str, recorder: Recorder | None = None) -> DnsAnswer:
         """Answer one question; an empty answer for NXDOMAIN or no data."""

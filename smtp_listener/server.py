@@ -1,10 +1,10 @@
-"""Runs the listener: the asyncio server, the store process, the analyst, shutdown.
+"""Runs the listener: the asyncio server, the store process, the worker, shutdown.
 
 `Listener.start` binds and returns the real port (0 picks a free one, as
 the demo and the tests do). `Listener.stop` stops accepting, lets
 transactions already under way finish for a grace period, closes the rest
-with 421, commits what is queued and stops analysis. `serve_forever` runs it
-until SIGINT or SIGTERM.
+with 421, commits what is queued and stops the worker (analysis, delivery).
+`serve_forever` runs it until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from canary.delivery import DeliveryConfig
 from data.database import Store
 from data.home import DEFAULT_XFORWARD_PEERS
-from smtp_listener.analysis import AnalysisSettings, Analyst
+from smtp_listener.analysis import AnalysisConfig
 from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
+from smtp_listener.worker import Worker, WorkerConfig
 from smtp_listener.writer import DeliveryWriter, StoreUnavailable
 
 log = logging.getLogger("canary.listener")
@@ -60,13 +62,17 @@ class Listener:
         domains: frozenset[str],
         secret: bytes,
         settings: ListenerSettings,
-        analysis: AnalysisSettings,
+        analysis: AnalysisConfig,
+        delivery: DeliveryConfig | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store = store
         self._settings = settings
-        self._analyst = Analyst(store, analysis, clock)
-        self._writer = DeliveryWriter(store, on_commit=self._analyst.notify)
+        delivery = delivery or DeliveryConfig()
+        self._worker = Worker(WorkerConfig(
+            store.url, analysis, delivery,
+            delivery.authserv_id or (sorted(domains)[0] if domains else "canary")))
+        self._writer = DeliveryWriter(store, on_commit=self._worker.notify)
         self._handler = CanaryHandler(
             domains=domains, secret=secret,
             aliases=IssuedAliases(store, settings.alias_cache_seconds),
@@ -105,7 +111,7 @@ class Listener:
             await self._server.wait_closed()
             raise
         await self._server.start_serving()
-        self._analyst.start()
+        self._worker.start()
         host, port = self._server.sockets[0].getsockname()[:2]
         log.info("listening on %s port %d", host, port)
         return str(host), int(port)
@@ -114,7 +120,7 @@ class Listener:
         """Stop accepting, finish transactions under way, then close everything."""
         if self._server is not None:
             self._server.close()
-        if not self._analyst.started:
+        if not self._worker.started:
             await self._writer.close()
             return
         deadline = time.monotonic() + self._settings.shutdown_grace
@@ -125,7 +131,7 @@ class Listener:
         if self._server is not None:
             await self._server.wait_closed()
         await self._writer.close()
-        await asyncio.to_thread(self._analyst.stop)
+        await asyncio.to_thread(self._worker.stop)
         log.info("listener stopped")
 
     @property
@@ -133,10 +139,15 @@ class Listener:
         """The pid of the store process that commits mail, while it runs."""
         return self._writer.process_id
 
+    @property
+    def worker_process_id(self) -> int | None:
+        """The pid of the worker process that analyses and delivers, while it runs."""
+        return self._worker.pid
+
     def settle(self, timeout: float = 60.0) -> bool:
-        """Block until the mail committed so far is analysed (from a thread other than the
-        event loop's: the demo, tests); False if `timeout` ran out first."""
-        return self._analyst.settle(timeout)
+        """Block until the mail committed so far is analysed and delivered (from a thread
+        other than the event loop's: the demo, tests); False if `timeout` ran out first."""
+        return self._worker.settle(timeout)
 
     async def serve_forever(self) -> None:
         """Run until SIGINT or SIGTERM, then shut down cleanly."""
@@ -173,7 +184,8 @@ class ListenerThread:
         self.stop()
 
     def settle(self, timeout: float = 60.0) -> bool:
-        """Block until the mail committed so far is analysed; False if `timeout` ran out."""
+        """Block until the mail committed so far is analysed and delivered; False if `timeout`
+        ran out."""
         return self.listener.settle(timeout)
 
     def stop(self) -> None:

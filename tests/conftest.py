@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from canary.delivery import DeliveryConfig
 from data.database import Store
 from data.home import Home, init_home
 from data.registry import IssuedAlias, issue_alias
-from smtp_listener.analysis import AnalysisSettings
+from smtp_listener.analysis import AnalysisConfig
 from smtp_listener.resolver import Resolver
 from smtp_listener.server import Listener, ListenerSettings, ListenerThread
 from smtp_listener.testing.zone_server import Zones, ZoneServer
@@ -103,7 +104,8 @@ class RunningListener:
 
 def start_listener(
     home: Home, store: Store, resolver: Resolver | None = None, *,
-    trusted_upstream: tuple[str, ...] = (), **settings: object,
+    trusted_upstream: tuple[str, ...] = (), delivery: DeliveryConfig | None = None,
+    **settings: object,
 ) -> RunningListener:
     """Start the real listener; without a resolver, it gets an empty loopback DNS of its own."""
     own_dns = None
@@ -112,9 +114,11 @@ def start_listener(
         host, port = own_dns.start()
         resolver = Resolver.from_setting(f"{host}:{port}", timeout=0.5, lifetime=1.0)
     options = {"port": 0, **settings}
+    analysis = AnalysisConfig(dns=resolver.server, timeout=resolver.timeout,
+                              lifetime=resolver.lifetime, trusted_upstream=trusted_upstream)
     listener = Listener(store, domains=frozenset(home.config().domains), secret=home.secret(),
                         settings=ListenerSettings(**options),  # type: ignore[arg-type]
-                        analysis=AnalysisSettings(resolver, trusted_upstream))
+                        analysis=analysis, delivery=delivery)
     thread = ListenerThread(listener)
     host, port = thread.__enter__()
     return RunningListener(host, port, home, store, thread, own_dns)

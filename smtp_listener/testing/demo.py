@@ -30,7 +30,7 @@ from canary.consent import Frequency
 from data.home import init_home
 from data.registry import issue_alias, opt_out
 from data.reporting import Reports, build_reports
-from smtp_listener.analysis import AnalysisSettings
+from smtp_listener.analysis import AnalysisConfig
 from smtp_listener.server import Listener, ListenerSettings, ListenerThread
 from smtp_listener.testing.zone_server import Zones, ZoneServer
 
@@ -230,7 +230,7 @@ def run_tour(home: Path, say: Callable[[str], None]) -> Reports:
 
             listener = Listener(store, domains=frozenset(config.domains),
                                 secret=created.secret(), settings=ListenerSettings(port=0),
-                                analysis=AnalysisSettings.from_setting(dns), clock=clock)
+                                analysis=AnalysisConfig(dns=dns), clock=clock)
             with ListenerThread(listener) as (host, port):
                 say(f"Listener on {host}:{port}, demo DNS on {dns}; sending six weeks of mail…")
                 with smtplib.SMTP(host, port, timeout=10) as client:

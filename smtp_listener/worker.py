@@ -1,0 +1,188 @@
+"""The listener's worker process: analysis and delivery, beside the SMTP loop.
+
+Analysing a message (parsing, DKIM's arithmetic, DNS) and delivering it
+take CPU the SMTP loop must not wait for: in a thread of the listener's own
+process they compete for its interpreter lock and slow every reply. So they
+run in a process of their own, which the listener starts, wakes after each
+commit (a byte on a socket, never a wait), asks to settle (the demo and the
+tests wait for the mail so far to be analysed and delivered), and stops. The
+database is the only state: a worker that dies or is killed loses nothing; a
+message it was analysing stays pending, a delivery it was making is retried
+(at most once more, in the documented window).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.synchronize
+import select
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from canary.delivery import DeliveryConfig
+from data.database import Store
+from smtp_listener.analysis import AnalysisConfig, Analyst
+from smtp_listener.delivery import Deliverer
+
+log = logging.getLogger("canary.worker")
+
+_CONTEXT = multiprocessing.get_context("spawn")
+POLL_SECONDS = 0.1
+DELIVERY_IDLE_SECONDS = 5.0
+"""A delivery pass runs at least this often, for retries and for mail waiting on analysis."""
+COMMIT = b"c"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """Everything the worker process needs, as plain values."""
+
+    database_url: str
+    analysis: AnalysisConfig
+    delivery: DeliveryConfig
+    authserv_id: str
+
+
+class _DeliveryLoop:
+    """Delivery passes in a thread: after analysis progress, and every few seconds."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self.deliverer = deliverer
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="canary-delivery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def drain(self, timeout: float) -> bool:
+        """Run a pass now and wait until one finds nothing left to do."""
+        self.wake()
+        return self._idle.wait(timeout)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                done = self.deliverer.run_once(should_stop=self._stopping.is_set)
+            except Exception:
+                log.exception("delivery pass failed; trying again shortly")
+                self._wake.wait(DELIVERY_IDLE_SECONDS)
+                continue
+            if done.handled:
+                continue
+            self._idle.set()
+            self._wake.wait(DELIVERY_IDLE_SECONDS)
+
+
+def _worker_process(sock: socket.socket, config: WorkerConfig,
+                    settle_request: multiprocessing.synchronize.Event,
+                    settled: multiprocessing.synchronize.Event,
+                    stop: multiprocessing.synchronize.Event) -> None:
+    """Entry point of the worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    store = Store(config.database_url)
+    delivery = _DeliveryLoop(Deliverer(store, config.delivery, config.authserv_id, utc_now))
+    analyst = Analyst(store, config.analysis.settings(), utc_now, on_progress=delivery.wake)
+    analyst.start()
+    delivery.start()
+    try:
+        while not stop.is_set():
+            readable, _, _ = select.select([sock], [], [], POLL_SECONDS)
+            if readable:
+                data = sock.recv(4096)
+                if not data:
+                    break  # the listener is gone
+                analyst.notify()
+            if settle_request.is_set():
+                settle_request.clear()
+                analyst.settle(timeout=60)
+                delivery.drain(timeout=60)
+                settled.set()
+    finally:
+        analyst.stop()
+        delivery.stop()
+        store.dispose()
+
+
+class Worker:
+    """The listener's side: start, wake, settle and stop the worker process."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self._config = config
+        self._settle_request = _CONTEXT.Event()
+        self._settled = _CONTEXT.Event()
+        self._stop = _CONTEXT.Event()
+        self._sock: socket.socket | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._process is not None
+
+    def start(self) -> None:
+        ours, theirs = socket.socketpair()
+        process = _CONTEXT.Process(
+            target=_worker_process,
+            args=(theirs, self._config, self._settle_request, self._settled, self._stop),
+            name="canary-worker", daemon=True)
+        process.start()
+        theirs.close()
+        ours.setblocking(False)
+        self._sock, self._process = ours, process
+
+    def notify(self) -> None:
+        """Mail was committed: wake analysis. Never blocks; a full buffer already wakes it."""
+        if self._sock is not None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._sock.send(COMMIT)
+
+    def settle(self, timeout: float) -> bool:
+        """Block until the mail committed so far is analysed and delivered (not from the
+        event loop's thread); False if `timeout` ran out or there is no worker."""
+        if self._process is None or not self._process.is_alive():
+            return False
+        self._settled.clear()
+        self._settle_request.set()
+        return self._settled.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the worker to finish what it is doing and end; kill it if it will not."""
+        self._stop.set()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._process is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                log.error("the worker did not stop in %.0f s; killing it", timeout)
+                self._process.kill()
+                self._process.join(5)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+
