@@ -18,11 +18,13 @@ values in and out; nothing here opens a file or a socket.
 from __future__ import annotations
 
 import enum
+import json
 import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.header import Header
 
 from canary.attribution import Relation
 from canary.authentication import Authentication, Result
@@ -238,6 +240,14 @@ def _clean(text: str) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:300]
 
 
+def _encoded(text: str) -> str:
+    """A header value: as it is in ASCII, else RFC 2047 encoded words (a company called
+    `Café Nonna` reaches every mail client intact)."""
+    if text.isascii():
+        return text
+    return Header(text, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
 def authentication_results(labels: Labels) -> str:
     """`Authentication-Results: <id>; spf=… dkim=… dmarc=…` (RFC 8601)."""
     auth = labels.authentication
@@ -260,10 +270,10 @@ def label_block(labels: Labels) -> bytes:
     """The header lines Canary prepends, CRLF-terminated."""
     lines = [
         authentication_results(labels),
-        f"X-Canary-Alias: {_clean(labels.alias)}",
-        f"X-Canary-Company: {_clean(labels.company)}",
+        f"X-Canary-Alias: {_encoded(_clean(labels.alias))}",
+        f"X-Canary-Company: {_encoded(_clean(labels.company))}",
         f"X-Canary-Relation: {_clean(labels.relation)}",
-        f"X-Canary-Sender: {_clean(labels.sender)}",
+        f"X-Canary-Sender: {_encoded(_clean(labels.sender))}",
         f"X-Canary-Verdict: {_clean(labels.verdict)}",
         f"X-Canary-Id: {labels.sha256}",
     ]
@@ -313,14 +323,14 @@ def tag_subject(raw: bytes, tag: str) -> bytes:
     """The message with `tag` put before its Subject (a Subject is added if it has none)."""
     end = raw.find(b"\r\n\r\n")
     head, body = (raw[:end + 2], raw[end + 2:]) if end >= 0 else (raw, b"")
-    prefix = tag.encode("utf-8") + b" "
+    prefix = _encoded(tag).encode("ascii") + b" "
     lines = head.splitlines(keepends=True)
     for number, line in enumerate(lines):
         if line.lower().startswith(b"subject:"):
             value = line[len(b"subject:"):].lstrip(b" \t")
             lines[number] = b"Subject: " + prefix + value
             return b"".join(lines) + body
-    return b"Subject: " + tag.encode("utf-8") + b"\r\n" + raw
+    return b"Subject: " + _encoded(tag).encode("ascii") + b"\r\n" + raw
 
 
 def subject_tag(company: str, sender: str) -> str:
@@ -336,9 +346,10 @@ def prepared(raw: bytes, labels: Labels, action: Action) -> bytes:
     return label_block(labels) + message
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Pause before the next attempt after `attempts` temporary failures."""
-    return min(FIRST_RETRY * (1 << min(attempts, 16)), LONGEST_RETRY)
+def retry_delay(attempts: int, first: timedelta = FIRST_RETRY) -> timedelta:
+    """Pause before the next attempt after `attempts` temporary failures: `first`, doubling,
+    at most an hour."""
+    return min(first * (1 << min(attempts, 16)), max(LONGEST_RETRY, first))
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +362,8 @@ class DeliveryConfig:
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     analysis_wait: timedelta = ANALYSIS_WAIT
     retry_for: timedelta = RETRY_FOR
+    first_retry: timedelta = FIRST_RETRY
+    """The pause after the first temporary failure; each next one doubles."""
     authserv_id: str | None = None
     """The authserv-id of Canary's Authentication-Results (default: the first canary domain)."""
 
@@ -413,12 +426,15 @@ def read_delivery(table: object) -> DeliveryConfig:
     )
     wait = table.get("analysis_wait_minutes", ANALYSIS_WAIT.total_seconds() / 60)
     retry = table.get("retry_days", RETRY_FOR.total_seconds() / 86400)
-    if not isinstance(wait, int | float) or wait < 0 or not isinstance(retry, int | float) \
-            or retry <= 0:
-        raise DestinationError("delivery.analysis_wait_minutes and retry_days must be numbers")
+    first = table.get("first_retry_seconds", FIRST_RETRY.total_seconds())
+    numbers = (wait, retry, first)
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers) \
+            or wait < 0 or retry <= 0 or first <= 0:
+        raise DestinationError("delivery.analysis_wait_minutes, retry_days and "
+                               "first_retry_seconds must be positive numbers")
     authserv = table.get("authserv_id")
     return DeliveryConfig(tuple(urls), policy, timedelta(minutes=wait), timedelta(days=retry),
-                          str(authserv) if authserv else None)
+                          timedelta(seconds=first), str(authserv) if authserv else None)
 
 
 def delivery_toml(config: DeliveryConfig) -> list[str]:
@@ -430,9 +446,10 @@ def delivery_toml(config: DeliveryConfig) -> list[str]:
         "# maildir:/PATH, lmtp:HOST:PORT?recipient=USER, lmtp:/SOCKET?recipient=USER,",
         "# imaps://USER@HOST/FOLDER?password_file=PATH (or password_env=NAME),",
         "# smtp://HOST:PORT?recipient=YOU@DOMAIN&starttls=yes",
-        "destinations = [" + ", ".join(f'"{u}"' for u in config.urls) + "]",
+        "destinations = [" + ", ".join(json.dumps(u) for u in config.urls) + "]",
         f"analysis_wait_minutes = {config.analysis_wait.total_seconds() / 60:g}",
         f"retry_days = {config.retry_for.total_seconds() / 86400:g}",
+        f"first_retry_seconds = {config.first_retry.total_seconds():g}",
     ]
     if config.authserv_id:
         lines.append(f'authserv_id = "{config.authserv_id}"')
@@ -443,6 +460,6 @@ def delivery_toml(config: DeliveryConfig) -> list[str]:
     lines += [f'retired = "{config.policy.retired.value}"',
               f'pending = "{config.policy.pending.value}"']
     for slug, actions in sorted(config.policy.companies.items()):
-        lines += ["", f'[delivery.policy.companies."{slug}"]']
+        lines += ["", f"[delivery.policy.companies.{json.dumps(slug)}]"]
         lines += [f'{r.value} = "{a.value}"' for r, a in actions.items()]
     return lines

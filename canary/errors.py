@@ -113,6 +113,21 @@ class InvalidDnsServer(InvalidValue):
 class InvalidDestination(InvalidValue):
     """A delivery destination that cannot be used; the message says how to write it."""
 
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem if problem.endswith(".") else problem + ".")
+
+
+class NoDestination(CanaryError):
+    def __init__(self) -> None:
+        super().__init__("No delivery destination is configured; add one with "
+                         "`canary init --force --domain … --deliver URL` or in canary.toml.")
+
+
+class NothingHeld(CanaryError):
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"Nothing held matches {what}; see `canary held`.")
+
 
 class NotACanaryDomain(InvalidValue):
     def __init__(self, domain: str, configured: tuple[str, ...]) -> None:

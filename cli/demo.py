@@ -7,13 +7,17 @@ The tour itself (its companies, mail servers, DNS and six weeks of mail) is
 
 from __future__ import annotations
 
+import mailbox
 import tempfile
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from canary.attribution import Relation
+from canary.wording import plural
 from cli.output import console
 from cli.render.terminal import render_report
 from cli.workspace import noun_app
@@ -22,9 +26,29 @@ from smtp_listener.testing.demo import RETAILER, run_tour
 app = noun_app()
 
 
+def _delivered(maildir: Path) -> list[str]:
+    """The subjects of the messages delivered into the Maildir, as a mail client shows them."""
+    box = mailbox.Maildir(maildir, create=False)
+    try:
+        return [str(make_header(decode_header(str(m.get("Subject", ""))))) for m in box]
+    finally:
+        box.close()
+
+
 def _tour(home: Path) -> None:
     out = console()
-    reports = run_tour(home, out.print)
+    tour = run_tour(home, out.print)
+    reports = tour.reports
+    subjects = _delivered(tour.maildir)
+    tagged = [s for s in subjects if s.startswith("[Canary:")]
+    out.print(f"\nDelivered {plural(len(subjects), 'message')} into the Maildir {tour.maildir}, "
+              f"each labelled with X-Canary-* headers; {len(tagged)} tagged as unexpected, "
+              f"e.g. [bold]{escape(tagged[0]) if tagged else '(none)'}[/]")
+    for job in tour.held:
+        out.print(f"Held, not delivered: message {job.message_id} to {job.company} from "
+                  f"{escape(job.sender or '?')} ({job.relation}): "
+                  f"\"{escape(job.subject or '')}\"; `canary release {job.message_id}` would "
+                  "deliver it.")
     out.print()
     render_report(out, reports.companies, reports.probes)
     retailer = next(r for r in reports.companies if r.name == RETAILER.name)

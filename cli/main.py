@@ -27,6 +27,7 @@ from canary.errors import (
 from cli import (
     aliases,
     analyse,
+    delivery,
     demo,
     export,
     letter,
@@ -84,7 +85,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for noun in (setup, aliases, lifecycle, serve, analyse, report, triage, export, letter, demo):
+for noun in (setup, aliases, lifecycle, serve, analyse, delivery, report, triage, export, letter,
+             demo):
     app.add_typer(noun.app)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -63,12 +62,10 @@ def serve(
         settings = ListenerSettings(host=host, port=port, max_size=max_size,
                                     idle_timeout=idle_timeout,
                                     xforward_peers=frozenset(space.config.xforward_peers))
-        delivery = space.config.delivery
-        if delivery.authserv_id is None:
-            delivery = replace(delivery, authserv_id=space.config.domains[0])
         listener = Listener(space.store, domains=frozenset(space.config.domains),
                             secret=space.secret, settings=settings,
-                            analysis=space.analysis_config(), delivery=delivery)
+                            analysis=space.analysis_config(),
+                            delivery=space.delivery_config())
         try:
             asyncio.run(_serve(listener))
         except StoreUnavailable as error:

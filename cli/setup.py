@@ -50,6 +50,14 @@ def init(
         typer.Option("--trusted-arc-sealer", help="A forwarder or list server whose ARC seal "
                      "Canary believes, e.g. your mail provider's domain (repeatable)."),
     ] = None,
+    deliver: Annotated[
+        list[str] | None,
+        typer.Option("--deliver", metavar="URL",
+                     help="Where to deliver accepted mail (repeatable): maildir:/PATH, "
+                     "lmtp:HOST:PORT?recipient=USER, imaps://USER@HOST/FOLDER?password_file="
+                     "PATH, smtp://HOST:PORT?recipient=YOU@DOMAIN. Replaces the configured "
+                     "ones; see the README."),
+    ] = None,
     home: HomeOption = None,
     db: DbOption = None,
     dns: DnsOption = None,
@@ -61,11 +69,13 @@ def init(
         parse_server(server)
     created = init_home(path, domain, force=force, database_url=database_url(ctx, db),
                         dns=server, trusted_authserv_ids=trusted_authserv_id or (),
-                        trusted_arc_sealers=trusted_arc_sealer or ())
+                        trusted_arc_sealers=trusted_arc_sealer or (), deliver=deliver or ())
     config = created.config()
     out = console()
     out.print(f"Canary home ready at [bold]{path}[/]")
     out.print(f"Canary domains: {', '.join(config.domains)}")
+    for destination in config.delivery.destinations:
+        out.print(f"Delivers to: {destination.key}", markup=False, highlight=False)
     messages().print("Next: [bold]canary issue \"Company name\" --domain company.example[/]")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +21,7 @@ import typer
 
 from canary.aliases import RetireReply
 from canary.consent import Frequency
+from canary.delivery import DeliveryConfig
 from data.database import Store
 from data.home import Config, Home, default_home, open_home
 from smtp_listener.analysis import AnalysisConfig
@@ -172,6 +173,14 @@ class Workspace:
     @property
     def dns_setting(self) -> str | None:
         return self.dns or self.config.dns
+
+    def delivery_config(self) -> DeliveryConfig:
+        """Where and how this home delivers; Canary's authserv-id defaults to the first
+        canary domain."""
+        delivery = self.config.delivery
+        if delivery.authserv_id is None:
+            delivery = replace(delivery, authserv_id=self.config.domains[0])
+        return delivery
 
     def analysis_config(self) -> AnalysisConfig:
         """How this home analyses mail: its DNS, and the upstreams and ARC sealers it trusts."""

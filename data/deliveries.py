@@ -1,7 +1,7 @@
 """The delivery queue: one job per message and destination, durable like the mail itself.
 
 Jobs are made, set-based, for mail that is ready (analysed, set aside, or
-older than the analysis wait) and has none yet for a destination; a
+waiting on DNS for longer than the analysis wait) and has none yet for a destination; a
 destination gets the mail received from the moment it was first configured
 on. A deliverer claims due jobs for a short lease, so two deliverers never
 send the same job at once; it records each outcome as soon as it is known.
@@ -52,8 +52,12 @@ def create_jobs(session: Session, keys: Iterable[str], now: datetime,
                 analysis_wait: timedelta) -> int:
     """Queue the ready mail that has no job yet for each destination; return how many."""
     made = 0
+    # Analysed, or set aside, or waiting on DNS (tried at least once) for `analysis_wait`.
+    # Mail never tried waits for the analyst: mail received "in the past" (an import, a
+    # clock behind) is not delivered unlabelled before its first analysis.
     ready = or_(col(Message.analysed_at).is_not(None), col(Message.set_aside_at).is_not(None),
-                col(Message.received_at) <= now - analysis_wait)
+                and_(or_(col(Message.attempts) > 0, col(Message.failures) > 0),
+                     col(Message.received_at) <= now - analysis_wait))
     for key in keys:
         destination = session.get(DeliveryDestination, key)
         if destination is None:
@@ -263,6 +267,18 @@ def drop(session: Session, message_ids: Sequence[int], company: str | None) -> l
         job.state = DeliveryState.DROPPED.value
         session.add(job)
     return sorted({job.message_id for job in jobs})
+
+
+def due_count(session: Session, now: datetime) -> int:
+    """Pending jobs due now."""
+    due = or_(col(DeliveryJob.next_attempt_at).is_(None), col(DeliveryJob.next_attempt_at) <= now)
+    return session.exec(select(func.count()).select_from(DeliveryJob).where(
+        DeliveryJob.state == DeliveryState.PENDING.value, due)).one()
+
+
+def held_count(session: Session) -> int:
+    return session.exec(select(func.count(func.distinct(DeliveryJob.message_id))).where(
+        DeliveryJob.state == DeliveryState.HELD.value)).one()
 
 
 def pending_jobs(session: Session) -> int:

@@ -14,6 +14,7 @@ import secrets
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import platformdirs
@@ -21,6 +22,7 @@ import platformdirs
 from canary.aliases import SECRET_BYTES
 from canary.delivery import (
     DeliveryConfig,
+    DeliveryPolicy,
     DestinationError,
     delivery_toml,
     parse_destination,
@@ -36,6 +38,7 @@ from canary.errors import (
     SecretDamaged,
 )
 from data.database import Store, sqlite_url
+from data.deliveries import register_destinations
 
 CONFIG_NAME = "canary.toml"
 DEFAULT_XFORWARD_PEERS = ("127.0.0.1", "::1")
@@ -200,6 +203,7 @@ def init_home(
     trusted_authserv_ids: Iterable[str] = (),
     trusted_arc_sealers: Iterable[str] = (),
     deliver: Iterable[str] = (),
+    delivery_policy: DeliveryPolicy | None = None,
 ) -> Home:
     """Create the home: config, secret (0600) and database (0600)."""
     if not domains:
@@ -219,11 +223,18 @@ def init_home(
         xforward_peers=previous.xforward_peers,
         delivery=_with_destinations(previous.delivery, deliver),
     )
+    if delivery_policy is not None:
+        config = replace(config, delivery=replace(config.delivery, policy=delivery_policy))
     database_url = config.database
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = home.store(database_url)
     try:
         store.create_schema()
+        if config.delivery.urls:
+            # A destination gets the mail received from now on, not the history.
+            with store.writing() as session:
+                register_destinations(session, [d.key for d in config.delivery.destinations],
+                                      datetime.now(UTC))
     finally:
         store.dispose()
     if not home.secret_path.exists():

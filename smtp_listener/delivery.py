@@ -47,7 +47,9 @@ from data.deliveries import (
     DueJob,
     claim_due,
     create_jobs,
+    due_count,
     job_raw,
+    next_due,
     record_delivered,
     record_failed,
     record_held,
@@ -285,6 +287,23 @@ class Deliverer:
     def destinations(self) -> dict[str, Destination]:
         return {d.key: d for d in self.config.destinations}
 
+    def queue(self) -> int:
+        """Queue the ready mail for every destination; return how many deliveries are due."""
+        destinations = self.destinations
+        if not destinations:
+            return 0
+        with self.store.writing() as session:
+            if not self._registered:
+                register_destinations(session, destinations, self.clock())
+                self._registered = True
+            create_jobs(session, destinations, self.clock(), self.config.analysis_wait)
+            return due_count(session, self.clock())
+
+    def next_due(self) -> datetime | None:
+        """When the next retry is due, if one waits."""
+        with self.store.reading() as session:
+            return next_due(session)
+
     def run_once(self, progress: Callable[[int], None] = lambda done: None,
                  should_stop: Callable[[], bool] = lambda: False) -> Pass:
         """Queue ready mail, then deliver every job due now; return what happened."""
@@ -292,11 +311,7 @@ class Deliverer:
         destinations = self.destinations
         if not destinations:
             return done
-        with self.store.writing() as session:
-            if not self._registered:
-                register_destinations(session, destinations, self.clock())
-                self._registered = True
-            create_jobs(session, destinations, self.clock(), self.config.analysis_wait)
+        self.queue()
         while not should_stop():
             with self.store.writing() as session:
                 jobs = claim_due(session, self.clock(), BATCH)
@@ -351,7 +366,7 @@ class Deliverer:
             elif (result.outcome is Outcome.TEMPORARY
                   and now - job.created_at < self.config.retry_for):
                 record_retry(session, job.id, action, result.detail,
-                             now + retry_delay(job.attempts))
+                             now + retry_delay(job.attempts, self.config.first_retry))
                 done.retrying += 1
                 log.warning("delivery of message %d to %s will be retried: %s",
                             job.message_id, job.destination, result.detail)

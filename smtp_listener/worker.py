@@ -91,7 +91,17 @@ class _DeliveryLoop:
             if done.handled:
                 continue
             self._idle.set()
-            self._wake.wait(DELIVERY_IDLE_SECONDS)
+            self._wake.wait(self._pause())
+
+    def _pause(self) -> float:
+        """Until the next retry is due, at most `DELIVERY_IDLE_SECONDS`."""
+        try:
+            due = self.deliverer.next_due()
+        except Exception:
+            return DELIVERY_IDLE_SECONDS
+        if due is None:
+            return DELIVERY_IDLE_SECONDS
+        return min(max((due - utc_now()).total_seconds(), POLL_SECONDS), DELIVERY_IDLE_SECONDS)
 
 
 def _worker_process(sock: socket.socket, config: WorkerConfig,

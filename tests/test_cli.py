@@ -105,6 +105,11 @@ BEFORE_INIT = {
     "export": ["export", "--format", "json", "--out", "report.json"],
     "analyse": ["analyse"],
     "upgrade": ["upgrade"],
+    "held": ["held"],
+    "release": ["release", "1"],
+    "drop": ["drop", "1"],
+    "deliveries": ["deliveries"],
+    "deliver": ["deliver"],
 }
 
 

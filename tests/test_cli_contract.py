@@ -29,6 +29,7 @@ from commands import (
     issue,
     runner,
 )
+from conftest import CANARY_DOMAIN
 from factories import make_message
 from mailflow import analyse, store_mail
 from typer.core import TyperArgument, TyperGroup, TyperOption
@@ -42,7 +43,7 @@ assert isinstance(GROUP, TyperGroup)
 COMMANDS = dict(GROUP.commands)
 
 JSON_COMMANDS = {"issue", "aliases", "report", "show", "consent", "optout", "retire", "rotate",
-                 "trust", "flag", "verify", "analyse", "upgrade"}
+                 "trust", "flag", "verify", "analyse", "upgrade", "held", "deliveries", "deliver"}
 """Every command whose result a script may want."""
 SCHEMA_OF = {"optout": "consent"}
 """Commands that share another's document; the rest have a schema of their own name."""
@@ -115,6 +116,9 @@ def _runs(canary: Canary, tmp_path: Path) -> dict[str, list[str]]:
         "analyse": ["analyse"],
         "upgrade": ["upgrade"],
         "verify": ["verify", str(bundle)],
+        "held": ["held"],
+        "deliveries": ["deliveries"],
+        "deliver": ["deliver"],
         "retire": ["retire", "Acme"],
         "rotate": ["rotate", "Acme"],
     }
@@ -124,6 +128,9 @@ def test_every_json_document_validates_against_its_schema(
     acme: tuple[Canary, str], tmp_path: Path,
 ) -> None:
     canary, _ = acme
+    configured = canary("init", "--force", "--domain", CANARY_DOMAIN,
+                        "--deliver", f"maildir:{tmp_path / 'Maildir'}")
+    assert configured.exit_code == 0, configured.output
     runs = _runs(canary, tmp_path)
     assert set(runs) == JSON_COMMANDS
     documents: dict[str, Any] = {}
@@ -178,6 +185,9 @@ USAGE_ERRORS = {
     "bad-number": ["show", "Acme", "--limit", "0"],
     "export-without-target": ["export"],
     "bad-port": ["serve", "--port", "70000"],
+    "release-nothing-named": ["release"],
+    "release-not-a-number": ["release", "first"],
+    "drop-ids-and-company": ["drop", "3", "--company", "Acme"],
 }
 
 
@@ -191,3 +201,7 @@ def test_canarys_own_errors_exit_1_in_one_sentence(acme: tuple[Canary, str]) -> 
     canary, _ = acme
     assert_one_sentence(canary("show", "Nobody"), "Nobody")
     assert_one_sentence(canary("optout", "Acme", "--at", "2001-01-01"), "2001-01-01")
+    assert_one_sentence(canary("release", "999"), "999", "canary held")
+    assert_one_sentence(canary("deliver"), "--deliver")
+    assert_one_sentence(canary("init", "--force", "--domain", CANARY_DOMAIN, "--deliver",
+                               "ftp://files.example/mail"), "maildir:")

@@ -14,7 +14,9 @@ from canary.consent import Consent
 from canary.report import CompanyReport, Sighting, company_json
 from canary.wording import iso_time
 from data.analyses import Trusted
+from data.deliveries import JobListing
 from data.registry import AliasListing, IssuedAlias, Rotation
+from smtp_listener.delivery import Pass
 from smtp_listener.evidence import Verification
 
 SCHEMA_VERSION = 1
@@ -99,3 +101,28 @@ def analyse_document(analysed: int, pending: int) -> dict[str, Any]:
 
 def upgrade_document(before: str | None, after: str) -> dict[str, Any]:
     return _document(**{"from": before, "to": after})
+
+
+def _job(job: JobListing) -> dict[str, Any]:
+    return {"id": job.message_id, "received_at": iso_time(job.received_at),
+            "company": job.company, "alias": job.alias, "relation": job.relation,
+            "sender": job.sender, "subject": job.subject}
+
+
+def held_document(listing: Sequence[tuple[JobListing, Sequence[str]]]) -> dict[str, Any]:
+    return _document(held=[{**_job(job), "destinations": list(destinations)}
+                           for job, destinations in listing])
+
+
+def deliveries_document(listing: Sequence[JobListing]) -> dict[str, Any]:
+    return _document(deliveries=[
+        {**_job(job), "destination": job.destination, "state": job.state.value,
+         "attempts": job.attempts, "last_error": job.last_error,
+         "delivered_at": iso_time(job.delivered_at) if job.delivered_at else None}
+        for job in listing
+    ])
+
+
+def deliver_document(done: Pass) -> dict[str, Any]:
+    return _document(delivered=done.delivered, held=done.held, retrying=done.retrying,
+                     failed=done.failed, errors=list(done.errors))

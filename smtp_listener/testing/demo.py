@@ -26,7 +26,10 @@ from pathlib import Path
 import dkim
 import nacl.signing
 
+from canary.attribution import Relation
 from canary.consent import Frequency
+from canary.delivery import DEFAULT_ACTIONS, Action, DeliveryPolicy
+from data.deliveries import JobListing, held
 from data.home import init_home
 from data.registry import issue_alias, opt_out
 from data.reporting import Reports, build_reports
@@ -201,7 +204,19 @@ def _send(client: smtplib.SMTP, mail: Mail, to: str, raw: bytes) -> None:
     client.sendmail(mail.sender.mail_from, [to], raw)
 
 
-def run_tour(home: Path, say: Callable[[str], None]) -> Reports:
+DEMO_POLICY = DeliveryPolicy(actions={**DEFAULT_ACTIONS, Relation.SPOOFED: Action.HOLD})
+"""The demo's delivery: unexpected mail tagged (the default), forgeries of a company held."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tour:
+    reports: Reports
+    maildir: Path
+    """Where the tour's mail was delivered."""
+    held: list[JobListing]
+
+
+def run_tour(home: Path, say: Callable[[str], None]) -> Tour:
     """Run the whole tour in `home` (a new directory); return the report it ends with."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=DAYS)
     clock = DemoClock(start)
@@ -209,7 +224,9 @@ def run_tour(home: Path, say: Callable[[str], None]) -> Reports:
             for sender in SIGNERS for domain in sender.signing_domains}
     with ZoneServer(demo_zones(keys)) as (dns_host, dns_port):
         dns = f"{dns_host}:{dns_port}"
-        created = init_home(home, [DEMO_DOMAIN], dns=dns)
+        maildir = home / "Maildir"
+        created = init_home(home, [DEMO_DOMAIN], dns=dns, deliver=[f"maildir:{maildir}"],
+                            delivery_policy=DEMO_POLICY)
         config = created.config()
         store = created.store()
         try:
@@ -230,7 +247,8 @@ def run_tour(home: Path, say: Callable[[str], None]) -> Reports:
 
             listener = Listener(store, domains=frozenset(config.domains),
                                 secret=created.secret(), settings=ListenerSettings(port=0),
-                                analysis=AnalysisConfig(dns=dns), clock=clock)
+                                analysis=AnalysisConfig(dns=dns), delivery=config.delivery,
+                                clock=clock)
             with ListenerThread(listener) as (host, port):
                 say(f"Listener on {host}:{port}, demo DNS on {dns}; sending six weeks of mail…")
                 with smtplib.SMTP(host, port, timeout=10) as client:
@@ -245,7 +263,7 @@ def run_tour(home: Path, say: Callable[[str], None]) -> Reports:
                     say(f"A relay attempt gets: {code} {text}")
                 listener.settle()
             with store.reading() as session:
-                return build_reports(session)
+                return Tour(build_reports(session), maildir, held(session))
         finally:
             store.dispose()
 
