@@ -533,10 +533,12 @@ def company_json(report: CompanyReport) -> dict[str, Any]:
 
 
 def report_document(
-    reports: Sequence[CompanyReport], generated_at: datetime, probes: int
+    reports: Sequence[CompanyReport], generated_at: datetime, probes: int,
+    deliveries: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The versioned JSON report, companies worst first."""
-    return {
+    """The versioned JSON report, companies worst first; `deliveries` (failed and held
+    counts) only where the person reads their own report, never in an export."""
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "generated_at": iso_time(generated_at),
         "probes": probes,
@@ -546,3 +548,6 @@ def report_document(
             for b in likely_brokers(reports)
         ],
     }
+    if deliveries is not None:
+        document["deliveries"] = dict(deliveries)
+    return document

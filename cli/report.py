@@ -15,7 +15,7 @@ import typer
 from canary.report import report_document
 from cli.output import console, print_json
 from cli.render.documents import show_document
-from cli.render.terminal import render_company, render_report
+from cli.render.terminal import render_company, render_deliveries, render_report
 from cli.workspace import (
     CompaniesArgument,
     CompanyArgument,
@@ -43,10 +43,13 @@ def report(
     """Verdicts per company, worst first, with each unexpected sender and the evidence."""
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         reports = build_reports(session, [*(names or ()), *(company or ())])
+    deliveries = {"failed": reports.deliveries_failed, "held": reports.held}
     if as_json:
-        print_json(report_document(reports.companies, datetime.now(UTC), reports.probes))
+        print_json(report_document(reports.companies, datetime.now(UTC), reports.probes,
+                                   deliveries))
     else:
         render_report(console(), reports.companies, reports.probes)
+        render_deliveries(console(), reports.deliveries_failed, reports.held)
 
 
 @app.command()

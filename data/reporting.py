@@ -26,6 +26,7 @@ from canary.report import (
 )
 from canary.senders import SenderKind
 from data.analyses import authenticated_by
+from data.deliveries import failed_count, held_count
 from data.mailstore import probe_count
 from data.models import Alias, Company, Message
 from data.registry import company_domains, consent_history, find_company, flagged_senders
@@ -97,6 +98,10 @@ class Reports:
     """Worst first."""
     probes: int
     """Mail to never-issued addresses; counted only when every company is reported."""
+    deliveries_failed: int = 0
+    """Deliveries that failed for good (`canary deliveries --failed`)."""
+    held: int = 0
+    """Messages the delivery policy holds (`canary held`)."""
 
     @property
     def pending(self) -> int:
@@ -120,4 +125,5 @@ def build_reports(session: Session, names: Sequence[str] = ()) -> Reports:
     """The report of the named companies, or of all; reads only."""
     spread = third_party_spread(session)
     reports = worst_first(company_report(f, spread) for f in company_facts(session, names))
-    return Reports(reports, 0 if names else probe_count(session))
+    return Reports(reports, 0 if names else probe_count(session), failed_count(session),
+                   held_count(session))

@@ -175,3 +175,13 @@ def timeline_table(timeline: Sequence[Sighting], limit: int) -> Table:
         table.add_row(f"{m.received_at:%Y-%m-%d %H:%M}", relation_text(m.relation),
                       escape(m.sender_org or UNKNOWN_SENDER), escape(why), subject)
     return table
+
+
+def render_deliveries(console: Console, failed: int, held: int) -> None:
+    """What did not reach the person's mailbox, and the command that shows it."""
+    if failed:
+        console.print(f"[red]{plural(failed, 'delivery', 'deliveries')} failed for good[/]: "
+                      "see [bold]canary deliveries --failed[/].")
+    if held:
+        console.print(f"{plural(held, 'message')} held by the delivery policy: see "
+                      "[bold]canary held[/].")
