@@ -18,7 +18,7 @@ values in and out; nothing here opens a file or a socket.
 from __future__ import annotations
 
 import enum
-import json
+import math
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -28,6 +28,7 @@ from email.header import Header
 
 from canary.attribution import Relation
 from canary.authentication import Authentication, Result
+from canary.wording import toml_number, toml_string
 
 ANALYSIS_WAIT = timedelta(minutes=10)
 """How long delivery waits for analysis before delivering labelled "not analysed yet"."""
@@ -97,13 +98,25 @@ class Destination:
 
 
 _OPTIONS = {"recipient", "password_file", "password_env", "cafile", "starttls"}
+_SECRET_OPTION = re.compile(r"(?i)([?&][^=&]*pass[^=&]*=)[^&]*")
+_USERINFO = re.compile(r"^([a-z]+://[^/@?#]*?):[^/@?#]*@", re.IGNORECASE)
+USAGE = ("write maildir:/PATH, lmtp:HOST:PORT?recipient=USER, imaps://USER@HOST/FOLDER?"
+         "password_file=PATH or smtp://HOST:PORT?recipient=YOU@DOMAIN")
+
+
+def redacted(url: str) -> str:
+    """The URL as error messages may show it: no password, no password option's value."""
+    text = _USERINFO.sub(r"\1:***@", url.strip()[:300])
+    return _SECRET_OPTION.sub(r"\1***", text)
 
 
 def _options(query: str, allowed: set[str], url: str) -> dict[str, str]:
     options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
     unknown = sorted(set(options) - allowed)
+    if unknown and not allowed:
+        raise DestinationError(f"{redacted(url)!r} takes no options")
     if unknown:
-        raise DestinationError(f"{url!r} has unknown option(s) {', '.join(unknown)}; "
+        raise DestinationError(f"{redacted(url)!r} has unknown option(s) {', '.join(unknown)}; "
                                f"known: {', '.join(sorted(allowed))}")
     return options
 
@@ -111,9 +124,45 @@ def _options(query: str, allowed: set[str], url: str) -> dict[str, str]:
 def _port(text: str | None, default: int, url: str) -> int:
     if text is None or text == "":
         return default
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise DestinationError(f"{url!r} has no valid port")
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise DestinationError(f"{redacted(url)!r} has no valid port (1-65535)")
     return int(text)
+
+
+def _host_port(where: str, url: str) -> tuple[str, str]:
+    """`host:24` or `[::1]:24` → (host, port text)."""
+    if where.startswith("["):
+        host, bracket, rest = where[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise DestinationError(f"{redacted(url)!r}: write an IPv6 host as [ADDRESS]:PORT")
+        return host, rest[1:]
+    if where.count(":") > 1:
+        raise DestinationError(f"{redacted(url)!r}: write an IPv6 host as [ADDRESS]:PORT")
+    host, _, port = where.partition(":")
+    return host, port
+
+
+def _lmtp(rest: str, url: str) -> Destination:
+    where, _, query = rest.partition("?")
+    if where.startswith("//"):
+        where = where[2:]
+    if "@" in where:
+        raise DestinationError(f"{redacted(url)!r}: LMTP takes no user or password; give the "
+                               "mailbox with ?recipient=USER")
+    options = _options(query, {"recipient"}, url)
+    recipient = options.get("recipient") or None
+    if recipient is None:
+        raise DestinationError(f"{redacted(url)!r}: say whose mailbox with ?recipient=USER")
+    if where.startswith("/"):
+        return Destination(DestinationKind.LMTP, f"lmtp:{where}?recipient={recipient}",
+                           path=where, recipient=recipient)
+    host, port_text = _host_port(where, url)
+    if not host:
+        raise DestinationError(f"{redacted(url)!r}: write lmtp:HOST:PORT or lmtp:/path/to/socket")
+    port = _port(port_text, 24, url)
+    shown = f"[{host}]" if ":" in host else host
+    return Destination(DestinationKind.LMTP, f"lmtp:{shown}:{port}?recipient={recipient}",
+                       host=host, port=port, recipient=recipient)
 
 
 def parse_destination(url: str) -> Destination:
@@ -122,51 +171,44 @@ def parse_destination(url: str) -> Destination:
     `maildir:PATH`, `lmtp:HOST:PORT?recipient=R`, `lmtp:/SOCKET?recipient=R`,
     `imap://USER@HOST[:PORT]/FOLDER`, `imaps://…` (with `password_file=` or
     `password_env=`), `smtp://HOST[:PORT]?recipient=R[&starttls=yes]`. A
-    password in the URL itself is refused: it would end up in logs and shells.
+    password in the URL itself is refused, and never repeated in an error: it
+    would end up in logs and shells.
     """
     text = url.strip()
     scheme, colon, rest = text.partition(":")
     scheme = scheme.lower()
     if not colon or not rest:
-        raise DestinationError(f"{url!r} is not a destination; write maildir:PATH, "
-                               "lmtp:HOST:PORT, imaps://USER@HOST/FOLDER or smtp://HOST:PORT")
+        raise DestinationError(f"{redacted(url)!r} is not a destination; {USAGE}")
     if scheme == "maildir":
         path, _, query = rest.partition("?")
         _options(query, set(), url)
         if not path.startswith("/"):
-            raise DestinationError(f"{url!r}: give the Maildir as an absolute path")
+            raise DestinationError(f"{redacted(url)!r}: give the Maildir as an absolute path")
         return Destination(DestinationKind.MAILDIR, f"maildir:{path}", path=path)
     if scheme == "lmtp":
-        where, _, query = rest.partition("?")
-        if where.startswith("//"):
-            where = where[2:]
-        options = _options(query, {"recipient"}, url)
-        recipient = options.get("recipient") or None
-        if recipient is None:
-            raise DestinationError(f"{url!r}: say whose mailbox with ?recipient=USER")
-        if where.startswith("/"):
-            return Destination(DestinationKind.LMTP, f"lmtp:{where}", path=where,
-                               recipient=recipient)
-        host, _, port_text = where.rpartition(":") if where.count(":") == 1 else (where, "", "")
-        if not host:
-            raise DestinationError(f"{url!r}: write lmtp:HOST:PORT or lmtp:/path/to/socket")
-        lmtp_port = _port(port_text, 24, url)
-        return Destination(DestinationKind.LMTP, f"lmtp:{host}:{lmtp_port}", host=host,
-                           port=lmtp_port, recipient=recipient)
+        return _lmtp(rest, url)
+    if _USERINFO.match(text):
+        raise DestinationError(f"{scheme}://…: a password in the URL would end up in logs; use "
+                               "password_file=PATH (mode 0600) or password_env=NAME")
+    if scheme not in ("imap", "imaps", "smtp"):
+        raise DestinationError(f"{redacted(url)!r}: Canary delivers to maildir:, lmtp:, "
+                               "imap://, imaps:// or smtp:// only")
     parsed = urllib.parse.urlsplit(text)
+    if parsed.password is not None:
+        raise DestinationError(f"{scheme}://…: a password in the URL would end up in logs; use "
+                               "password_file=PATH (mode 0600) or password_env=NAME")
     try:
         given_port = parsed.port
-    except ValueError as error:
-        raise DestinationError(f"{url!r} has no valid port") from error
-    if parsed.password is not None:
-        raise DestinationError(f"{parsed.scheme}://…: a password in the URL would end up in "
-                               "logs; use password_file=PATH (mode 0600) or password_env=NAME")
+    except ValueError:
+        given_port = -1
+    if given_port is not None and not 0 < given_port < 65536:
+        raise DestinationError(f"{redacted(url)!r} has no valid port (1-65535)")
     if scheme in ("imap", "imaps"):
         options = _options(parsed.query, {"password_file", "password_env", "cafile"}, url)
         if not parsed.username or not parsed.hostname:
-            raise DestinationError(f"{url!r}: write {scheme}://USER@HOST[:PORT]/FOLDER")
+            raise DestinationError(f"{redacted(url)!r}: write {scheme}://USER@HOST[:PORT]/FOLDER")
         if not options.get("password_file") and not options.get("password_env"):
-            raise DestinationError(f"{url!r}: give password_file=PATH (mode 0600) or "
+            raise DestinationError(f"{redacted(url)!r}: give password_file=PATH (mode 0600) or "
                                    "password_env=NAME")
         folder = urllib.parse.unquote(parsed.path.lstrip("/")) or "INBOX"
         tls = scheme == "imaps"
@@ -177,21 +219,20 @@ def parse_destination(url: str) -> Destination:
                            password_file=options.get("password_file"),
                            password_env=options.get("password_env"),
                            cafile=options.get("cafile"))
-    if scheme == "smtp":
-        options = _options(parsed.query, _OPTIONS, url)
-        if not parsed.hostname or not options.get("recipient"):
-            raise DestinationError(f"{url!r}: write smtp://HOST[:PORT]?recipient=YOU@DOMAIN")
-        port = given_port or 25
-        return Destination(DestinationKind.SMTP, f"smtp://{parsed.hostname}:{port}",
-                           host=parsed.hostname, port=port,
-                           starttls=options.get("starttls", "").lower() in ("1", "yes", "true"),
-                           user=urllib.parse.unquote(parsed.username) if parsed.username else None,
-                           recipient=options["recipient"],
-                           password_file=options.get("password_file"),
-                           password_env=options.get("password_env"),
-                           cafile=options.get("cafile"))
-    raise DestinationError(f"{url!r}: Canary delivers to maildir:, lmtp:, imap://, imaps:// "
-                           "or smtp:// only")
+    options = _options(parsed.query, _OPTIONS, url)
+    if not parsed.hostname or not options.get("recipient"):
+        raise DestinationError(f"{redacted(url)!r}: write "
+                               "smtp://HOST[:PORT]?recipient=YOU@DOMAIN")
+    port = given_port or 25
+    return Destination(DestinationKind.SMTP,
+                       f"smtp://{parsed.hostname}:{port}?recipient={options['recipient']}",
+                       host=parsed.hostname, port=port,
+                       starttls=options.get("starttls", "").lower() in ("1", "yes", "true"),
+                       user=urllib.parse.unquote(parsed.username) if parsed.username else None,
+                       recipient=options["recipient"],
+                       password_file=options.get("password_file"),
+                       password_env=options.get("password_env"),
+                       cafile=options.get("cafile"))
 
 
 DEFAULT_ACTIONS: Mapping[Relation, Action] = {
@@ -248,22 +289,29 @@ def _encoded(text: str) -> str:
     return Header(text, "utf-8", maxlinelen=76).encode(linesep="\r\n")
 
 
+def _token(text: str | None) -> str:
+    """A domain or result as a header token: anything else a message put there is replaced."""
+    return re.sub(r"[^A-Za-z0-9._@+-]", "_", text or "")[:255] or "_"
+
+
 def authentication_results(labels: Labels) -> str:
     """`Authentication-Results: <id>; spf=… dkim=… dmarc=…` (RFC 8601)."""
     auth = labels.authentication
+    authserv = _token(labels.authserv_id)
     if auth is None:
-        return f"Authentication-Results: {labels.authserv_id}; none (not analysed yet)"
+        return f"Authentication-Results: {authserv}; none (not analysed yet)"
     parts = [f"spf={auth.spf.result.value}"
-             + (f" smtp.mailfrom={auth.spf.domain}" if auth.spf.domain else "")]
-    parts += [f"dkim={d.result.value} header.d={d.domain}" for d in auth.dkim if d.domain]
-    if not auth.dkim:
+             + (f" smtp.mailfrom={_token(auth.spf.domain)}" if auth.spf.domain else "")]
+    parts += [f"dkim={d.result.value} header.d={_token(d.domain)}" for d in auth.dkim
+              if d.domain]
+    if not parts[1:]:
         parts.append("dkim=none")
     dmarc = auth.dmarc.result
-    parts.append(f"dmarc={dmarc.value if dmarc is not Result.TEMPERROR else 'temperror'}"
+    parts.append(f"dmarc={dmarc.value}"
                  + (f" policy.policy={auth.dmarc.policy}" if auth.dmarc.policy else ""))
     if auth.arc.chain is not Result.NONE:
         parts.append(f"arc={auth.arc.chain.value}")
-    return f"Authentication-Results: {labels.authserv_id};\r\n\t" + ";\r\n\t".join(parts)
+    return f"Authentication-Results: {authserv};\r\n\t" + ";\r\n\t".join(parts)
 
 
 def label_block(labels: Labels) -> bytes:
@@ -272,12 +320,24 @@ def label_block(labels: Labels) -> bytes:
         authentication_results(labels),
         f"X-Canary-Alias: {_encoded(_clean(labels.alias))}",
         f"X-Canary-Company: {_encoded(_clean(labels.company))}",
-        f"X-Canary-Relation: {_clean(labels.relation)}",
+        f"X-Canary-Relation: {_token(labels.relation)}",
         f"X-Canary-Sender: {_encoded(_clean(labels.sender))}",
-        f"X-Canary-Verdict: {_clean(labels.verdict)}",
-        f"X-Canary-Id: {labels.sha256}",
+        f"X-Canary-Verdict: {_token(labels.verdict)}",
+        f"X-Canary-Id: {_token(labels.sha256)}",
     ]
     return "".join(line + "\r\n" for line in lines).encode("utf-8")
+
+
+_COMMENT = re.compile(rb"\([^()]*\)")
+
+
+def _authserv_id(value: bytes) -> bytes:
+    """The authserv-id of an Authentication-Results value, without comments or version."""
+    text = value
+    while _COMMENT.search(text):
+        text = _COMMENT.sub(b" ", text)
+    words = text.split(b";", 1)[0].split()
+    return words[0].lower() if words else b""
 
 
 def _forged(name: bytes, value: bytes, authserv_id: str) -> bool:
@@ -285,52 +345,67 @@ def _forged(name: bytes, value: bytes, authserv_id: str) -> bool:
     if lowered.startswith(LABEL_PREFIX.encode()):
         return True
     if lowered == b"authentication-results":
-        first = value.split(b";", 1)[0].strip().lower()
-        return first == authserv_id.lower().encode()
+        return _authserv_id(value) == authserv_id.lower().encode()
     return False
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _split(raw: bytes) -> tuple[bytes, bytes]:
+    """(header section with each line's own line end, the rest from the blank line on)."""
+    if raw.startswith((b"\r\n", b"\n")):
+        return b"", raw
+    found = _HEADER_END.search(raw)
+    if found is None:
+        return raw, b""
+    first_end = found.start() + (2 if raw[found.start():found.start() + 2] == b"\r\n" else 1)
+    return raw[:first_end], raw[first_end:]
+
+
+def _fields(head: bytes) -> list[bytes]:
+    """Header fields, each with its continuation lines."""
+    fields: list[list[bytes]] = []
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    return [b"".join(lines) for lines in fields]
 
 
 def strip_forged_labels(raw: bytes, authserv_id: str) -> bytes:
     """The message without any `X-Canary-*` header or Canary's own Authentication-Results.
 
-    Only the header section is looked at; a message with none of them comes
-    back as the same bytes.
+    Only the header section is looked at, and nothing else changes; a message
+    with none of them comes back as the same bytes.
     """
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    head, body = (raw[:end], raw[end:]) if end >= 0 else (raw, b"")
-    lines = head.splitlines(keepends=True)
-    fields: list[list[bytes]] = []
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        else:
-            fields.append([line])
+    head, body = _split(raw)
     kept = []
     changed = False
-    for field_lines in fields:
-        match = _HEADER_LINE.match(field_lines[0])
-        if match and _forged(match.group(1), b"".join(field_lines)[len(match.group(0)):],
-                             authserv_id):
+    for field_bytes in _fields(head):
+        match = _HEADER_LINE.match(field_bytes)
+        if match and _forged(match.group(1), field_bytes[len(match.group(0)):], authserv_id):
             changed = True
             continue
-        kept.append(b"".join(field_lines))
+        kept.append(field_bytes)
     return b"".join(kept) + body if changed else raw
 
 
 def tag_subject(raw: bytes, tag: str) -> bytes:
     """The message with `tag` put before its Subject (a Subject is added if it has none)."""
-    end = raw.find(b"\r\n\r\n")
-    head, body = (raw[:end + 2], raw[end + 2:]) if end >= 0 else (raw, b"")
-    prefix = _encoded(tag).encode("ascii") + b" "
-    lines = head.splitlines(keepends=True)
-    for number, line in enumerate(lines):
-        if line.lower().startswith(b"subject:"):
-            value = line[len(b"subject:"):].lstrip(b" \t")
-            lines[number] = b"Subject: " + prefix + value
-            return b"".join(lines) + body
-    return b"Subject: " + _encoded(tag).encode("ascii") + b"\r\n" + raw
+    head, body = _split(raw)
+    fields = _fields(head)
+    for number, field_bytes in enumerate(fields):
+        if field_bytes[:8].lower() == b"subject:":
+            value = field_bytes[8:].lstrip(b" \t")
+            # Between two encoded words a space is not shown (RFC 2047 6.2): keep it inside.
+            encoded_next = value.startswith(b"=?") and not tag.isascii()
+            prefix = _encoded(tag + " " if encoded_next else tag).encode("ascii") + b" "
+            fields[number] = b"Subject: " + prefix + value
+            return b"".join(fields) + body
+    line_end = b"\r\n" if b"\r\n" in head or not head else b"\n"
+    return b"Subject: " + _encoded(tag).encode("ascii") + line_end + raw
 
 
 def subject_tag(company: str, sender: str) -> str:
@@ -348,8 +423,10 @@ def prepared(raw: bytes, labels: Labels, action: Action) -> bytes:
 
 def retry_delay(attempts: int, first: timedelta = FIRST_RETRY) -> timedelta:
     """Pause before the next attempt after `attempts` temporary failures: `first`, doubling,
-    at most an hour."""
-    return min(first * (1 << min(attempts, 16)), max(LONGEST_RETRY, first))
+    at most an hour (or `first`, if that is longer)."""
+    longest = max(LONGEST_RETRY, first)
+    factor = 1 << min(max(attempts, 0), 62)
+    return longest if first * 1.0 > longest / factor else min(first * factor, longest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,17 +501,32 @@ def read_delivery(table: object) -> DeliveryConfig:
                         "delivery.policy.pending"),
         companies=companies,
     )
-    wait = table.get("analysis_wait_minutes", ANALYSIS_WAIT.total_seconds() / 60)
-    retry = table.get("retry_days", RETRY_FOR.total_seconds() / 86400)
-    first = table.get("first_retry_seconds", FIRST_RETRY.total_seconds())
-    numbers = (wait, retry, first)
-    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers) \
-            or wait < 0 or retry <= 0 or first <= 0:
-        raise DestinationError("delivery.analysis_wait_minutes, retry_days and "
-                               "first_retry_seconds must be positive numbers")
+    wait = _number(table, "analysis_wait_minutes", ANALYSIS_WAIT.total_seconds() / 60,
+                   minimum=0, maximum=7 * 24 * 60)
+    retry = _number(table, "retry_days", RETRY_FOR.total_seconds() / 86400,
+                    minimum=None, maximum=365)
+    first = _number(table, "first_retry_seconds", FIRST_RETRY.total_seconds(),
+                    minimum=None, maximum=86400)
     authserv = table.get("authserv_id")
+    if authserv is not None and (not isinstance(authserv, str)
+                                 or not re.fullmatch(r"[A-Za-z0-9._-]{1,255}", authserv)):
+        raise DestinationError("delivery.authserv_id must be a host name such as "
+                               "canary.example.org")
     return DeliveryConfig(tuple(urls), policy, timedelta(minutes=wait), timedelta(days=retry),
-                          timedelta(seconds=first), str(authserv) if authserv else None)
+                          timedelta(seconds=first), authserv or None)
+
+
+def _number(table: Mapping[str, object], key: str, default: float, *, minimum: float | None,
+            maximum: float) -> float:
+    """A finite number in range; `minimum` None means "more than zero"."""
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DestinationError(f"delivery.{key} must be a number")
+    low_ok = value >= minimum if minimum is not None else value > 0
+    if not low_ok or value > maximum:
+        least = f"at least {minimum:g}" if minimum is not None else "more than 0"
+        raise DestinationError(f"delivery.{key} must be {least} and at most {maximum:g}")
+    return float(value)
 
 
 def delivery_toml(config: DeliveryConfig) -> list[str]:
@@ -446,13 +538,13 @@ def delivery_toml(config: DeliveryConfig) -> list[str]:
         "# maildir:/PATH, lmtp:HOST:PORT?recipient=USER, lmtp:/SOCKET?recipient=USER,",
         "# imaps://USER@HOST/FOLDER?password_file=PATH (or password_env=NAME),",
         "# smtp://HOST:PORT?recipient=YOU@DOMAIN&starttls=yes",
-        "destinations = [" + ", ".join(json.dumps(u) for u in config.urls) + "]",
-        f"analysis_wait_minutes = {config.analysis_wait.total_seconds() / 60:g}",
-        f"retry_days = {config.retry_for.total_seconds() / 86400:g}",
-        f"first_retry_seconds = {config.first_retry.total_seconds():g}",
+        "destinations = [" + ", ".join(toml_string(u) for u in config.urls) + "]",
+        f"analysis_wait_minutes = {toml_number(config.analysis_wait.total_seconds() / 60)}",
+        f"retry_days = {toml_number(config.retry_for.total_seconds() / 86400)}",
+        f"first_retry_seconds = {toml_number(config.first_retry.total_seconds())}",
     ]
     if config.authserv_id:
-        lines.append(f'authserv_id = "{config.authserv_id}"')
+        lines.append(f"authserv_id = {toml_string(config.authserv_id)}")
     lines += ["", "[delivery.policy]",
               "# deliver, tag (a Subject prefix) or hold (until canary release), per relation."]
     lines += [f'{r.value} = "{config.policy.actions.get(r, DEFAULT_ACTIONS[r]).value}"'
@@ -460,6 +552,6 @@ def delivery_toml(config: DeliveryConfig) -> list[str]:
     lines += [f'retired = "{config.policy.retired.value}"',
               f'pending = "{config.policy.pending.value}"']
     for slug, actions in sorted(config.policy.companies.items()):
-        lines += ["", f"[delivery.policy.companies.{json.dumps(slug)}]"]
+        lines += ["", f"[delivery.policy.companies.{toml_string(slug)}]"]
         lines += [f'{r.value} = "{a.value}"' for r, a in actions.items()]
     return lines

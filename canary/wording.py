@@ -7,6 +7,7 @@ and the letters say the same thing the same way. Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 
@@ -23,3 +24,15 @@ def day(moment: datetime) -> str:
 def plural(count: int, word: str, many: str | None = None) -> str:
     """`1 message`, `3 messages`; `many` for words whose plural is not word + s."""
     return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
+
+
+def toml_string(text: str) -> str:
+    """`text` as a TOML basic string, for the config Canary writes: every character kept
+    (emoji too), control characters escaped as TOML requires."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return quoted.replace("\x7f", "\\u007F")
+
+
+def toml_number(value: float) -> str:
+    """A number as TOML, exactly: `5`, `0.5`, `1234567`."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

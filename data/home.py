@@ -8,7 +8,6 @@ and the database are mode 0600; the secret is never printed.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import tomllib
@@ -37,6 +36,7 @@ from canary.errors import (
     NotInitialised,
     SecretDamaged,
 )
+from canary.wording import toml_string
 from data.database import Store, sqlite_url
 from data.deliveries import register_destinations
 
@@ -147,7 +147,7 @@ def write_private(path: Path, content: bytes) -> None:
 
 
 def _toml_list(values: Iterable[str]) -> str:
-    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+    return "[" + ", ".join(toml_string(v) for v in values) + "]"
 
 
 def _config_text(config: Config) -> str:
@@ -158,10 +158,10 @@ def _config_text(config: Config) -> str:
     ]
     if config.database:
         lines += ["# database: used when no --db / CANARY_DB is given.",
-                  f"database = {json.dumps(config.database)}"]
+                  f"database = {toml_string(config.database)}"]
     if config.dns:
         lines += ["# dns: HOST[:PORT] of the resolver for SPF/DKIM/DMARC (default: the system's).",
-                  f"dns = {json.dumps(config.dns)}"]
+                  f"dns = {toml_string(config.dns)}"]
     lines += [
         "",
         "[authentication]",
