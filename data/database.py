@@ -87,6 +87,10 @@ class Store:
                 url, "give a URL such as sqlite:////var/lib/canary/canary.db"
             ) from error
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.directory: Path | None = None
+        """The directory of an SQLite database file: the disk whose free space matters."""
+        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
+            self.directory = Path(parsed.database).parent
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 _create_private_file(Path(parsed.database))

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from canary.aliases import RecipientKind, check_recipient
 from data.database import Store
 from data.mailstore import Delivery, IssuedAddress, ProbeAttempt, issued_alias
 from smtp_listener import replies
+from smtp_listener.limits import STREAM_LIMIT, Clients, DiskSpace, data_deadline
 from smtp_listener.writer import DeliveryWriter, StoreFailed
 
 log = logging.getLogger("canary.listener")
@@ -113,6 +114,8 @@ class CanaryHandler:
         aliases: IssuedAliases,
         writer: DeliveryWriter,
         clock: Callable[[], datetime],
+        clients: Clients,
+        disk: DiskSpace,
         xforward_peers: frozenset[str] = frozenset(),
     ) -> None:
         self._domains = domains
@@ -120,7 +123,10 @@ class CanaryHandler:
         self._aliases = aliases
         self._writer = writer
         self._clock = clock
+        self._clients = clients
+        self._disk = disk
         self._xforward_peers = xforward_peers
+        self._disk_full_logged = False
 
     def may_xforward(self, session: Session) -> bool:
         return _peer_ip(session) in self._xforward_peers
@@ -133,6 +139,23 @@ class CanaryHandler:
         if self.may_xforward(session):
             responses.insert(-1, f"250-XFORWARD {XFORWARD_ATTRIBUTES}")
         return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: CanaryEnvelope, address: str,
+        mail_options: list[str],
+    ) -> str:
+        if not self._disk.enough():
+            if not self._disk_full_logged:
+                log.error("the disk holding the database is nearly full: new mail gets 452 "
+                          "until there is room")
+                self._disk_full_logged = True
+            return str(replies.NO_SPACE)
+        if self._disk_full_logged:
+            log.warning("there is room on the disk again: accepting mail")
+            self._disk_full_logged = False
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return str(replies.SENDER_OK)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: CanaryEnvelope, address: str,
@@ -151,6 +174,8 @@ class CanaryHandler:
             reply = replies.RETIRED
         elif recipient.kind is RecipientKind.FOREIGN:
             reply = replies.RELAY_DENIED
+        elif self._clients.probe(envelope.client_addr or _peer_ip(session)):
+            reply = replies.TOO_MANY_PROBES  # counted, not written: a flood stays in memory
         else:
             reply = replies.NO_SUCH_ALIAS
             self._writer.record_probe(
@@ -190,12 +215,19 @@ class CanaryHandler:
 
 
 class CanarySMTP(SMTP):
-    """aiosmtpd's SMTP with Canary's envelope and a line limit fit for real mail.
+    """aiosmtpd's SMTP with Canary's envelope, limits per client, and a DATA reader of its own.
 
-    Marketing mail often has lines far over RFC 5321's 1,000 bytes. The line
-    limit is raised just above the size limit, so a long line is accepted and
-    an over-size message gets 552, not "line too long".
+    Command lines are read with a small buffer (`STREAM_LIMIT`): a client
+    sending an endless command line costs kilobytes, not the message size.
+    DATA lines may be as long as the message (marketing mail often has lines
+    far over RFC 5321's 1,000 bytes): they are read in pieces up to the size
+    limit, and an over-size message gets 552 once it has been read. A
+    message must keep arriving at `min_data_rate` beyond the idle timeout, so
+    a client trickling bytes cannot hold a connection for ever. After
+    `error_limit` error replies the session is closed with 421.
     """
+
+    line_length_limit = STREAM_LIMIT
 
     def __init__(
         self,
@@ -203,19 +235,58 @@ class CanarySMTP(SMTP):
         *,
         data_size_limit: int,
         connections: set[CanarySMTP],
+        clients: Clients,
         **kwargs: Any,
     ) -> None:
-        self.line_length_limit = data_size_limit + 1024
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
         self._connections = connections
+        self._clients = clients
+        self._client: str | None = None
+        self._refused = False
+        self._errors = 0
         self._in_data = False
+        self._data_started = 0.0
+        self._data_bytes = 0
         self._activity_at = 0.0
         self._activity_granularity = min(ACTIVITY_GRANULARITY, self._timeout_duration / 4)
 
     def _create_envelope(self) -> CanaryEnvelope:
         return CanaryEnvelope()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._client is None and not self._refused:  # not the STARTTLS re-entry
+            self._clients.accepted()
+            peer = transport.get_extra_info("peername")
+            client = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+            why = self._clients.admit(client)
+            if why is not None:
+                self._refused = True
+                log.info("peer=%s refused: %s", client, why)
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(f"{replies.TOO_MANY_CONNECTIONS}\r\n".encode())
+                transport.close()
+                return
+            self._client = client
+            self._connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        self._connections.discard(self)
+        if self._client is not None:
+            self._clients.release(self._client)
+            self._client = None
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return False
+        return super().eof_received()
+
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         # aiosmtpd restarts the idle timer only when a command arrives, so a
         # message still arriving over a slow link was cut `timeout` seconds
         # after DATA. Any bytes from the client count as activity; the timer
@@ -226,30 +297,84 @@ class CanarySMTP(SMTP):
             if now - self._activity_at >= self._activity_granularity:
                 self._activity_at = now
                 self._reset_timeout()
+            if self._in_data:
+                self._data_bytes += len(data)
+                allowed = data_deadline(self._timeout_duration, self._data_bytes,
+                                        self._clients.limits.min_data_rate)
+                if now - self._data_started > allowed:
+                    log.info("peer=%s message arriving too slowly (%d bytes in %.0f s): closed",
+                             self._client, self._data_bytes, now - self._data_started)
+                    self._close_with(replies.DATA_TOO_SLOW)
+                    return
         super().data_received(data)
 
-    async def push(self, status: AnyStr) -> None:
-        # A line longer than the line limit (just above the size limit) makes the
-        # message over-size too; say so with 552 rather than aiosmtpd's 500.
-        if isinstance(status, str) and self._in_data and replies.code_of(status) == 500:
-            await super().push(str(replies.TOO_BIG))
-        else:
-            await super().push(status)
+    def _close_with(self, reply: replies.Reply) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            assert isinstance(self.transport, asyncio.WriteTransport)
+            self.transport.write(f"{reply}\r\n".encode())
+            self.transport.close()
 
+    async def push(self, status: AnyStr) -> None:
+        await super().push(status)
+        code = replies.code_of(status) if isinstance(status, str) else None
+        if code is None or code < 400 or code == 421:
+            return
+        self._errors += 1
+        if (self._errors >= self._clients.limits.error_limit and self._client is not None
+                and not self._clients.exempt(self._client)):
+            log.info("peer=%s closed after %d errors", self._client, self._errors)
+            self._close_with(replies.TOO_MANY_ERRORS)
+
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._in_data = True
+        self._data_started, self._data_bytes = self.loop.time(), 0
         try:
-            await super().smtp_DATA(arg)
+            content = await self._read_data()
         finally:
             self._in_data = False
+        if content is None:
+            self.envelope = self._create_envelope()
+            await self.push(str(replies.TOO_BIG))
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self.envelope = self._create_envelope()
+        await self.push("250 OK" if status is MISSING else status)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._connections.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._connections.discard(self)
-        super().connection_lost(error)
+    async def _read_data(self) -> bytes | None:
+        """The message up to the lone dot, dot-unstuffed (RFC 5321 4.5.2); None if it is
+        over the size limit (read to its end all the same, keeping none of it)."""
+        limit = self.data_size_limit
+        data = bytearray()
+        size = 0
+        at_line_start = True
+        too_big = False
+        while self.transport is not None:
+            try:
+                piece = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as error:
+                piece = await self._reader.read(error.consumed)
+            if at_line_start and piece == b".\r\n":
+                return None if too_big else bytes(data)
+            size += len(piece)
+            if limit and size > limit and not too_big:
+                too_big = True
+                data = bytearray()
+            if not too_big:
+                data += piece[1:] if at_line_start and piece.startswith(b".") else piece
+            at_line_start = piece.endswith(b"\r\n")
+        return None
 
     async def smtp_XFORWARD(self, argument: str | None) -> None:
         """Postfix's XFORWARD: a trusted relay passes the original client's address and HELO."""

@@ -27,6 +27,7 @@ class Reply:
 
 
 OK = Reply(250, "2.0.0", "OK")
+SENDER_OK = Reply(250, "2.1.0", "OK")
 RECIPIENT_OK = Reply(250, "2.1.5", "OK")
 STORED = Reply(250, "2.0.0", "Message stored")
 RELAY_DENIED = Reply(550, "5.7.1",
@@ -37,6 +38,12 @@ TOO_BIG = Reply(552, "5.3.4", "Message exceeds the size limit")
 STORE_FAILED = Reply(451, "4.3.0", "Temporary failure storing the message, please retry later")
 INTERNAL_ERROR = Reply(451, "4.3.0", "Temporary local problem, please retry later")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, please retry later")
+TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections, please retry later")
+TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors in this session, closing")
+TOO_MANY_PROBES = Reply(450, "4.7.1",
+                        "Too many unknown recipients from your address, please slow down")
+DATA_TOO_SLOW = Reply(421, "4.4.2", "The message is arriving too slowly, closing")
+NO_SPACE = Reply(452, "4.3.1", "Insufficient system storage, please retry later")
 XFORWARD_DENIED = Reply(550, "5.7.0", "XFORWARD is accepted only from trusted relays")
 XFORWARD_SYNTAX = Reply(501, "5.5.4", "Syntax: XFORWARD attribute=value ... before MAIL")
 

@@ -16,14 +16,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from canary.delivery import DeliveryConfig
 from data.database import Store
 from data.home import DEFAULT_XFORWARD_PEERS
 from smtp_listener.analysis import AnalysisConfig
 from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
+from smtp_listener.limits import ClientLimits, Clients, DiskSpace
 from smtp_listener.worker import Worker, WorkerConfig
 from smtp_listener.writer import DeliveryWriter, StoreUnavailable
 
@@ -52,6 +54,8 @@ class ListenerSettings:
     """Peers whose XFORWARD (original client address and HELO) is believed."""
     alias_cache_seconds: float = ALIAS_CACHE_SECONDS
     """How long an issued alias is remembered; a retirement takes effect within it."""
+    limits: ClientLimits = field(default_factory=ClientLimits)
+    """What one client may cost: connections, errors, probes, slow DATA, disk space."""
 
 
 class Listener:
@@ -73,10 +77,13 @@ class Listener:
             store.url, analysis, delivery,
             delivery.authserv_id or (sorted(domains)[0] if domains else "canary")))
         self._writer = DeliveryWriter(store, on_commit=self._worker.notify)
+        self.clients = Clients(settings.limits, settings.xforward_peers)
         self._handler = CanaryHandler(
             domains=domains, secret=secret,
             aliases=IssuedAliases(store, settings.alias_cache_seconds),
-            writer=self._writer, clock=clock, xforward_peers=settings.xforward_peers,
+            writer=self._writer, clock=clock, clients=self.clients,
+            disk=DiskSpace(store.directory, settings.limits),
+            xforward_peers=settings.xforward_peers,
         )
         self._connections: set[CanarySMTP] = set()
         self._server: asyncio.Server | None = None
@@ -86,6 +93,7 @@ class Listener:
         return CanarySMTP(
             self._handler,
             connections=self._connections,
+            clients=self.clients,
             data_size_limit=self._settings.max_size,
             enable_SMTPUTF8=True,
             decode_data=False,
@@ -100,6 +108,7 @@ class Listener:
         then nothing listens, rather than a listener that can only answer 451.
         """
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_exception)
         self._server = await loop.create_server(
             self._protocol, host=self._settings.host, port=self._settings.port,
             start_serving=False,
@@ -115,6 +124,13 @@ class Listener:
         host, port = self._server.sockets[0].getsockname()[:2]
         log.info("listening on %s port %d", host, port)
         return str(host), int(port)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Out of file descriptors, asyncio logs a traceback per accept attempt: said once."""
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            self.clients.accept_failed()
+            return
+        loop.default_exception_handler(context)
 
     async def stop(self) -> None:
         """Stop accepting, finish transactions under way, then close everything."""

@@ -1,0 +1,170 @@
+"""What one client may cost the listener: connections, errors, probes, time, disk.
+
+An internet-facing SMTP server limits each client so that one cannot take
+the service from everyone else. Canary follows Postfix's defaults where
+Postfix has one, and says where it differs:
+
+- connections in all: 100 (Postfix: `default_process_limit` 100);
+- connections per client address: 50 (`smtpd_client_connection_count_limit`
+  50); beyond either, `421 4.7.0` at once;
+- error replies per session: 20, then `421` and close
+  (`smtpd_hard_error_limit` 20);
+- RCPTs to never-issued addresses per client address per minute: 60, then
+  `450 4.7.1` (Postfix has no such limit by default; Canary records each
+  probe, so it bounds what a guesser can make it write);
+- command lines: 512 octets plus extensions (RFC 5321), held in a 64 KiB
+  buffer at most; DATA lines may be as long as the message;
+- DATA: the idle timeout (300 s) plus one second per 500 bytes received, then
+  `421 4.4.2` (Postfix 3.7's per-request deadline with
+  `smtpd_min_data_rate` 500);
+- free space at MAIL FROM: 100 MB or 1 % of the disk, whichever is larger,
+  else `452 4.3.1` (Postfix: `queue_minfree`, at least 1.5 times the message
+  size limit).
+
+Relays allowed to XFORWARD (a Postfix in front of Canary) speak for many
+clients, so the per-client limits do not apply to them.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 50
+DEFAULT_ERROR_LIMIT = 20
+DEFAULT_PROBE_LIMIT = 60
+"""RCPTs to never-issued addresses per client address per minute."""
+DEFAULT_MIN_DATA_RATE = 500
+"""Bytes per second a message must keep arriving at, beyond the idle timeout."""
+DEFAULT_MIN_FREE_BYTES = 100 * 1024 * 1024
+DEFAULT_MIN_FREE_RATIO = 0.01
+COMMAND_LINE_LIMIT = 512
+"""RFC 5321's command line; aiosmtpd adds room for the SIZE and SMTPUTF8 extensions."""
+STREAM_LIMIT = 64 * 1024
+"""Bytes buffered while looking for a line end: commands longer than a line are refused
+and never held in memory whole; DATA lines longer than this are read in pieces."""
+log = logging.getLogger("canary.listener")
+
+PROBE_WINDOW = 60.0
+DISK_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT
+    error_limit: int = DEFAULT_ERROR_LIMIT
+    probe_limit: int = DEFAULT_PROBE_LIMIT
+    min_data_rate: int = DEFAULT_MIN_DATA_RATE
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES
+    min_free_ratio: float = DEFAULT_MIN_FREE_RATIO
+
+
+class Clients:
+    """Counts connections and recent probes per client address, for the whole listener."""
+
+    def __init__(self, limits: ClientLimits, exempt: frozenset[str],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._exempt = exempt
+        self._clock = clock
+        self._connections: collections.Counter[str] = collections.Counter()
+        self._total = 0
+        self._probes: dict[str, collections.deque[float]] = {}
+        self.refused = 0
+        """Connections refused over a limit, since start."""
+        self.out_of_descriptors = False
+        self.descriptor_episodes = 0
+        """Times the process ran out of file descriptors, since start."""
+
+    def accept_failed(self) -> None:
+        """The event loop could not accept a connection for want of file descriptors (it
+        pauses accepting, then tries again): said once per episode, not per attempt."""
+        if not self.out_of_descriptors:
+            self.out_of_descriptors = True
+            self.descriptor_episodes += 1
+            log.error("out of file descriptors: new connections wait until some close "
+                      "(episode %d); raise the limit (ulimit -n, LimitNOFILE=) or lower "
+                      "--max-connections", self.descriptor_episodes)
+
+    def accepted(self) -> None:
+        if self.out_of_descriptors:
+            self.out_of_descriptors = False
+            log.warning("file descriptors are free again: accepting connections")
+
+    def exempt(self, address: str) -> bool:
+        return address in self._exempt
+
+    def admit(self, address: str) -> str | None:
+        """Count a new connection; None if it may stay, else why it may not."""
+        if self._total >= self.limits.max_connections:
+            self.refused += 1
+            return "too many connections"
+        if (not self.exempt(address)
+                and self._connections[address] >= self.limits.max_connections_per_client):
+            self.refused += 1
+            return "too many connections from your address"
+        self._connections[address] += 1
+        self._total += 1
+        return None
+
+    def release(self, address: str) -> None:
+        if self._connections[address] > 0:
+            self._connections[address] -= 1
+            self._total -= 1
+            if not self._connections[address]:
+                del self._connections[address]
+
+    def probe(self, address: str) -> bool:
+        """Count an RCPT to a never-issued address; True once the client is over its rate."""
+        if self.exempt(address):
+            return False
+        now = self._clock()
+        recent = self._probes.setdefault(address, collections.deque())
+        while recent and now - recent[0] > PROBE_WINDOW:
+            recent.popleft()
+        recent.append(now)
+        if len(self._probes) > 10_000:  # bounded memory under a spread-out attack
+            stale = [a for a, q in self._probes.items() if now - q[-1] > PROBE_WINDOW]
+            for gone in stale:
+                del self._probes[gone]
+        return len(recent) > self.limits.probe_limit
+
+
+def data_deadline(idle_timeout: float, received: int, min_rate: int) -> float:
+    """Seconds a message may take so far: the idle timeout, plus its size at `min_rate`."""
+    return idle_timeout + received / max(min_rate, 1)
+
+
+class DiskSpace:
+    """Whether the disk the mail is stored on has room, checked at most once a second."""
+
+    def __init__(self, path: Path | None, limits: ClientLimits,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._path = path
+        self._limits = limits
+        self._clock = clock
+        self._checked_at = float("-inf")
+        self._enough = True
+
+    def enough(self) -> bool:
+        if self._path is None:
+            return True  # a database server's disk is its own concern
+        now = self._clock()
+        if now - self._checked_at >= DISK_CHECK_SECONDS:
+            self._checked_at = now
+            try:
+                usage = shutil.disk_usage(self._path)
+            except OSError:
+                self._enough = True  # cannot tell: the commit will say
+            else:
+                needed = max(self._limits.min_free_bytes,
+                             int(usage.total * self._limits.min_free_ratio))
+                self._enough = usage.free >= needed
+        return self._enough
