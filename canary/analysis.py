@@ -10,7 +10,7 @@ relates to the company (`canary.attribution`), and whether it is marketing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from canary.attribution import Attribution, CompanyContext, attribute_message
 from canary.authentication import Authentication, DnsAnswer
@@ -30,6 +30,13 @@ class Analysis:
     dns_answers: tuple[DnsAnswer, ...] = ()
     marketing: tuple[bool, str] | None = None
     """Whether it is marketing, and why (`canary.consent.is_marketing`)."""
+
+    def settled_despite(self, problem: str) -> Analysis:
+        """This analysis, made although some checks could not be done, saying which: the
+        failed checks count as not passed, so they can only make Canary say less."""
+        attribution = replace(self.attribution,
+                              reason=f"{self.attribution.reason}; settled with {problem}")
+        return replace(self, attribution=attribution)
 
 
 def attribute(

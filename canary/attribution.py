@@ -261,6 +261,10 @@ def _claims_company(facts: MessageFacts, auth: Authentication, esp: EspSending |
                                f"{claimed} authenticated before forwarding ({how}, recorded in an "
                                f"ARC seal of {vouch.sealer})",
                                AuthenticatedBy(AuthMethod.ARC, vouch.sealer))
+    if auth.dmarc.result is Result.TEMPERROR:
+        return Attribution(Relation.UNPROVEN, own,
+                           f"claims {claimed}, whose DMARC policy could not be looked up (DNS "
+                           "failed)")
     esp_authenticated = esp is not None and esp.authenticated_by is not None
     policy = auth.dmarc.policy
     if policy is not None and auth.dmarc.result is Result.FAIL:

@@ -11,6 +11,15 @@ import typer
 
 from canary.errors import CanaryError
 from cli.workspace import DbOption, DnsOption, HomeOption, noun_app, workspace
+from smtp_listener.limits import (
+    DEFAULT_ERROR_LIMIT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    DEFAULT_MIN_DATA_RATE,
+    DEFAULT_MIN_FREE_BYTES,
+    DEFAULT_PROBE_LIMIT,
+    ClientLimits,
+)
 from smtp_listener.server import (
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
@@ -52,16 +61,52 @@ def serve(
         float, typer.Option("--idle-timeout", min=1, help="Seconds before an idle connection "
                             "is closed.")
     ] = DEFAULT_IDLE_TIMEOUT,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", min=1,
+                          help="Connections at once, in all; more get 421 (Postfix: 100).")
+    ] = DEFAULT_MAX_CONNECTIONS,
+    max_connections_per_client: Annotated[
+        int, typer.Option("--max-connections-per-client", min=1,
+                          help="Connections at once from one address; more get 421 (Postfix: "
+                          "50). Relays allowed to XFORWARD are exempt.")
+    ] = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    error_limit: Annotated[
+        int, typer.Option("--error-limit", min=1,
+                          help="Error replies in one session before 421 and close (Postfix: "
+                          "20).")
+    ] = DEFAULT_ERROR_LIMIT,
+    probe_limit: Annotated[
+        int, typer.Option("--probe-limit", min=1,
+                          help="Recipients that are no alias, per client address per minute, "
+                          "before 450.")
+    ] = DEFAULT_PROBE_LIMIT,
+    min_data_rate: Annotated[
+        int, typer.Option("--min-data-rate", min=1,
+                          help="Bytes per second a message must keep arriving at, beyond the "
+                          "idle timeout, before 421 (Postfix: 500).")
+    ] = DEFAULT_MIN_DATA_RATE,
+    min_free_mb: Annotated[
+        int, typer.Option("--min-free-mb", min=0,
+                          help="Free disk space below which MAIL FROM gets 452 (or 1 % of the "
+                          "disk, if larger).")
+    ] = DEFAULT_MIN_FREE_BYTES // (1024 * 1024),
     home: HomeOption = None,
     db: DbOption = None,
     dns: DnsOption = None,
 ) -> None:
-    """Run the SMTP listener until SIGINT/SIGTERM; it analyses mail as it arrives."""
+    """Run the SMTP listener until SIGINT/SIGTERM; it analyses and delivers mail as it
+    arrives."""
     configure_logging()
+    limits = ClientLimits(max_connections=max_connections,
+                          max_connections_per_client=max_connections_per_client,
+                          error_limit=error_limit, probe_limit=probe_limit,
+                          min_data_rate=min_data_rate,
+                          min_free_bytes=min_free_mb * 1024 * 1024)
     with workspace(ctx, home, db, dns) as space:
         settings = ListenerSettings(host=host, port=port, max_size=max_size,
                                     idle_timeout=idle_timeout,
-                                    xforward_peers=frozenset(space.config.xforward_peers))
+                                    xforward_peers=frozenset(space.config.xforward_peers),
+                                    limits=limits)
         listener = Listener(space.store, domains=frozenset(space.config.domains),
                             secret=space.secret, settings=settings,
                             analysis=space.analysis_config(),

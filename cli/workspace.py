@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -186,7 +186,8 @@ class Workspace:
         """How this home analyses mail: its DNS, and the upstreams and ARC sealers it trusts."""
         return AnalysisConfig(dns=self.dns_setting,
                               trusted_upstream=self.config.trusted_authserv_ids,
-                              trusted_sealers=self.config.trusted_arc_sealers)
+                              trusted_sealers=self.config.trusted_arc_sealers,
+                              dns_retry_for=timedelta(days=self.config.dns_retry_days))
 
 
 @contextmanager

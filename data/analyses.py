@@ -51,6 +51,7 @@ class PendingMessage:
     attempts: int
     failures: int = 0
     unreadable: str | None = None
+    received_at: datetime | None = None
 
     @property
     def null_sender(self) -> bool:
@@ -134,7 +135,7 @@ def pending_messages(session: Session, limit: int, now: datetime) -> list[Pendin
         pending.append(
             PendingMessage(message.id, message.sha256, raw, companies[company_id],
                            message.peer_ip, message.mail_from, message.helo, message.attempts,
-                           message.failures, unreadable)
+                           message.failures, unreadable, message.received_at)
         )
     return pending
 

@@ -138,13 +138,24 @@ class Store:
             yield session
             session.commit()
 
-    def writer_connection(self) -> Connection:
+    def writer_connection(self, busy_timeout: float | None = None) -> Connection:
         """A long-lived bare connection for the listener's store process.
 
         Each group is written in `with connection.begin(): …`; keeping the
-        connection saves a pool checkout and reset per group.
+        connection saves a pool checkout and reset per group. `busy_timeout`
+        (seconds, SQLite) is how long a group waits for a lock another process
+        holds before it fails, to be answered 451 and retried by its senders.
         """
-        return self._writer.connect()
+        connection = self._writer.connect()
+        if busy_timeout is not None and self.is_sqlite:
+            connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+                f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        return connection
+
+    def check_readable(self) -> None:
+        """Raise if the database cannot be opened and read; never waits for a write lock."""
+        with self._reader.connect() as connection:
+            connection.exec_driver_sql("SELECT 1 FROM rawmessage LIMIT 0")
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

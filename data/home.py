@@ -36,7 +36,7 @@ from canary.errors import (
     NotInitialised,
     SecretDamaged,
 )
-from canary.wording import toml_string
+from canary.wording import toml_number, toml_string
 from data.database import Store, sqlite_url
 from data.deliveries import register_destinations
 
@@ -62,6 +62,8 @@ class Config:
     trusted_authserv_ids: tuple[str, ...] = ()
     """Upstream MTAs whose Authentication-Results headers are believed."""
     trusted_arc_sealers: tuple[str, ...] = ()
+    dns_retry_days: float = 3.0
+    """How long a message whose DNS keeps failing is tried again before it is settled."""
     """ARC sealers (forwarders, list servers) whose record of a message's authentication
     is believed, besides each company's own domains."""
     xforward_peers: tuple[str, ...] = DEFAULT_XFORWARD_PEERS
@@ -104,6 +106,7 @@ class Home:
             dns=str(dns) if dns else None,
             trusted_authserv_ids=self._strings(authentication, "trusted_authserv_ids", ()),
             trusted_arc_sealers=self._strings(authentication, "trusted_arc_sealers", ()),
+            dns_retry_days=self._days(authentication, "dns_retry_days", 3.0),
             xforward_peers=self._strings(listener, "xforward_peers", DEFAULT_XFORWARD_PEERS),
             delivery=self._delivery(document.get("delivery")),
         )
@@ -125,6 +128,13 @@ class Home:
         if database_url is None and self.config_path.exists():
             database_url = self.config().database
         return Store(database_url or sqlite_url(self.database_path))
+
+    def _days(self, table: object, key: str, default: float) -> float:
+        value = table.get(key, default) if isinstance(table, dict) else default
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not 0 < value <= 365):
+            raise ConfigInvalid(self.config_path, f"{key} must be a number of days from 0 to 365")
+        return float(value)
 
     def _strings(self, table: object, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         if not isinstance(table, dict) or key not in table:
@@ -170,6 +180,9 @@ def _config_text(config: Config) -> str:
         "# ARC sealers (forwarders, list servers) whose record of a message's authentication",
         "# Canary believes, besides each company's own domains.",
         f"trusted_arc_sealers = {_toml_list(config.trusted_arc_sealers)}",
+        "# Days a message whose DNS keeps failing is tried again before it is settled with",
+        "# what is known (the report says so).",
+        f"dns_retry_days = {toml_number(config.dns_retry_days)}",
         "",
         "[listener]",
         "# Relays allowed to pass the original client address with XFORWARD (Postfix).",
@@ -221,6 +234,7 @@ def init_home(
         trusted_arc_sealers=(tuple(normalise_domain(d) for d in trusted_arc_sealers)
                              or previous.trusted_arc_sealers),
         xforward_peers=previous.xforward_peers,
+        dns_retry_days=previous.dns_retry_days,
         delivery=_with_destinations(previous.delivery, deliver),
     )
     if delivery_policy is not None:

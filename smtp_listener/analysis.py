@@ -50,6 +50,8 @@ FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=6)
 MAX_FAILURES = 3
 """Failed analyses of one message before it is set aside (a bug of Canary's, not the mail's)."""
+DNS_BUDGET = 20.0
+DNS_RETRY_FOR = timedelta(days=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,13 @@ class AnalysisConfig:
     lifetime: float = DEFAULT_LIFETIME
     trusted_upstream: tuple[str, ...] = ()
     trusted_sealers: tuple[str, ...] = ()
+    budget: float = DNS_BUDGET
+    dns_retry_for: timedelta = DNS_RETRY_FOR
 
     def settings(self) -> AnalysisSettings:
         resolver = Resolver.from_setting(self.dns, timeout=self.timeout, lifetime=self.lifetime)
-        return AnalysisSettings(resolver, self.trusted_upstream, self.trusted_sealers)
+        return AnalysisSettings(resolver, self.trusted_upstream, self.trusted_sealers,
+                                self.budget, self.dns_retry_for)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,11 @@ class AnalysisSettings:
     """authserv-ids whose Authentication-Results headers are believed."""
     trusted_sealers: tuple[str, ...] = ()
     """ARC sealers whose record of a message's authentication is believed."""
+    budget: float = DNS_BUDGET
+    """Seconds of DNS one message may use per attempt; then it waits for a later one."""
+    dns_retry_for: timedelta = DNS_RETRY_FOR
+    """How long a message waiting on DNS is tried again before it is settled with what is
+    known, saying so."""
 
     @classmethod
     def from_setting(cls, dns: str | None, trusted_upstream: tuple[str, ...] = (),
@@ -98,20 +108,33 @@ class AnalysisFailure:
 
 
 def analyse_message(
-    message: PendingMessage, settings: AnalysisSettings
+    message: PendingMessage, settings: AnalysisSettings, *,
+    stopping: Callable[[], bool] = lambda: False, now: datetime | None = None,
 ) -> Analysis | TemporaryFailure | AnalysisFailure:
-    """Everything Canary can find out about one stored message."""
+    """Everything Canary can find out about one stored message.
+
+    While DNS fails, the message waits for a later attempt; after
+    `dns_retry_for` it is settled with what is known, and its reason says so.
+    """
     if message.raw is None:
         return AnalysisFailure(message.unreadable or "stored message cannot be read back")
     facts = read_message(message.raw)
     envelope = EnvelopeFacts(message.peer_ip, message.mail_from, message.helo)
     auth, answers = authenticate(message.raw, facts, envelope, settings.resolver,
-                                 settings.trusted_upstream, claimed=message.company.domains)
+                                 settings.trusted_upstream, claimed=message.company.domains,
+                                 budget=settings.budget, stopping=stopping)
+    company = with_sealers(message.company, settings.trusted_sealers)
     if auth.temporary:
         failed = [d.reason for d in auth.dkim if d.result is Result.TEMPERROR]
-        return TemporaryFailure("; ".join([auth.spf.explanation, *failed]).strip("; ")
-                                or "temporary DNS failure")
-    company = with_sealers(message.company, settings.trusted_sealers)
+        problem = ("; ".join([auth.spf.explanation, *failed]).strip("; ")
+                   or "temporary DNS failure")
+        waited = (now - message.received_at if now and message.received_at else None)
+        if stopping() or waited is None or waited < settings.dns_retry_for:
+            return TemporaryFailure(problem)
+        analysis = attribute(facts, auth, company, null_sender=message.null_sender,
+                             dns_answers=answers)
+        return analysis.settled_despite(
+            f"DNS still failing after {waited.days} days ({problem[:120]})")
     return attribute(facts, auth, company, null_sender=message.null_sender, dns_answers=answers)
 
 
@@ -120,10 +143,11 @@ def _retry_delay(attempts: int) -> timedelta:
 
 
 def _analyse_safely(
-    message: PendingMessage, settings: AnalysisSettings
+    message: PendingMessage, settings: AnalysisSettings, stopping: Callable[[], bool],
+    now: datetime,
 ) -> Analysis | TemporaryFailure | AnalysisFailure:
     try:
-        return analyse_message(message, settings)
+        return analyse_message(message, settings, stopping=stopping, now=now)
     except (OSError, MemoryError) as error:
         # Canary's own trouble (file descriptors, memory), not the message's: try again later.
         log.warning("analysis of message %s deferred: %r", message.sha256, error)
@@ -173,7 +197,10 @@ def analyse_pending(
     for message in pending:
         if should_stop():
             break
-        save_result(store, message, _analyse_safely(message, settings), clock(), settings)
+        result = _analyse_safely(message, settings, should_stop, clock())
+        if isinstance(result, TemporaryFailure) and should_stop():
+            break  # interrupted, not failed: it stays due, as it was
+        save_result(store, message, result, clock(), settings)
         done += 1
     return done
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import ipaddress
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from canary.domains import organisational_domain
 from canary.message import MessageFacts
 from smtp_listener.resolver import DnsTemporaryFailure, Lookup, Recorder, Resolver
 
+MAX_DKIM_SIGNATURES = 10
+"""Signatures verified per message; honest mail carries one to three."""
 SPF_LOOKUP_SECONDS = 20.0
 
 
@@ -180,7 +183,12 @@ def check_arc(resolver: Lookup, recorder: Recorder, raw: bytes, facts: MessageFa
 
 
 def check_dkim(resolver: Lookup, recorder: Recorder, raw: bytes) -> tuple[DkimResult, ...]:
-    """Verify every DKIM-Signature of the message."""
+    """Verify the message's DKIM signatures: the first `MAX_DKIM_SIGNATURES`, each once.
+
+    A message with hundreds of signatures is no honest message; the ones past
+    the cap are recorded as not checked (`none`), so they neither pass nor
+    fail, and the message costs bounded time.
+    """
     try:
         verifier = dkim.DKIM(raw, minkey=1024, timeout=max(1, int(resolver.lifetime)))
     except (dkim.DKIMException, ValueError, IndexError) as error:
@@ -192,6 +200,11 @@ def check_dkim(resolver: Lookup, recorder: Recorder, raw: bytes) -> tuple[DkimRe
         domain = tags.get(b"d", b"").decode("ascii", "replace").strip().lower()
         selector = tags.get(b"s", b"").decode("ascii", "replace").strip()
         algorithm = tags.get(b"a", b"").decode("ascii", "replace").strip()
+        if index >= MAX_DKIM_SIGNATURES:
+            results.append(DkimResult(Result.NONE, domain, selector, algorithm,
+                                      f"not checked: only the first {MAX_DKIM_SIGNATURES} "
+                                      "signatures are"))
+            continue
         temporary: list[str] = []
         lookup = _key_lookup(resolver, recorder, temporary)
 
@@ -252,14 +265,19 @@ def authenticate(
     trusted_upstream: Iterable[str] = (),
     *,
     claimed: Iterable[str] = (),
+    budget: float | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> tuple[Authentication, list[DnsAnswer]]:
     """All checks for one message, and the DNS answers they used.
 
     `claimed` are the organisations of the company whose alias received the
     message: when From claims one of them and its domain publishes no DMARC,
-    the From domain's own SPF is checked too.
+    the From domain's own SPF is checked too. After `budget` seconds (or once
+    `stopping` says so) DNS questions not answered from the cache fail as
+    temporary: the message is tried again later, and other mail goes on.
     """
-    recorder = Recorder()
+    recorder = Recorder(deadline=time.monotonic() + budget if budget is not None else None,
+                        stopping=stopping)
     upstream = read_upstream(facts.authentication_results, trusted_upstream)
     vouched_by = None
     if upstream is not None and upstream.spf is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,6 +32,10 @@ DEFAULT_LIFETIME = 5.0
 DEFAULT_CACHE_SIZE = 10_000
 NEGATIVE_TTL = 300
 """Seconds an NXDOMAIN or empty answer is remembered."""
+FAILURE_TTL = 60.0
+"""Seconds a timeout or server failure is remembered: a message with many signatures at a
+silent domain costs one timeout per name, not one per signature, and the next messages
+none."""
 
 
 class DnsTemporaryFailure(Exception):
@@ -65,9 +69,23 @@ class RecordedAnswers:
 
 @dataclass
 class Recorder:
-    """Collects the answers used while authenticating one message."""
+    """Collects the answers used while authenticating one message, within its time budget.
+
+    Past `deadline` (a `time.monotonic()` value), or once `stopping` says so,
+    questions the cache cannot answer fail at once as temporary: one message
+    never holds analysis for long, and shutdown does not wait on DNS.
+    """
 
     answers: list[DnsAnswer] = field(default_factory=list)
+    deadline: float | None = None
+    stopping: Callable[[], bool] = lambda: False
+
+    def out_of_time(self) -> str | None:
+        if self.stopping():
+            return "analysis is stopping"
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return "the message's time budget for DNS ran out"
+        return None
 
     def add(self, answer: DnsAnswer) -> None:
         if answer not in self.answers:
@@ -114,7 +132,8 @@ class Resolver:
         self.server: str | None = None
         """The `HOST[:PORT]` it was made for (`from_setting`), to make another like it."""
         self._resolver = resolver
-        self._cache: OrderedDict[tuple[str, str], tuple[float, DnsAnswer]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[float, DnsAnswer | str]] = OrderedDict()
+        """Answers, and failures (their text) for `FAILURE_TTL`."""
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.queries = 0
@@ -142,17 +161,28 @@ class Resolver:
                 answer = cached[1]
             else:
                 answer = None
+        if isinstance(answer, str):
+            raise DnsTemporaryFailure(f"{answer} (remembered)")
         if answer is None:
-            answer, ttl = self._ask(name, rdtype)
-            with self._lock:
-                self.queries += 1
-                self._cache[key] = (now + ttl, answer)
-                self._cache.move_to_end(key)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            if recorder is not None and (why := recorder.out_of_time()):
+                raise DnsTemporaryFailure(f"{name} {rdtype}: not asked, {why}")
+            try:
+                answer, ttl = self._ask(name, rdtype)
+            except DnsTemporaryFailure as error:
+                self._remember(key, now + FAILURE_TTL, str(error))
+                raise
+            self._remember(key, now + ttl, answer)
         if recorder is not None:
             recorder.add(answer)
         return answer
+
+    def _remember(self, key: tuple[str, str], until: float, answer: DnsAnswer | str) -> None:
+        with self._lock:
+            self.queries += 1
+            self._cache[key] = (until, answer)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def _ask(self, name: str, rdtype: str) -> tuple[DnsAnswer, float]:
         try:

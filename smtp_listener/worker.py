@@ -36,6 +36,8 @@ POLL_SECONDS = 0.1
 DELIVERY_IDLE_SECONDS = 5.0
 """A delivery pass runs at least this often, for retries and for mail waiting on analysis."""
 COMMIT = b"c"
+STOP_SECONDS = 2.0
+"""How long shutdown waits for the worker before killing it: it never waits on DNS."""
 
 
 def utc_now() -> datetime:
@@ -178,8 +180,9 @@ class Worker:
         self._settle_request.set()
         return self._settled.wait(timeout)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the worker to finish what it is doing and end; kill it if it will not."""
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Ask the worker to end; kill it if it has not within `timeout`. Nothing is lost: a
+        message it was analysing stays pending, a delivery it was making is retried."""
         self._stop.set()
         if self._sock is not None:
             self._sock.close()
@@ -187,7 +190,8 @@ class Worker:
         if self._process is not None:
             self._process.join(timeout)
             if self._process.is_alive():
-                log.error("the worker did not stop in %.0f s; killing it", timeout)
+                log.warning("the worker did not stop in %.0f s; stopped it (its work is "
+                            "resumed at the next start)", timeout)
                 self._process.kill()
                 self._process.join(5)
 

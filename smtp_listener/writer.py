@@ -26,12 +26,14 @@ import os
 import pickle
 import signal
 import socket
+import sqlite3
 import struct
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 from sqlalchemy import Connection as SQLConnection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from canary.errors import CanaryError
 from data.database import Store
@@ -44,6 +46,12 @@ MAX_GROUP_BYTES = 64 * 1024 * 1024
 """A group is cut at this many raw bytes (one message may exceed it, up to `--max-size`,
 at most 1 GiB: well inside the pipe framing's 2 GiB)."""
 START_SECONDS = 60.0
+LOCK_WAIT_SECONDS = 5.0
+"""How long a group waits for a write lock another process holds; then its senders get 451."""
+GROUP_SECONDS = 15.0
+GROUP_BYTES_PER_SECOND = 5 * 1024 * 1024
+"""A group not answered within GROUP_SECONDS (plus its size at this rate) means a store
+process that hangs: its senders get 451 and a new process takes over."""
 RESTART_FIRST_DELAY = 0.5
 RESTART_LONGEST_DELAY = 30.0
 _CONTEXT = multiprocessing.get_context("spawn")
@@ -65,72 +73,105 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
 # --- the store process ----------------------------------------------------
 
 
+def _unavailable(error: BaseException) -> bool:
+    """The database as a whole cannot take writes now (locked, disk full, gone), as opposed
+    to one value it refuses: retrying each message alone would only make senders wait."""
+    cause = getattr(error, "orig", None) or error
+    return isinstance(error, OperationalError | OSError) or isinstance(
+        cause, sqlite3.OperationalError | OSError)
+
+
 def _commit_group(
     connection: SQLConnection, deliveries: list[Delivery], probes: list[ProbeAttempt]
 ) -> list[str | None]:
-    """Commit a group; on failure retry each delivery alone. One error (or None) each."""
+    """Commit a group; if one value failed it, retry each delivery alone. One error (or None)
+    per delivery."""
     try:
         with connection.begin():
             store_deliveries(connection, deliveries)
             record_probes(connection, probes)
         return [None] * len(deliveries)
-    except (SQLAlchemyError, OSError, ValueError) as error:
-        # ValueError: a value the database refuses; it belongs to one delivery
-        # or probe, so the others must not pay for it.
+    except Exception as error:
+        reason = str(getattr(error, "orig", None) or error)[:300]
+        if _unavailable(error):
+            log.error("group commit of %d message(s) failed: %s; answered 451", len(deliveries),
+                      reason)
+            return [reason] * len(deliveries)
+        # A value the database refuses belongs to one delivery or probe, so the
+        # others must not pay for it.
         log.error("group commit of %d message(s) failed: %s; retrying one by one",
-                  len(deliveries), error)
+                  len(deliveries), reason)
     errors: list[str | None] = []
     for delivery in deliveries:
         try:
             with connection.begin():
                 store_deliveries(connection, [delivery])
             errors.append(None)
-        except (SQLAlchemyError, OSError, ValueError) as failure:
+        except Exception as failure:
             log.error("storing a message failed: %s", failure)
-            errors.append(str(failure))
+            errors.append(str(failure)[:300])
     for probe in probes:
         try:
             with connection.begin():
                 record_probes(connection, [probe])
-        except (SQLAlchemyError, OSError, ValueError) as failure:
+        except Exception as failure:
             log.error("recording a probe failed: %s", failure)
     return errors
 
 
 def _store_process(channel: Connection, database_url: str) -> None:
     """Entry point of the store process: commit each group it is sent, answer per delivery."""
-    # Ctrl-C reaches the whole process group; the listener decides when to stop.
+    # Ctrl-C and systemd's SIGTERM reach the whole process group; the listener decides
+    # when to stop (it commits what is queued first, then closes the pipe).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Errors only: the listener's own process logs each transaction.
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         store = Store(database_url)
-        connection = store.writer_connection()
-        connection.exec_driver_sql("SELECT 1 FROM rawmessage LIMIT 0")
-        connection.rollback()
-    except (SQLAlchemyError, OSError, CanaryError) as error:
+        store.check_readable()  # a read: a write lock held elsewhere does not stall it
+        connection = store.writer_connection(busy_timeout=LOCK_WAIT_SECONDS)
+    except (SQLAlchemyError, OSError, CanaryError, sqlite3.Error) as error:
         reason = getattr(error, "orig", None) or error  # the driver's words, without SQL
-        channel.send(f"cannot open the database ({reason})")
+        with contextlib.suppress(OSError):
+            channel.send(f"cannot open the database ({reason})")
         return
-    channel.send(None)  # ready
     try:
+        channel.send(None)  # ready
         while True:
             try:
                 request = channel.recv()
-            except EOFError:  # the listener is gone
+            except (EOFError, OSError):  # the listener is gone
                 return
             if request is None:
                 return
             deliveries, probes = request
             errors = _commit_group(connection, deliveries, probes)
-            channel.send(errors)
+            try:
+                channel.send(errors)
+            except OSError:  # the listener is gone: what was committed stays committed
+                return
             if any(errors):  # start afresh: the connection itself may be what broke
-                connection.close()
-                connection = store.writer_connection()
+                with contextlib.suppress(Exception):
+                    connection.close()
+                connection = _reconnect(store)
     finally:
-        connection.close()
+        with contextlib.suppress(Exception):
+            connection.close()
         store.dispose()
+
+
+def _reconnect(store: Store) -> SQLConnection:
+    """A fresh writer connection, waiting while the database cannot be opened at all."""
+    delay = RESTART_FIRST_DELAY
+    while True:
+        try:
+            return store.writer_connection(busy_timeout=LOCK_WAIT_SECONDS)
+        except Exception as error:
+            log.error("cannot reopen the database (%s); retrying in %.1f s", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, RESTART_LONGEST_DELAY)
 
 
 # --- the listener's side --------------------------------------------------
@@ -162,6 +203,9 @@ class DeliveryWriter:
         self._idle = asyncio.Event()
         self._restarting: asyncio.Task[None] | None = None
         self._reaping: asyncio.Task[None] | None = None
+        self._generation = 0
+        """Counts store processes, so a lost one's late news cannot touch its successor."""
+        self._group_timer: asyncio.TimerHandle | None = None
 
     @property
     def process_id(self) -> int | None:
@@ -201,11 +245,12 @@ class DeliveryWriter:
             self._send_next()
             await self._idle.wait()
         self._fail_waiting(StoreFailed("the listener is shutting down"))
-        if self._stream is not None:
-            self._stream.write(_frame(None))
-            with contextlib.suppress(ConnectionError):
-                await self._stream.drain()
-            self._stream.close()
+        stream = self._stream  # the process may be lost while this waits: keep our own
+        if stream is not None:
+            with contextlib.suppress(ConnectionError, OSError):
+                stream.write(_frame(None))
+                await stream.drain()
+            stream.close()
         if self._reader is not None:
             await self._reader
         if self._reaping is not None:
@@ -231,8 +276,10 @@ class DeliveryWriter:
             stream.close()
             await _reap(process)
             raise StoreUnavailable(str(problem))
+        self._generation += 1
         self._process, self._stream = process, stream
-        self._reader = asyncio.get_running_loop().create_task(self._read_answers(reader))
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read_answers(reader, self._generation))
 
     def _fail_waiting(self, error: BaseException) -> None:
         waiting, self._waiting = self._waiting, []
@@ -267,11 +314,32 @@ class DeliveryWriter:
             return
         self._in_flight = [future for _, future in group]
         self._stream.write(frame)
+        patience = GROUP_SECONDS + size / GROUP_BYTES_PER_SECOND
+        self._group_timer = asyncio.get_running_loop().call_later(
+            patience, self._group_hung, self._in_flight, self._generation, patience)
 
-    async def _read_answers(self, reader: asyncio.StreamReader) -> None:
+    def _group_hung(self, group: list[asyncio.Future[None]], generation: int,
+                    patience: float) -> None:
+        """The store process has not answered a group in time (frozen, stopped, stuck in
+        I/O): answer its senders 451 and replace it, rather than keep them waiting."""
+        if self._in_flight is not group or generation != self._generation:
+            return
+        log.error("the store process has not answered for %.0f s; its %d message(s) are "
+                  "answered 451 and a new process takes over", patience, len(group))
+        if self._process is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._process.kill()  # even a stopped process: it must not commit later
+        self._store_process_lost(TimeoutError(f"no answer in {patience:.0f} s"))
+
+    async def _read_answers(self, reader: asyncio.StreamReader, generation: int) -> None:
         while True:
             try:
                 errors = await _read_answer(reader)
+                if generation != self._generation:
+                    return  # a process already given up on
+                if self._group_timer is not None:
+                    self._group_timer.cancel()
+                    self._group_timer = None
                 futures, self._in_flight = self._in_flight or [], None
                 if not isinstance(errors, list) or len(errors) != len(futures):
                     raise ValueError(f"unexpected answer from the store process: {errors!r}")
@@ -282,16 +350,23 @@ class DeliveryWriter:
                 self._send_next()
             except (asyncio.IncompleteReadError, ConnectionError, pickle.PickleError,
                     struct.error) as error:
-                self._store_process_lost(error)
+                if generation == self._generation:
+                    self._store_process_lost(error)
                 return
             except Exception as error:
                 # Whatever went wrong, no sender may be left waiting: treat it as
                 # a lost store process (451 now, a fresh process for the next group).
-                log.exception("reading the store process's answer failed")
-                self._store_process_lost(error)
+                if generation == self._generation:
+                    log.exception("reading the store process's answer failed")
+                    self._store_process_lost(error)
                 return
 
     def _store_process_lost(self, error: BaseException) -> None:
+        if self._stream is None:
+            return  # already handled: the process is being replaced
+        if self._group_timer is not None:
+            self._group_timer.cancel()
+            self._group_timer = None
         futures, self._in_flight = self._in_flight or [], None
         if self._stream is not None:
             self._stream.close()
