@@ -9,6 +9,7 @@ is locked" halfway through. The file is created mode 0600.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,16 +17,22 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from canary.errors import DatabaseUrlInvalid
 from data import (
+    alerts,  # noqa: F401  (registers the alert queue's tables)
     models,  # noqa: F401  (registers the tables)
     schema,
 )
 
 BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_SECONDS = 5.0
+PG_STATEMENT_MS = 60_000
+PG_LOCK_MS = 10_000
+"""A PostgreSQL server that stops answering (rather than refusing) costs a command or a
+group of mail seconds, not the sender's own timeout: the listener answers 451."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -69,8 +76,12 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Straight to the driver: this runs for every transaction.
-        connection.connection.driver_connection.execute(begin)
+        # Straight to the driver: this runs for every transaction. Its errors (a lock held
+        # elsewhere past the busy timeout) are given SQLAlchemy's form, like every other.
+        try:
+            connection.connection.driver_connection.execute(begin)
+        except sqlite3.Error as error:
+            raise OperationalError(begin, None, error) from error
 
     return engine
 
@@ -98,7 +109,11 @@ class Store:
             self._reader = _sqlite_engine(url, immediate=False)
         else:
             try:
-                self._writer = self._reader = create_engine(url, pool_pre_ping=True)
+                self._writer = self._reader = create_engine(
+                    url, pool_pre_ping=True, pool_timeout=PG_CONNECT_SECONDS,
+                    connect_args={"connect_timeout": int(PG_CONNECT_SECONDS),
+                                  "options": f"-c statement_timeout={PG_STATEMENT_MS} "
+                                             f"-c lock_timeout={PG_LOCK_MS}"})
             except NoSuchModuleError as error:
                 raise DatabaseUrlInvalid(
                     url, "use sqlite:///PATH or postgresql+psycopg://…") from error

@@ -52,6 +52,9 @@ and never held in memory whole; DATA lines longer than this are read in pieces."
 log = logging.getLogger("canary.listener")
 
 PROBE_WINDOW = 60.0
+SAME_PASS_SECONDS = 0.25
+"""Connections accepted this soon after a failed accept came in the same accept pass, before
+it (asyncio then pauses a second before it tries again): they prove nothing is free."""
 DISK_CHECK_SECONDS = 1.0
 
 
@@ -82,10 +85,12 @@ class Clients:
         self.out_of_descriptors = False
         self.descriptor_episodes = 0
         """Times the process ran out of file descriptors, since start."""
+        self._failed_at = float("-inf")
 
     def accept_failed(self) -> None:
         """The event loop could not accept a connection for want of file descriptors (it
         pauses accepting, then tries again): said once per episode, not per attempt."""
+        self._failed_at = self._clock()
         if not self.out_of_descriptors:
             self.out_of_descriptors = True
             self.descriptor_episodes += 1
@@ -94,7 +99,10 @@ class Clients:
                       "--max-connections", self.descriptor_episodes)
 
     def accepted(self) -> None:
-        if self.out_of_descriptors:
+        """A connection was accepted. The accept that took the last free descriptor comes
+        just before the failure it causes; only one after asyncio's pause shows descriptors
+        are free again."""
+        if self.out_of_descriptors and self._clock() - self._failed_at >= SAME_PASS_SECONDS:
             self.out_of_descriptors = False
             log.warning("file descriptors are free again: accepting connections")
 

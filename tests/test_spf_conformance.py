@@ -172,7 +172,8 @@ def servers() -> Iterator[DocumentServers]:
 
 @pytest.mark.parametrize("case", CASES or [None])
 def test_rfc7208_case(case: Case, servers: DocumentServers) -> None:
-    resolver = Resolver.from_setting(servers.address(case.document), timeout=0.2, lifetime=0.5)
+    # Generous for a busy machine; the few cases of a server that never answers wait it out.
+    resolver = Resolver.from_setting(servers.address(case.document), timeout=0.5, lifetime=1.5)
     recorder = Recorder()
     result = check_spf(resolver, recorder, EnvelopeFacts(case.host, case.mailfrom, case.helo))
     assert result.result.value in case.expected, (
