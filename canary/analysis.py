@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from canary.attribution import Attribution, CompanyContext, attribute_message
-from canary.authentication import Authentication, DnsAnswer
+from canary.authentication import Authentication, AuthMethod, DnsAnswer
 from canary.consent import is_marketing
 from canary.esp import EspSending, esp_sending
 from canary.message import MessageFacts
@@ -50,6 +50,24 @@ def attribute(
     """The ESP, the sender and its relation to the company, and the marketing verdict."""
     esp = esp_sending(facts.headers, auth)
     attribution = attribute_message(facts, auth, esp, company, null_sender=null_sender)
+    if (witness := _witness(auth, attribution)) is not None:
+        attribution = replace(attribution, reason=f"{attribution.reason}; {witness}")
     marketing = is_marketing(subject=facts.subject, list_unsubscribe=facts.list_unsubscribe,
                              precedence=facts.precedence, esp=esp.esp if esp else None)
     return Analysis(facts, attribution, auth, esp, tuple(dns_answers), marketing)
+
+
+def _witness(auth: Authentication, attribution: Attribution) -> str | None:
+    """Who vouches for the authentication an imported message's verdict rests on: the
+    provider at receipt, or Canary itself today (evidence must say which)."""
+    proof = attribution.authenticated_by
+    if proof.domain is None:
+        return None
+    attested = auth.upstream is not None and (
+        any(d.domain == proof.domain and d.reason == "upstream" for d in auth.dkim)
+        or (proof.method is AuthMethod.SPF and auth.spf.domain == proof.domain))
+    if attested:
+        return f"as {auth.upstream} recorded at receipt"
+    if auth.historic:
+        return "verified by Canary against today's DNS"
+    return None

@@ -280,7 +280,14 @@ def _claims_company(facts: MessageFacts, auth: Authentication, esp: EspSending |
                            f"({monitoring}): its own mail through an unknown service, or a "
                            "forgery")
     if esp is not None and esp_authenticated:
-        return _esp_verdict(esp, company, claimed, failed="no DMARC record")
+        return _esp_verdict(esp, company, claimed,
+                            failed="imported: DMARC not judged after the fact"
+                            if auth.historic else "no DMARC record")
+    if auth.historic:
+        return Attribution(Relation.UNPROVEN, own,
+                           f"imported mail claiming {claimed}: nothing in it verifies today "
+                           "(keys rotate, SPF records change) and no provider you trust "
+                           "recorded its results at receipt")
     if auth.spf.result is Result.FAIL and company.owns(auth.spf.domain):
         return Attribution(Relation.SPOOFED, own,
                            f"claims {claimed} and uses its envelope domain {auth.spf.domain}, "

@@ -199,6 +199,11 @@ class Authentication:
     """SPF of the From domain itself, checked when it claims the company and publishes no
     DMARC: without DMARC its SPF record still says which hosts may send for it."""
     arc: ArcResult = field(default_factory=lambda: ArcResult(Result.NONE))
+    historic: bool = False
+    """Imported mail, checked long after it was received: only what still verifies (or the
+    provider attested at receipt) counts; a failure proves nothing (keys rotate, SPF records
+    change)."""
+
     @property
     def temporary(self) -> bool:
         """A DNS failure left the outcome open: analyse again later."""
@@ -476,6 +481,7 @@ def authentication_to_dict(auth: Authentication) -> dict[str, object]:
                   "record_domain": auth.dmarc.record_domain,
                   "dkim_aligned": auth.dmarc.dkim_aligned,
                   "spf_aligned": auth.dmarc.spf_aligned, "pct": auth.dmarc.pct},
+        "historic": auth.historic,
     }
 
 
@@ -491,4 +497,5 @@ def authentication_from_dict(data: dict[str, Any]) -> Authentication:
         upstream=data.get("upstream"),
         from_spf=_spf_from(data["from_spf"]) if data.get("from_spf") else None,
         arc=_arc_from(data.get("arc")),
+        historic=bool(data.get("historic", False)),
     )

@@ -156,6 +156,15 @@ class CompanyExists(CanaryError):
                          "if you mean to keep both.")
 
 
+class AddressTaken(CanaryError):
+    """An address adopted for one company is already another company's alias."""
+
+    def __init__(self, address: str, company: str) -> None:
+        self.address, self.company = address, company
+        super().__init__(f"{address} is already {company}'s alias; retire it there first, or "
+                         "check the address.")
+
+
 class AliasRetired(CanaryError):
     """A company whose every alias is retired was issued again."""
 
@@ -205,3 +214,21 @@ class NotABundle(CanaryError):
     def __init__(self, path: Path, reason: str) -> None:
         self.path, self.reason = path, reason
         super().__init__(f"{path} is not a Canary evidence bundle ({reason}).")
+
+
+class DatabaseTaken(CanaryError):
+    def __init__(self) -> None:
+        super().__init__("That database already serves another Canary home (another secret); "
+                         "to add this machine as another MX, run canary init --join URL.")
+
+
+class NothingToJoin(CanaryError):
+    def __init__(self) -> None:
+        super().__init__("That database holds no Canary home to join; create one first with "
+                         "canary init --domain D --db URL on the first MX.")
+
+
+class JoinNeedsSharedDatabase(CanaryError):
+    def __init__(self) -> None:
+        super().__init__("Several MXes share one PostgreSQL database; give --join a "
+                         "postgresql+psycopg:// URL.")

@@ -132,6 +132,20 @@ def _header_block(raw: bytes) -> bytes:
     return raw[: min(ends) + 2] if ends else raw
 
 
+DELIVERY_HEADERS = frozenset({"delivered-to", "x-original-to", "envelope-to",
+                              "x-envelope-to", "to", "cc", "received", "date", "return-path"})
+DELIVERY_VALUE_MAX = 64 * 1024
+"""A To or Cc header may name many recipients: kept much longer than other header text."""
+
+
+def delivery_headers(raw: bytes) -> list[tuple[str, str]]:
+    """The headers that say where and when a message was delivered (recipients, Received,
+    Date, Return-Path), topmost first, decoded and bounded; never raises."""
+    message = _PARSER.parsebytes(_header_block(raw.replace(b"\x00", b"")))
+    return [(str(name), _text(value, DELIVERY_VALUE_MAX)) for name, value in message.items()
+            if str(name).strip().lower() in DELIVERY_HEADERS]
+
+
 def read_message(raw: bytes) -> MessageFacts:
     """Read the sender facts of one raw message; never raises."""
     problems: list[str] = []

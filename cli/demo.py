@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from canary.alerts import Channel, Event, alert_text, alert_title
 from canary.attribution import Relation
 from canary.wording import plural
 from cli.output import console
@@ -33,6 +34,21 @@ def _delivered(maildir: Path) -> list[str]:
         return [str(make_header(decode_header(str(m.get("Subject", ""))))) for m in box]
     finally:
         box.close()
+
+
+def _alerts(events: tuple[Event, ...]) -> None:
+    """The alerts a channel with the default settings would have had, one by one."""
+    default = Channel("json://localhost")
+    wanted = [e for e in events if default.wants(e.kind, e.severity)]
+    out = console()
+    out.print(f"\n[bold]Alerts Canary would have sent[/] ({plural(len(wanted), 'alert')}, each "
+              "once, as the mail arrived; add your phone with `canary alerts add "
+              "ntfys://ntfy.sh/YOUR-TOPIC`):")
+    for event in wanted:
+        out.print(f"\n  {escape(f'[{event.severity.value}]')} "
+                  f"[bold]{escape(alert_title(event))}[/]")
+        for line in alert_text(event).splitlines():
+            out.print(f"    {escape(line)}", highlight=False)
 
 
 def _tour(home: Path) -> None:
@@ -59,6 +75,7 @@ def _tour(home: Path) -> None:
         f"{', '.join(third) or 'nobody'}, first {retailer.days_to_first_unexpected} days after "
         "it was issued. Its own newsletters, sent through its ESP, are not held against it."
     )
+    _alerts(tour.alerts)
 
 
 @app.command()

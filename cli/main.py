@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from typer.core import TyperGroup
 
 from canary.errors import (
@@ -25,11 +25,13 @@ from canary.errors import (
     NothingToRecord,
 )
 from cli import (
+    alerts,
     aliases,
     analyse,
     delivery,
     demo,
     export,
+    importing,
     letter,
     lifecycle,
     report,
@@ -74,6 +76,10 @@ class CanaryGroup(TyperGroup):
         except OperationalError as error:
             typer.echo(f"Error: {DatabaseUnavailable(str(error.orig))}", err=True)
             raise typer.Exit(1) from error
+        except IntegrityError as error:
+            typer.echo("Error: another Canary command changed the same record at the same "
+                       "moment; run this one again.", err=True)
+            raise typer.Exit(1) from error
 
 
 app = typer.Typer(
@@ -85,9 +91,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for noun in (setup, aliases, lifecycle, serve, analyse, delivery, report, triage, export, letter,
-             demo):
+for noun in (setup, aliases, importing, lifecycle, serve, analyse, delivery, report, triage,
+             export, letter, demo):
     app.add_typer(noun.app)
+app.add_typer(alerts.app, name="alerts",
+              help="Alerts on the channels you already watch (ntfy, chat, e-mail, webhooks): "
+              "add, list, remove, test and run them.")
 
 
 @app.callback()

@@ -12,10 +12,16 @@ from typing import Annotated
 
 import typer
 
+from canary.alerts import failing_for_days
 from canary.report import report_document
 from cli.output import console, print_json
 from cli.render.documents import show_document
-from cli.render.terminal import render_company, render_deliveries, render_report
+from cli.render.terminal import (
+    render_alert_channels,
+    render_company,
+    render_deliveries,
+    render_report,
+)
 from cli.workspace import (
     CompaniesArgument,
     CompanyArgument,
@@ -26,6 +32,7 @@ from cli.workspace import (
     noun_app,
     workspace,
 )
+from data.alerts import channel_states
 from data.reporting import build_reports
 
 app = noun_app()
@@ -43,13 +50,18 @@ def report(
     """Verdicts per company, worst first, with each unexpected sender and the evidence."""
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         reports = build_reports(session, [*(names or ()), *(company or ())])
+        states = channel_states(session)
+        channels = space.config.alerts.channels
     deliveries = {"failed": reports.deliveries_failed, "held": reports.held}
+    now = datetime.now(UTC)
     if as_json:
-        print_json(report_document(reports.companies, datetime.now(UTC), reports.probes,
-                                   deliveries))
+        print_json(report_document(reports.companies, now, reports.probes, deliveries))
     else:
         render_report(console(), reports.companies, reports.probes)
         render_deliveries(console(), reports.deliveries_failed, reports.held)
+        render_alert_channels(console(), [
+            (c, states[c.key]) for c in channels
+            if c.key in states and failing_for_days(states[c.key], now)])
 
 
 @app.command()

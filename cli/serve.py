@@ -95,7 +95,7 @@ def serve(
     dns: DnsOption = None,
 ) -> None:
     """Run the SMTP listener until SIGINT/SIGTERM; it analyses and delivers mail as it
-    arrives."""
+    arrives, and sends alerts."""
     configure_logging()
     limits = ClientLimits(max_connections=max_connections,
                           max_connections_per_client=max_connections_per_client,
@@ -110,7 +110,8 @@ def serve(
         listener = Listener(space.store, domains=frozenset(space.config.domains),
                             secret=space.secret, settings=settings,
                             analysis=space.analysis_config(),
-                            delivery=space.delivery_config())
+                            delivery=space.delivery_config(),
+                            alerts=space.config.alerts)
         try:
             asyncio.run(_serve(listener))
         except StoreUnavailable as error:

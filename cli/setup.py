@@ -21,7 +21,7 @@ from cli.workspace import (
     workspace,
 )
 from data.analyses import analysed_count, reclassify_all
-from data.home import init_home
+from data.home import init_home, join_home
 from data.schema import reattribution_needed
 from smtp_listener.resolver import parse_server
 
@@ -32,9 +32,15 @@ app = noun_app()
 def init(
     ctx: typer.Context,
     domain: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--domain", help="A domain whose mail Canary receives (repeatable)."),
-    ],
+    ] = None,
+    join: Annotated[
+        str | None,
+        typer.Option("--join", metavar="URL",
+                     help="Make this machine another MX of the home whose shared PostgreSQL "
+                     "database this is: its secret and domains come from the database."),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Rewrite the config of an existing home; keeps the "
@@ -58,18 +64,40 @@ def init(
                      "PATH, smtp://HOST:PORT?recipient=YOU@DOMAIN. Replaces the configured "
                      "ones; see the README."),
     ] = None,
+    catch_all: Annotated[
+        list[str] | None,
+        typer.Option("--catch-all", metavar="DOMAIN",
+                     help="A domain where you gave each company its own address before "
+                     "Canary (any local part is yours); for discover and import "
+                     "(repeatable)."),
+    ] = None,
+    sub_address: Annotated[
+        list[str] | None,
+        typer.Option("--sub-address", metavar="ADDRESS[/+-]",
+                     help="A base address whose plus (or minus) addresses you gave out, e.g. "
+                     "me@mail.example or me@mail.example/+- (repeatable)."),
+    ] = None,
     home: HomeOption = None,
     db: DbOption = None,
     dns: DnsOption = None,
 ) -> None:
     """Create the Canary home: config, a random secret and the database."""
     path = home_path(ctx, home)
+    if join is not None:
+        if domain:
+            raise typer.BadParameter("--join takes the domains from the database; leave out "
+                                     "--domain")
+        joined = join_home(path, join, force=force).config()
+        console().print(f"This machine is now another MX of the home in the database; canary "
+                        f"domains: {', '.join(joined.domains)}", markup=False)
+        return
     server = dns_server(ctx, dns)
     if server is not None:
         parse_server(server)
-    created = init_home(path, domain, force=force, database_url=database_url(ctx, db),
+    created = init_home(path, domain or [], force=force, database_url=database_url(ctx, db),
                         dns=server, trusted_authserv_ids=trusted_authserv_id or (),
-                        trusted_arc_sealers=trusted_arc_sealer or (), deliver=deliver or ())
+                        trusted_arc_sealers=trusted_arc_sealer or (), deliver=deliver or (),
+                        catch_all=catch_all or (), sub_addresses=sub_address or ())
     config = created.config()
     out = console()
     out.print(f"Canary home ready at [bold]{path}[/]")

@@ -15,9 +15,9 @@ import json
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import ColumnElement, and_, func, or_, update
 from sqlmodel import Session, col, select
 
 from canary.analysis import Analysis, attribute
@@ -31,7 +31,7 @@ from canary.authentication import (
 )
 from canary.message import read_message
 from data.mailstore import raw_message
-from data.models import Alias, Company, EspCustomer, Message, RawMessage
+from data.models import Alias, Company, EspCustomer, ImportSource, Message, RawMessage
 from data.registry import company_domains, find_company, trust_domain
 
 LEARNED = "learned"
@@ -52,6 +52,10 @@ class PendingMessage:
     failures: int = 0
     unreadable: str | None = None
     received_at: datetime | None = None
+    historic: bool = False
+    """Imported mail, received long before it is analysed."""
+    trusted_upstream: tuple[str, ...] = ()
+    """The authserv-id of the provider the person trusts for this message's import."""
 
     @property
     def null_sender(self) -> bool:
@@ -107,24 +111,52 @@ def _read_raw(session: Session, sha256: str) -> tuple[bytes | None, str | None]:
         return None, f"stored message cannot be read back: {type(error).__name__}"
 
 
-def pending_messages(session: Session, limit: int, now: datetime) -> list[PendingMessage]:
+CLAIM_FOR = timedelta(minutes=2)
+"""How long a listener's claim on pending messages holds (several MXes on PostgreSQL)."""
+
+
+def claim_pending(session: Session, limit: int, now: datetime) -> int:
+    """On a shared database (several MXes on PostgreSQL), claim up to `limit` due messages
+    for this analyst so that no other analyses them too: they are not due again for
+    `CLAIM_FOR`, by which time they are analysed, or their analyst died and another takes
+    them. Return how many. SQLite has one listener: nothing to claim."""
+    if session.connection().dialect.name != "postgresql":
+        return 0
+    due = session.exec(select(Message.id).where(_due(now)).order_by(col(Message.id))
+                       .limit(limit).with_for_update(skip_locked=True)).all()
+    if due:
+        session.connection().execute(update(Message).where(col(Message.id).in_(due))
+                                     .values(retry_at=now + CLAIM_FOR, claimed_at=now))
+    return len(due)
+
+
+def claimed_messages(session: Session, limit: int, now: datetime) -> list[PendingMessage]:
+    """The messages this analyst claimed at `now` (PostgreSQL), else the due ones."""
+    if session.connection().dialect.name != "postgresql":
+        return pending_messages(session, limit, now)
+    return pending_messages(session, limit, now, claimed_at=now)
+
+
+def pending_messages(session: Session, limit: int, now: datetime,
+                     claimed_at: datetime | None = None) -> list[PendingMessage]:
     """Messages not analysed yet and due, oldest first, with what is known of their company.
 
     The batch stops at `limit` messages or `PENDING_BYTES` of raw mail, so a
     burst of large messages cannot exhaust the listener's memory.
     """
     rows = session.exec(
-        select(Message, Alias.company_id, RawMessage.size)
+        select(Message, Alias.company_id, RawMessage.size, ImportSource.trusted_authserv_id)
         .join(Alias, col(Alias.id) == col(Message.alias_id))
         .join(RawMessage, col(RawMessage.sha256) == col(Message.sha256))
-        .where(_due(now))
+        .join(ImportSource, col(ImportSource.id) == col(Message.import_id), isouter=True)
+        .where(_due(now) if claimed_at is None else Message.claimed_at == claimed_at)
         .order_by(col(Message.id))
         .limit(limit)
     ).all()
     companies: dict[int, CompanyContext] = {}
     pending: list[PendingMessage] = []
     held = 0
-    for message, company_id, size in rows:
+    for message, company_id, size, provider in rows:
         if pending and held + size > PENDING_BYTES:
             break
         held += size
@@ -135,7 +167,9 @@ def pending_messages(session: Session, limit: int, now: datetime) -> list[Pendin
         pending.append(
             PendingMessage(message.id, message.sha256, raw, companies[company_id],
                            message.peer_ip, message.mail_from, message.helo, message.attempts,
-                           message.failures, unreadable, message.received_at)
+                           message.failures, unreadable, message.received_at,
+                           historic=message.import_id is not None,
+                           trusted_upstream=(provider,) if provider else ())
         )
     return pending
 

@@ -13,7 +13,7 @@ person: `release` or `drop` (the evidence is kept either way).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,7 +36,9 @@ from data.models import (
 )
 from data.registry import find_company
 
-CLAIM_FOR = timedelta(minutes=5)
+CLAIM_FOR = timedelta(minutes=2)
+"""How long a claim holds a job; the deliverer renews it as it starts each job, so a job is
+never worked on past its claim, and a dead deliverer's claims run out soon."""
 
 
 def register_destinations(session: Session, keys: Iterable[str], now: datetime) -> None:
@@ -97,8 +99,8 @@ class DueJob:
     created_at: datetime
 
 
-def claim_due(session: Session, now: datetime, limit: int) -> list[DueJob]:
-    """Claim up to `limit` jobs due now, oldest first, for `CLAIM_FOR`."""
+def claim_due(session: Session, now: datetime, limit: int, claimant: str = "") -> list[DueJob]:
+    """Claim up to `limit` jobs due now, oldest first, for `CLAIM_FOR`, for `claimant`."""
     free = or_(col(DeliveryJob.claimed_until).is_(None), col(DeliveryJob.claimed_until) < now)
     due = or_(col(DeliveryJob.next_attempt_at).is_(None), col(DeliveryJob.next_attempt_at) <= now)
     query = (
@@ -117,7 +119,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[DueJob]:
         assert job.id is not None and message.id is not None and company.id is not None
         taken = session.connection().execute(
             update(DeliveryJob).where(col(DeliveryJob.id) == job.id, free)
-            .values(claimed_until=now + CLAIM_FOR))
+            .values(claimed_until=now + CLAIM_FOR, claimed_by=claimant or None))
         if not taken.rowcount:
             continue
         claimed.append(DueJob(
@@ -137,6 +139,32 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[DueJob]:
     return claimed
 
 
+def renew_claim(session: Session, job_id: int, claimant: str, now: datetime) -> bool:
+    """Extend our claim on a job we are about to deliver; False if it is no longer ours
+    (it ran out and another deliverer took it): then leave it alone."""
+    taken = session.connection().execute(
+        update(DeliveryJob).where(col(DeliveryJob.id) == job_id,
+                                  col(DeliveryJob.claimed_by) == claimant,
+                                  col(DeliveryJob.state) == DeliveryState.PENDING.value)
+        .values(claimed_until=now + CLAIM_FOR))
+    return bool(taken.rowcount)
+
+
+def release_dead_claims(session: Session, host: str, alive: Callable[[int], bool]) -> int:
+    """Free the claims of deliverers on this host whose process is gone (killed, crashed):
+    their jobs are delivered now, not when the claims run out. Return how many."""
+    rows = session.exec(select(DeliveryJob.id, DeliveryJob.claimed_by).where(
+        col(DeliveryJob.claimed_by).startswith(f"{host}:"),
+        DeliveryJob.state == DeliveryState.PENDING.value)).all()
+    dead = [job_id for job_id, claimant in rows
+            if claimant and not alive(int(claimant.split(":")[1]))]
+    if dead:
+        session.connection().execute(
+            update(DeliveryJob).where(col(DeliveryJob.id).in_(dead))
+            .values(claimed_until=None, claimed_by=None))
+    return len(dead)
+
+
 def job_raw(session: Session, job: DueJob) -> bytes:
     return raw_message(session, job.sha256)
 
@@ -152,12 +180,14 @@ def record_delivered(session: Session, job_id: int, action: Action, now: datetim
     job.state, job.action = DeliveryState.DELIVERED.value, action.value
     job.attempts += 1
     job.delivered_at, job.claimed_until, job.last_error = now, None, None
+    job.claimed_by = None
     session.add(job)
 
 
 def record_held(session: Session, job_id: int) -> None:
     job = _job(session, job_id)
     job.state, job.action, job.claimed_until = DeliveryState.HELD.value, Action.HOLD.value, None
+    job.claimed_by = None
     session.add(job)
 
 
@@ -167,6 +197,7 @@ def record_retry(session: Session, job_id: int, action: Action, error: str,
     job.action = action.value
     job.attempts += 1
     job.last_error, job.next_attempt_at, job.claimed_until = error[:500], at, None
+    job.claimed_by = None
     session.add(job)
 
 
@@ -175,6 +206,7 @@ def record_failed(session: Session, job_id: int, action: Action, error: str) -> 
     job.state, job.action = DeliveryState.FAILED.value, action.value
     job.attempts += 1
     job.last_error, job.claimed_until = error[:500], None
+    job.claimed_by = None
     session.add(job)
 
 

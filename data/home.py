@@ -17,7 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import platformdirs
+from sqlmodel import Session
 
+from canary.addresses import AddressPatterns, parse_sub_address, patterns_toml, read_patterns
+from canary.alerts import AlertsConfig, AlertsConfigError, alerts_toml, read_alerts
 from canary.aliases import SECRET_BYTES
 from canary.delivery import (
     DeliveryConfig,
@@ -31,14 +34,20 @@ from canary.domains import normalise_domain
 from canary.errors import (
     AlreadyInitialised,
     ConfigInvalid,
+    DatabaseTaken,
     InvalidDestination,
+    InvalidValue,
+    JoinNeedsSharedDatabase,
     NoCanaryDomain,
+    NothingToJoin,
     NotInitialised,
+    SchemaOutdated,
     SecretDamaged,
 )
 from canary.wording import toml_number, toml_string
 from data.database import Store, sqlite_url
 from data.deliveries import register_destinations
+from data.models import SharedHome
 
 CONFIG_NAME = "canary.toml"
 DEFAULT_XFORWARD_PEERS = ("127.0.0.1", "::1")
@@ -69,6 +78,10 @@ class Config:
     xforward_peers: tuple[str, ...] = DEFAULT_XFORWARD_PEERS
     """Relays whose XFORWARD (original client address and HELO) is believed."""
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    addresses: AddressPatterns = field(default_factory=AddressPatterns)
+    """Addresses the person gave out before Canary: catch-all domains, sub-address bases."""
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    """Where and when Canary sends alerts (`[alerts]`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +122,33 @@ class Home:
             dns_retry_days=self._days(authentication, "dns_retry_days", 3.0),
             xforward_peers=self._strings(listener, "xforward_peers", DEFAULT_XFORWARD_PEERS),
             delivery=self._delivery(document.get("delivery")),
+            addresses=self._addresses(document.get("addresses")),
+            alerts=self._alerts(document.get("alerts")),
         )
+
+    def _alerts(self, table: object) -> AlertsConfig:
+        try:
+            return read_alerts(table)
+        except AlertsConfigError as error:
+            raise ConfigInvalid(self.config_path, str(error)) from error
+
+    def save_alerts(self, alerts: AlertsConfig) -> Config:
+        """Rewrite the config (0600) with these alert settings; the rest stays as it is."""
+        config = replace(self.config(), alerts=alerts)
+        write_private(self.config_path, _config_text(config).encode())
+        return config
 
     def _delivery(self, table: object) -> DeliveryConfig:
         try:
             return read_delivery(table)
         except DestinationError as error:
             raise ConfigInvalid(self.config_path, str(error)) from error
+
+    def _addresses(self, table: object) -> AddressPatterns:
+        try:
+            return read_patterns(table)
+        except InvalidValue as error:
+            raise ConfigInvalid(self.config_path, str(error).rstrip(".")) from error
 
     def secret(self) -> bytes:
         value = self.secret_path.read_bytes()
@@ -190,7 +223,23 @@ def _config_text(config: Config) -> str:
     ]
     if config.delivery.urls or config.delivery != DeliveryConfig():
         lines += delivery_toml(config.delivery)
+    if config.addresses != AddressPatterns():
+        lines += patterns_toml(config.addresses)
+    if config.alerts != AlertsConfig():
+        lines += alerts_toml(config.alerts)
     return "\n".join(lines) + "\n"
+
+
+def _with_patterns(patterns: AddressPatterns, catch_all: Iterable[str],
+                   sub_addresses: Iterable[str]) -> AddressPatterns:
+    """`init --catch-all` / `--sub-address`: added to the configured ones."""
+    domains = tuple(dict.fromkeys((*patterns.catch_all,
+                                   *(normalise_domain(d) for d in catch_all))))
+    subs = {s.address: s for s in patterns.sub_addresses}
+    for text in sub_addresses:
+        parsed = parse_sub_address(text)
+        subs[parsed.address] = parsed
+    return AddressPatterns(domains, tuple(subs.values()))
 
 
 def _with_destinations(delivery: DeliveryConfig, urls: Iterable[str]) -> DeliveryConfig:
@@ -217,6 +266,8 @@ def init_home(
     trusted_arc_sealers: Iterable[str] = (),
     deliver: Iterable[str] = (),
     delivery_policy: DeliveryPolicy | None = None,
+    catch_all: Iterable[str] = (),
+    sub_addresses: Iterable[str] = (),
 ) -> Home:
     """Create the home: config, secret (0600) and database (0600)."""
     if not domains:
@@ -235,15 +286,22 @@ def init_home(
                              or previous.trusted_arc_sealers),
         xforward_peers=previous.xforward_peers,
         dns_retry_days=previous.dns_retry_days,
+        addresses=_with_patterns(previous.addresses, catch_all, sub_addresses),
         delivery=_with_destinations(previous.delivery, deliver),
+        alerts=previous.alerts,
     )
     if delivery_policy is not None:
         config = replace(config, delivery=replace(config.delivery, policy=delivery_policy))
     database_url = config.database
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = home.store(database_url)
+    secret = home.secret_path.read_bytes() if home.secret_path.exists() else (
+        secrets.token_bytes(SECRET_BYTES))
     try:
         store.create_schema()
+        if not store.is_sqlite:
+            with store.writing() as session:
+                share_home(session, secret, canary_domains, datetime.now(UTC))
         if config.delivery.urls:
             # A destination gets the mail received from now on, not the history.
             with store.writing() as session:
@@ -252,9 +310,57 @@ def init_home(
     finally:
         store.dispose()
     if not home.secret_path.exists():
-        write_private(home.secret_path, secrets.token_bytes(SECRET_BYTES))
+        write_private(home.secret_path, secret)
     # The config is written last: its presence is what marks the home as ready.
     write_private(home.config_path, _config_text(config).encode())
+    return home
+
+
+def share_home(session: Session, secret: bytes, domains: Iterable[str], now: datetime) -> None:
+    """Record the home's secret and domains in a shared database, or check they match what
+    is there; raise `DatabaseTaken` if another home's secret is."""
+    shared = session.get(SharedHome, 1)
+    if shared is None:
+        session.add(SharedHome(id=1, secret=secret.hex(), domains=" ".join(domains),
+                               created_at=now))
+    elif shared.secret != secret.hex():
+        raise DatabaseTaken()
+    else:
+        shared.domains = " ".join(dict.fromkeys((*shared.domains.split(), *domains)))
+        session.add(shared)
+
+
+def join_home(path: Path, database_url: str, *, force: bool = False) -> Home:
+    """Make this machine another MX of the home whose shared database is `database_url`:
+    the secret and domains come from the database, never from a guess."""
+    home = Home(path)
+    if home.config_path.exists() and not force:
+        raise AlreadyInitialised(path)
+    store = Store(database_url)
+    if store.is_sqlite:
+        store.dispose()
+        raise JoinNeedsSharedDatabase()
+    try:
+        try:
+            store.check_schema()
+        except SchemaOutdated as error:
+            if error.found is None:  # an empty database: nobody to join
+                raise NothingToJoin() from error
+            raise
+        with store.reading() as session:
+            shared = session.get(SharedHome, 1)
+            if shared is None:
+                raise NothingToJoin()
+            secret, domains = bytes.fromhex(shared.secret), tuple(shared.domains.split())
+    finally:
+        store.dispose()
+    if home.secret_path.exists() and home.secret_path.read_bytes() != secret and not force:
+        raise DatabaseTaken()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(home.secret_path, secret)
+    previous = home.config() if home.config_path.exists() else Config(domains=domains)
+    write_private(home.config_path, _config_text(
+        replace(previous, domains=domains, database=database_url)).encode())
     return home
 
 

@@ -39,6 +39,9 @@ class Delivery:
     tls: bool
     received_at: datetime
     forwarded_by: str | None = None
+    import_id: int | None = None
+    """For mail read by `canary import`: where from."""
+    receipt_estimated: bool = False
 
     @property
     def sha256(self) -> str:
@@ -99,15 +102,19 @@ def store_deliveries(target: Session | Connection, deliveries: Sequence[Delivery
                 "mail_from": delivery.mail_from, "peer_ip": delivery.peer_ip,
                 "helo": delivery.helo, "tls": delivery.tls,
                 "received_at": delivery.received_at, "forwarded_by": delivery.forwarded_by,
-                "attempts": 0,
+                "attempts": 0, "import_id": delivery.import_id,
+                "receipt_estimated": delivery.receipt_estimated,
             })
     if not raw_rows:
         return
     connection = target.connection() if isinstance(target, Session) else target
     dialect = connection.dialect.name
-    connection.execute(_insert_ignoring_duplicates(dialect, RawMessage), list(raw_rows.values()))
+    # Rows in a stable order: two listeners storing the same messages at once (several MXes
+    # on one PostgreSQL) take their row locks in the same order and cannot deadlock.
+    connection.execute(_insert_ignoring_duplicates(dialect, RawMessage),
+                       [raw_rows[k] for k in sorted(raw_rows)])
     connection.execute(_insert_ignoring_duplicates(dialect, Message),
-                       list(message_rows.values()))
+                       [message_rows[k] for k in sorted(message_rows)])
 
 
 def record_probes(target: Session | Connection, probes: Iterable[ProbeAttempt]) -> None:

@@ -65,6 +65,9 @@ class Alias(SQLModel, table=True):
     retired_at: datetime | None = _utc_column(nullable=True)
     retire_reply: str | None = None
     """After retirement, a `canary.aliases.RetireReply` value."""
+    adopted: bool = False
+    """An address the person gave out before Canary (a catch-all or plus address), adopted
+    as it is rather than issued by Canary."""
 
 
 class RawMessage(SQLModel, table=True):
@@ -72,6 +75,26 @@ class RawMessage(SQLModel, table=True):
     size: int
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     """zlib-compressed bytes exactly as received after DATA."""
+
+
+class ImportSource(SQLModel, table=True):
+    """A mailbox, Maildir or IMAP folder whose mail `canary import` read, and how far."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    """Where from, as the person named it, without secrets."""
+    trusted_authserv_id: str | None = None
+    """The provider whose Authentication-Results the person told Canary to believe."""
+    started_at: datetime = _utc_column()
+    finished_at: datetime | None = _utc_column(nullable=True)
+    read: int = 0
+    stored: int = 0
+    skipped: int = 0
+    """Messages to no alias: counted, never stored."""
+    duplicates: int = 0
+    problems: int = 0
+    resume: str | None = None
+    """Where a rerun goes on: `UIDVALIDITY:UID` of an IMAP folder."""
 
 
 class Message(SQLModel, table=True):
@@ -91,6 +114,11 @@ class Message(SQLModel, table=True):
     """The trusted relay's own address when it passed the client by XFORWARD."""
     tls: bool = False
     received_at: datetime = _utc_column(index=True)
+    import_id: int | None = Field(default=None, foreign_key="importsource.id", index=True)
+    """The import it came from (`canary import`); None for mail the listener received."""
+    receipt_estimated: bool = False
+    """For imported mail: `received_at` is the sender's Date header, not the provider's
+    receipt."""
 
     analysed_at: datetime | None = _utc_column(index=True, nullable=True)
     """Set once analysis has settled; None while pending or waiting to retry."""
@@ -101,6 +129,8 @@ class Message(SQLModel, table=True):
     """Set when analysis failed too often: out of the verdict, counted, never retried."""
     retry_at: datetime | None = _utc_column(nullable=True)
     """After a temporary DNS failure: when to try again."""
+    claimed_at: datetime | None = _utc_column(nullable=True)
+    """When an analyst last claimed it (several MXes on one PostgreSQL database)."""
     temperror: str | None = None
     """The last temporary failure, kept until analysis settles."""
     problem: str | None = None
@@ -207,6 +237,22 @@ class DeliveryJob(SQLModel, table=True):
     next_attempt_at: datetime | None = _utc_column(index=True, nullable=True)
     claimed_until: datetime | None = _utc_column(nullable=True)
     """While a deliverer works on it: no other may take it before then."""
+    claimed_by: str | None = None
+    """Which deliverer holds the claim (`host:pid:nonce`), so a restarted one can free the
+    claims of a dead one at once instead of waiting for them to run out."""
     last_error: str | None = None
     created_at: datetime = _utc_column()
     delivered_at: datetime | None = _utc_column(nullable=True)
+
+
+class SharedHome(SQLModel, table=True):
+    """What every MX writing to one shared database (PostgreSQL) must agree on: the alias
+    secret and the canary domains. `canary init --join URL` takes them from here, so a second
+    MX can never answer 550 to the first one's aliases."""
+
+    id: int = Field(default=1, primary_key=True)
+    secret: str
+    """The alias secret, hex; the database is as private as the secret file."""
+    domains: str
+    """Space-separated canary domains."""
+    created_at: datetime = _utc_column()

@@ -21,6 +21,7 @@ from canary.attribution import Relation
 from canary.consent import Consent, Frequency, next_consent
 from canary.domains import registrable_or_self
 from canary.errors import (
+    AddressTaken,
     AliasRetired,
     BeforeAliasIssued,
     CompanyExists,
@@ -142,6 +143,56 @@ def issue_alias(
         domains=tuple(company_domains(session, company.id)),
         note=company.note,
     )
+
+
+def adopt_alias(
+    session: Session, *, address: str, name: str, domains: Sequence[str],
+    issued_at: datetime | None, note: str | None, now: datetime,
+) -> tuple[IssuedAlias, bool]:
+    """Record an address the person already gave a company (a catch-all or plus address) as
+    one of its aliases; (the alias, whether it was new). Adopting it again is harmless:
+    the domains are added and an earlier issue date is kept.
+
+    `address` is normalised (`canary.addresses.normalise_address`). Raises
+    `AddressTaken` if it is another company's alias.
+    """
+    base = slugify(name)
+    company = session.exec(select(Company).where(Company.slug == base)).first()
+    existing = session.exec(select(Alias).where(Alias.address == address)).first()
+    if existing is not None and (company is None or existing.company_id != company.id):
+        owner = session.get(Company, existing.company_id)
+        raise AddressTaken(address, owner.name if owner else "another company")
+    if company is None:
+        company = Company(name=name.strip(), slug=base, note=note, created_at=now)
+        session.add(company)
+        session.flush()
+    elif note and not company.note:
+        company.note = note
+    assert company.id is not None
+    _add_domains(session, company.id, [registrable_or_self(d) for d in domains],
+                 DomainSource.DECLARED, now)
+    given = issued_at or now
+    if existing is None:
+        alias = Alias(company_id=company.id, slug=address, address=address, issued_at=given,
+                      adopted=True)
+        session.add(alias)
+    else:
+        alias = existing
+        if issued_at is not None and issued_at < alias.issued_at:
+            alias.issued_at = issued_at
+            session.add(alias)
+    session.flush()
+    return IssuedAlias(company=company.name, address=address, slug=alias.slug,
+                       issued_at=alias.issued_at,
+                       domains=tuple(company_domains(session, company.id)),
+                       note=company.note), existing is None
+
+
+def alias_addresses(session: Session) -> dict[str, int]:
+    """Every alias address, issued or adopted, retired or not, with its id: where imported
+    mail may belong."""
+    rows = session.exec(select(Alias.address, Alias.id)).all()
+    return {address: alias_id for address, alias_id in rows if alias_id is not None}
 
 
 def _record_consent(

@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from canary.analysis import Analysis, attribute
 from canary.authentication import Result
 from canary.message import read_message
 from data.analyses import (
     PendingMessage,
+    claim_pending,
+    claimed_messages,
     pending_count,
     pending_messages,
     save_analysis,
@@ -121,14 +124,17 @@ def analyse_message(
     facts = read_message(message.raw)
     envelope = EnvelopeFacts(message.peer_ip, message.mail_from, message.helo)
     auth, answers = authenticate(message.raw, facts, envelope, settings.resolver,
-                                 settings.trusted_upstream, claimed=message.company.domains,
-                                 budget=settings.budget, stopping=stopping)
+                                 (*settings.trusted_upstream, *message.trusted_upstream),
+                                 claimed=message.company.domains, budget=settings.budget,
+                                 stopping=stopping, historic=message.historic)
     company = with_sealers(message.company, settings.trusted_sealers)
     if auth.temporary:
         failed = [d.reason for d in auth.dkim if d.result is Result.TEMPERROR]
         problem = ("; ".join([auth.spf.explanation, *failed]).strip("; ")
                    or "temporary DNS failure")
         waited = (now - message.received_at if now and message.received_at else None)
+        if message.historic:  # received long ago: count the attempts instead
+            waited = _retrying_for(message.attempts)
         if stopping() or waited is None or waited < settings.dns_retry_for:
             return TemporaryFailure(problem)
         analysis = attribute(facts, auth, company, null_sender=message.null_sender,
@@ -140,6 +146,11 @@ def analyse_message(
 
 def _retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * (1 << min(attempts, 16)), LONGEST_RETRY)
+
+
+def _retrying_for(attempts: int) -> timedelta:
+    """How long a message has been retried after `attempts` temporary failures."""
+    return sum((_retry_delay(n) for n in range(attempts)), timedelta())
 
 
 def _analyse_safely(
@@ -160,23 +171,29 @@ def _analyse_safely(
         return AnalysisFailure(f"analysis failed: {type(error).__name__}: {error}"[:300])
 
 
-def save_result(store: Store, message: PendingMessage,
-                result: Analysis | TemporaryFailure | AnalysisFailure, now: datetime,
+Outcome = Analysis | TemporaryFailure | AnalysisFailure
+
+
+def _save(session: Session, message: PendingMessage, result: Outcome, now: datetime,
+          settings: AnalysisSettings) -> None:
+    if isinstance(result, TemporaryFailure):
+        save_temporary_failure(session, message.id, result.problem,
+                               now + _retry_delay(message.attempts))
+    elif isinstance(result, AnalysisFailure):
+        failures = message.failures + 1
+        retry = now + _retry_delay(failures) if failures < MAX_FAILURES else None
+        if retry is None:
+            log.error("message %s set aside after %d failed analyses", message.sha256, failures)
+        save_failure(session, message.id, result.problem, retry, now)
+    else:
+        save_analysis(session, message.id, result, now, settings.trusted_sealers)
+
+
+def save_result(store: Store, message: PendingMessage, result: Outcome, now: datetime,
                 settings: AnalysisSettings) -> None:
     """Commit one message's result at once."""
     with store.writing() as session:
-        if isinstance(result, TemporaryFailure):
-            save_temporary_failure(session, message.id, result.problem,
-                                   now + _retry_delay(message.attempts))
-        elif isinstance(result, AnalysisFailure):
-            failures = message.failures + 1
-            retry = now + _retry_delay(failures) if failures < MAX_FAILURES else None
-            if retry is None:
-                log.error("message %s set aside after %d failed analyses", message.sha256,
-                          failures)
-            save_failure(session, message.id, result.problem, retry, now)
-        else:
-            save_analysis(session, message.id, result, now, settings.trusted_sealers)
+        _save(session, message, result, now, settings)
 
 
 def analyse_pending(
@@ -185,24 +202,42 @@ def analyse_pending(
     clock: Callable[[], datetime],
     limit: int = BATCH,
     should_stop: Callable[[], bool] = lambda: False,
+    *,
+    together: bool = False,
 ) -> int:
-    """Analyse up to `limit` due messages, saving each as it is done; return how many.
+    """Analyse up to `limit` due messages; return how many.
 
-    `should_stop` is asked between messages, so a listener shutting down
-    does not wait for a whole batch when DNS is slow.
+    Each result is committed as soon as it is known, or, `together`, the batch's
+    results in one short transaction after all are known (bulk analysis of an
+    import: one commit per batch, and no lock held while DNS is asked).
+    `should_stop` is asked between messages, so a listener shutting down does
+    not wait for a whole batch when DNS is slow.
     """
+    now = clock()
+    claimed = 0
+    if not store.is_sqlite:  # several MXes may share the database: claim before analysing
+        with store.writing() as session:
+            claimed = claim_pending(session, limit, now)
     with store.reading() as session:
-        pending = pending_messages(session, limit, clock())
-    done = 0
+        pending = claimed_messages(session, limit, now) if claimed else pending_messages(
+            session, limit, now)
+    done: list[tuple[PendingMessage, Outcome, datetime]] = []
     for message in pending:
         if should_stop():
             break
         result = _analyse_safely(message, settings, should_stop, clock())
         if isinstance(result, TemporaryFailure) and should_stop():
             break  # interrupted, not failed: it stays due, as it was
-        save_result(store, message, result, clock(), settings)
-        done += 1
-    return done
+        if together:
+            done.append((message, result, clock()))
+        else:
+            save_result(store, message, result, clock(), settings)
+            done.append((message, result, now))
+    if together and done:
+        with store.writing() as session:
+            for message, result, at in done:
+                _save(session, message, result, at, settings)
+    return len(done)
 
 
 def due_count(store: Store, clock: Callable[[], datetime]) -> int:
@@ -219,7 +254,7 @@ def analyse_all(
 ) -> int:
     """Analyse every message due now; `progress` hears how many each batch looked at."""
     total = 0
-    while count := analyse_pending(store, settings, clock, limit=BATCH):
+    while count := analyse_pending(store, settings, clock, limit=BATCH, together=True):
         total += count
         progress(count)
     return total

@@ -21,7 +21,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dkim
@@ -267,6 +267,7 @@ def authenticate(
     claimed: Iterable[str] = (),
     budget: float | None = None,
     stopping: Callable[[], bool] = lambda: False,
+    historic: bool = False,
 ) -> tuple[Authentication, list[DnsAnswer]]:
     """All checks for one message, and the DNS answers they used.
 
@@ -275,6 +276,14 @@ def authenticate(
     the From domain's own SPF is checked too. After `budget` seconds (or once
     `stopping` says so) DNS questions not answered from the cache fail as
     temporary: the message is tried again later, and other mail goes on.
+
+    `historic` mail (imported, received long ago) is judged by what still holds:
+    signatures that verify against today's DNS, and the results a trusted
+    provider recorded at receipt. SPF is not checked (the sending host's
+    authorisation then is unknowable now), a signature whose key is no longer
+    published is `none` ("DKIM key no longer published"), and a DMARC failure
+    Canary computes today is no proof of forgery (`none`), unless the provider
+    recorded it.
     """
     recorder = Recorder(deadline=time.monotonic() + budget if budget is not None else None,
                         stopping=stopping)
@@ -283,19 +292,49 @@ def authenticate(
     if upstream is not None and upstream.spf is not None:
         spf_result = upstream.spf
         vouched_by = upstream.authserv_id
+    elif historic:
+        spf_result = SpfResult(Result.NONE, None, "imported mail: SPF is not checked after "
+                                                  "the fact")
     else:
         spf_result = check_spf(resolver, recorder, envelope)
     dkim_results = check_dkim(resolver, recorder, raw)
+    if historic:
+        dkim_results = tuple(_unpublished(d, recorder) for d in dkim_results)
     if upstream is not None and upstream.dkim:
         ours = {d.domain for d in dkim_results if d.result is Result.PASS}
         dkim_results += tuple(d for d in upstream.dkim if d.domain not in ours)
         vouched_by = upstream.authserv_id
     dmarc = check_dmarc(resolver, recorder, facts.from_domain, spf_result, dkim_results)
+    if historic and dmarc.result is Result.FAIL and not (
+            upstream is not None and upstream.dmarc is Result.FAIL):
+        dmarc = replace(dmarc, result=Result.NONE)
     from_spf = None
     if (facts.from_domain and dmarc.policy is None and dmarc.result is not Result.TEMPERROR
-            and organisational_domain(facts.from_domain) in set(claimed)):
+            and not historic and organisational_domain(facts.from_domain) in set(claimed)):
         from_spf = check_spf(resolver, recorder, EnvelopeFacts(
             envelope.peer_ip, f"postmaster@{facts.from_domain}", envelope.helo))
     arc = check_arc(resolver, recorder, raw, facts)
-    return Authentication(spf_result, dkim_results, dmarc, vouched_by, from_spf, arc), \
-        recorder.answers
+    return Authentication(spf_result, dkim_results, dmarc, vouched_by, from_spf, arc,
+                          historic), recorder.answers
+
+
+def _unpublished(result: DkimResult, recorder: Recorder) -> DkimResult:
+    """A signature of old mail that fails only because its key is gone (or revoked with an
+    empty `p=`): not checked (`none`), not forged."""
+    if result.result not in (Result.FAIL, Result.PERMERROR) or not result.selector:
+        return result
+    name = f"{result.selector}._domainkey.{result.domain}".lower()
+    answer = next((a for a in recorder.answers
+                   if a.name.lower().rstrip(".") == name and a.rdtype == "TXT"), None)
+    if answer is None or _has_key(answer.records):
+        return result
+    return DkimResult(Result.NONE, result.domain, result.selector, result.algorithm,
+                      "DKIM key no longer published")
+
+
+def _has_key(records: Iterable[str]) -> bool:
+    for record in records:
+        tags = dict(part.split("=", 1) for part in record.split(";") if "=" in part)
+        if {k.strip(): v.strip() for k, v in tags.items()}.get("p"):
+            return True
+    return False

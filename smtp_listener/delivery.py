@@ -12,24 +12,32 @@ once with its reason. Nothing is dropped silently, and Canary never sends a
 bounce to anyone.
 
 Maildir and IMAP deliveries are idempotent: the file name comes from the
-message's SHA-256, and IMAP is searched for the message's `X-Canary-Id`
-before APPEND, so a crash between delivery and its record does not deliver
-twice there. Passwords come from a file readable by its owner alone or an
-environment variable, never from a URL, and are never logged.
+message's SHA-256 and its alias, and IMAP is searched for the message's
+`X-Canary-Id` and `X-Canary-Alias` before APPEND, so a crash between
+delivery and its record does not deliver twice there (and the same bytes
+sent to two aliases, two messages, are both delivered). Passwords come from
+a file readable by its owner alone or an environment variable, never from a
+URL, and are never logged.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
+import hashlib
 import logging
 import os
+import secrets
 import smtplib
+import socket
 import ssl
 import stat
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 
 from canary.delivery import (
@@ -44,6 +52,7 @@ from canary.delivery import (
 )
 from data.database import Store
 from data.deliveries import (
+    CLAIM_FOR,
     DueJob,
     claim_due,
     create_jobs,
@@ -55,6 +64,8 @@ from data.deliveries import (
     record_held,
     record_retry,
     register_destinations,
+    release_dead_claims,
+    renew_claim,
 )
 from data.reporting import build_reports
 
@@ -62,7 +73,12 @@ log = logging.getLogger("canary.delivery")
 
 TIMEOUT = 30.0
 """Seconds a transport waits on the other side before calling it a temporary failure."""
-BATCH = 100
+BATCH = 32
+"""Jobs claimed at once; each claim is renewed as its job starts."""
+PARALLEL = 4
+"""Deliveries under way at once: transports mostly wait on the other side."""
+VERDICT_SECONDS = 60.0
+"""How long a company's verdict is reused for its messages' labels."""
 
 
 class Outcome(enum.Enum):
@@ -115,6 +131,16 @@ def password(destination: Destination) -> str:
 # --- transports -------------------------------------------------------------------------
 
 
+def delivery_id(job: DueJob) -> str:
+    """What names one message's delivery for good: its bytes and its alias.
+
+    The same bytes sent to two aliases are two messages with different labels;
+    each is delivered, and each once.
+    """
+    alias = hashlib.sha256(job.alias.encode("utf-8")).hexdigest()
+    return f"{job.sha256[:32]}A{alias[:8]}"
+
+
 def _fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -127,7 +153,7 @@ def deliver_maildir(destination: Destination, message: bytes, job: DueJob) -> Re
     """tmp/ → new/, with fsync of the file and of new/; named after the message's SHA-256."""
     assert destination.path is not None
     root = Path(destination.path)
-    unique = f"{int(job.received_at.timestamp())}.C{job.sha256[:32]}.canary"
+    unique = f"{int(job.received_at.timestamp())}.C{delivery_id(job)}.canary"
     try:
         for sub in ("tmp", "new", "cur"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -163,9 +189,27 @@ def _by_code(code: int, text: bytes | str, what: str) -> Result:
 
 def _smtp_session(client: smtplib.SMTP, destination: Destination, message: bytes,
                   mail_from: str, what: str) -> Result:
-    """MAIL, RCPT and DATA on an open session; the recipient's own reply decides."""
+    """MAIL, RCPT and DATA on an open session; the recipient's own reply decides.
+
+    An internationalised address needs the server's SMTPUTF8. Without it, a
+    non-ASCII envelope sender is replaced by the null sender (Canary wants no
+    bounce anyway, and the stored envelope keeps the original); a non-ASCII
+    recipient cannot be reached at all.
+    """
     assert destination.recipient is not None
-    code, text = client.mail(mail_from)
+    client.ehlo_or_helo_if_needed()
+    options: list[str] = []
+    if not (mail_from.isascii() and destination.recipient.isascii()):
+        if client.has_extn("smtputf8"):
+            options.append("SMTPUTF8")
+        elif not destination.recipient.isascii():
+            return _permanent(f"{what}: the server does not support SMTPUTF8, needed for the "
+                              f"recipient {destination.recipient}")
+        else:
+            mail_from = ""
+    if not message.isascii() and client.has_extn("8bitmime"):
+        options.append("BODY=8BITMIME")
+    code, text = client.mail(mail_from, options)
     if code != 250:
         return _by_code(code, text, f"{what} MAIL FROM")
     code, text = client.rcpt(destination.recipient)
@@ -236,7 +280,8 @@ def deliver_imap(destination: Destination, message: bytes, job: DueJob) -> Resul
                 return _permanent(f"{what}: there is no folder {destination.folder!r}; "
                                   "create it or configure another")
             client.select_folder(destination.folder, readonly=True)
-            if client.search(["HEADER", "X-Canary-Id", job.sha256]):
+            if client.search(["HEADER", "X-Canary-Id", job.sha256,
+                              "HEADER", "X-Canary-Alias", job.alias]):
                 return DELIVERED  # a delivery whose record a crash lost
             client.append(destination.folder, message, msg_time=job.received_at)
     except IMAPClientError as error:
@@ -275,13 +320,53 @@ class Pass:
         return self.delivered + self.held + self.retrying + self.failed
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    job: DueJob
+    action: Action
+    result: Result | None
+    """None: the job was held by the policy."""
+    skipped: bool = False
+    """Not ours any more, or stopping: nothing was done."""
+    retrying: bool = False
+
+    def count(self, done: Pass) -> None:
+        if self.skipped:
+            return
+        if self.result is None:
+            done.held += 1
+        elif self.result.outcome is Outcome.DELIVERED:
+            done.delivered += 1
+        elif self.retrying:
+            done.retrying += 1
+        else:
+            done.failed += 1
+            done.errors.append(self.result.detail)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class Deliverer:
+    """Delivers due jobs: a few at once (transports wait on the network), each claimed and
+    renewed before it is sent, their outcomes recorded together."""
+
     store: Store
     config: DeliveryConfig
     authserv_id: str
     clock: Callable[[], datetime]
     _registered: bool = False
+    claimant: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
+                                                  f"{secrets.token_hex(4)}")
+    _verdicts: dict[int, tuple[str, float]] = field(default_factory=dict)
 
     @property
     def destinations(self) -> dict[str, Destination]:
@@ -295,6 +380,10 @@ class Deliverer:
         with self.store.writing() as session:
             if not self._registered:
                 register_destinations(session, destinations, self.clock())
+                freed = release_dead_claims(session, socket.gethostname(), _alive)
+                if freed:
+                    log.warning("%d deliveries claimed by a process that is gone are taken "
+                                "up again", freed)
                 self._registered = True
             create_jobs(session, destinations, self.clock(), self.config.analysis_wait)
             return due_count(session, self.clock())
@@ -312,67 +401,88 @@ class Deliverer:
         if not destinations:
             return done
         self.queue()
-        while not should_stop():
-            with self.store.writing() as session:
-                jobs = claim_due(session, self.clock(), BATCH)
-            if not jobs:
-                break
-            verdicts: dict[int, str] = {}
-            for job in jobs:
-                if should_stop():
+        with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="canary-deliver"
+                                ) as pool:
+            while not should_stop():
+                claimed_at = self.clock()
+                with self.store.writing() as session:
+                    jobs = claim_due(session, claimed_at, BATCH, self.claimant)
+                if not jobs:
                     break
-                self._one(job, destinations, verdicts, done)
-                progress(1)
+                self._warm_verdicts(jobs)
+                for outcome in pool.map(self._deliver, jobs, repeat(destinations),
+                                        repeat(should_stop), repeat(claimed_at)):
+                    outcome.count(done)
+                    if not outcome.skipped:
+                        progress(1)
         return done
 
-    def _verdict(self, job: DueJob, cache: dict[int, str]) -> str:
-        if job.company_id not in cache:
+    def _warm_verdicts(self, jobs: list[DueJob]) -> None:
+        """Each company's verdict, for the labels: computed once a minute, not per message."""
+        now = time.monotonic()
+        wanted = {job.company_id: job.company_slug for job in jobs
+                  if self._verdicts.get(job.company_id, ("", 0.0))[1] <= now}
+        for company_id, slug in wanted.items():
             with self.store.reading() as session:
-                (report,) = build_reports(session, [job.company_slug]).companies
-            cache[job.company_id] = report.verdict.value
-        return cache[job.company_id]
+                (report,) = build_reports(session, [slug]).companies
+            self._verdicts[company_id] = (report.verdict.value, now + VERDICT_SECONDS)
 
-    def _one(self, job: DueJob, destinations: dict[str, Destination],
-             verdicts: dict[int, str], done: Pass) -> None:
-        now = self.clock()
-        destination = destinations.get(job.destination)
+    def _deliver(self, job: DueJob, destinations: dict[str, Destination],
+                 should_stop: Callable[[], bool], claimed_at: datetime) -> _Outcome:
         action = job.action or self.config.policy.action(job.relation, job.company_slug,
                                                          job.retired_accepting)
+        destination = destinations.get(job.destination)
         if destination is None:
             # No longer configured: never delivered anywhere the config does not name.
-            with self.store.writing() as session:
-                record_failed(session, job.id, action, "this destination is no longer "
-                                                        "configured")
-            done.failed += 1
-            return
+            return self._record(_Outcome(job, action,
+                                         _permanent("this destination is no longer configured")))
         if action is Action.HOLD:
-            with self.store.writing() as session:
-                record_held(session, job.id)
-            done.held += 1
-            return
-        with self.store.reading() as session:
-            raw = job_raw(session, job)
-        labels = Labels(
-            authserv_id=self.authserv_id, alias=job.alias, company=job.company,
-            relation=job.relation.value if job.relation else NOT_ANALYSED,
-            sender=job.sender or "(unknown)", verdict=self._verdict(job, verdicts),
-            sha256=job.sha256, authentication=job.authentication,
-        )
-        result = TRANSPORTS[destination.kind](destination, prepared(raw, labels, action), job)
+            return self._record(_Outcome(job, action, None))
+        if should_stop():
+            return _Outcome(job, action, None, skipped=True)
+        try:
+            if self.clock() - claimed_at > CLAIM_FOR / 2:  # a slow batch: keep it ours
+                with self.store.writing() as session:
+                    if not renew_claim(session, job.id, self.claimant, self.clock()):
+                        return _Outcome(job, action, None, skipped=True)
+            with self.store.reading() as session:
+                raw = job_raw(session, job)
+            labels = Labels(
+                authserv_id=self.authserv_id, alias=job.alias, company=job.company,
+                relation=job.relation.value if job.relation else NOT_ANALYSED,
+                sender=job.sender or "(unknown)",
+                verdict=self._verdicts.get(job.company_id, ("pending", 0.0))[0],
+                sha256=job.sha256, authentication=job.authentication,
+            )
+            result = TRANSPORTS[destination.kind](destination, prepared(raw, labels, action),
+                                                  job)
+        except Exception as error:
+            # One message a transport cannot handle must not stop the others (their claims
+            # would hold them back): it is retried, and the reason is shown.
+            log.exception("delivery of message %d to %s went wrong", job.message_id,
+                          job.destination)
+            result = _temporary(f"{job.destination}: {type(error).__name__}: {error}")
+        return self._record(_Outcome(job, action, result))
+
+    def _record(self, outcome: _Outcome) -> _Outcome:
+        """Record one outcome at once: the window in which a crash can deliver a message
+        twice stays one message wide."""
+        now = self.clock()
+        job, action, result = outcome.job, outcome.action, outcome.result
         with self.store.writing() as session:
-            if result.outcome is Outcome.DELIVERED:
+            if result is None:
+                record_held(session, job.id)
+            elif result.outcome is Outcome.DELIVERED:
                 record_delivered(session, job.id, action, now)
-                done.delivered += 1
             elif (result.outcome is Outcome.TEMPORARY
                   and now - job.created_at < self.config.retry_for):
                 record_retry(session, job.id, action, result.detail,
                              now + retry_delay(job.attempts, self.config.first_retry))
-                done.retrying += 1
                 log.warning("delivery of message %d to %s will be retried: %s",
                             job.message_id, job.destination, result.detail)
+                return replace(outcome, retrying=True)
             else:
                 record_failed(session, job.id, action, result.detail)
-                done.failed += 1
-                done.errors.append(result.detail)
                 log.error("delivery of message %d to %s failed: %s", job.message_id,
                           job.destination, result.detail)
+        return outcome

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
+from sqlalchemy.exc import SQLAlchemyError
 
 from canary.aliases import RecipientKind, check_recipient
 from data.database import Store
@@ -100,6 +101,16 @@ def storable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def _storable(address: str) -> bool:
+    """Whether an address can be looked up at all: bytes that are not UTF-8 (kept as
+    surrogate escapes) are no alias's."""
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _peer_ip(session: Session) -> str:
     peer = session.peer
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "unknown")
@@ -163,8 +174,15 @@ class CanaryHandler:
     ) -> str:
         recipient = check_recipient(address, self._domains, self._secret)
         issued = None
-        if recipient.kind is RecipientKind.CANDIDATE:
-            issued = await self._aliases.lookup(recipient.address)
+        if recipient.kind is not RecipientKind.FOREIGN and _storable(recipient.address):
+            # Besides Canary's own aliases, an address adopted on a canary domain (a
+            # catch-all the person used before) is an alias too: the store says.
+            try:
+                issued = await self._aliases.lookup(recipient.address)
+            except SQLAlchemyError as error:
+                log.warning("peer=%s rcpt=<%s> answered 451: the database cannot be read (%s)",
+                            _peer_ip(session), address, type(error).__name__)
+                return str(replies.INTERNAL_ERROR)
         if issued is not None and not issued.rejected:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)

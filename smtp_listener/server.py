@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from canary.alerts import AlertsConfig
 from canary.delivery import DeliveryConfig
 from data.database import Store
+from data.deliveries import register_destinations
 from data.home import DEFAULT_XFORWARD_PEERS
+from smtp_listener.alerts import AlertSettings
 from smtp_listener.analysis import AnalysisConfig
 from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
 from smtp_listener.limits import ClientLimits, Clients, DiskSpace
@@ -68,14 +71,19 @@ class Listener:
         settings: ListenerSettings,
         analysis: AnalysisConfig,
         delivery: DeliveryConfig | None = None,
+        alerts: AlertsConfig | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store = store
         self._settings = settings
         delivery = delivery or DeliveryConfig()
+        self._delivery = delivery
         self._worker = Worker(WorkerConfig(
             store.url, analysis, delivery,
-            delivery.authserv_id or (sorted(domains)[0] if domains else "canary")))
+            delivery.authserv_id or (sorted(domains)[0] if domains else "canary"),
+            AlertSettings(alerts or AlertsConfig(),
+                          min_free_bytes=settings.limits.min_free_bytes,
+                          min_free_ratio=settings.limits.min_free_ratio)))
         self._writer = DeliveryWriter(store, on_commit=self._worker.notify)
         self.clients = Clients(settings.limits, settings.xforward_peers)
         self._handler = CanaryHandler(
@@ -119,11 +127,20 @@ class Listener:
             self._server.close()
             await self._server.wait_closed()
             raise
+        # A destination gets the mail received from the moment it is first served: registered
+        # before the first 250, so no message falls between start and the first delivery pass.
+        await asyncio.to_thread(self._register_destinations)
         await self._server.start_serving()
         self._worker.start()
         host, port = self._server.sockets[0].getsockname()[:2]
         log.info("listening on %s port %d", host, port)
         return str(host), int(port)
+
+    def _register_destinations(self) -> None:
+        keys = [d.key for d in self._delivery.destinations]
+        if keys:
+            with self._store.writing() as session:
+                register_destinations(session, keys, utc_now())
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """Out of file descriptors, asyncio logs a traceback per accept attempt: said once."""

@@ -1,11 +1,11 @@
-"""The listener's worker process: analysis and delivery, beside the SMTP loop.
+"""The listener's worker process: analysis, delivery and alerts, beside the SMTP loop.
 
 Analysing a message (parsing, DKIM's arithmetic, DNS) and delivering it
 take CPU the SMTP loop must not wait for: in a thread of the listener's own
 process they compete for its interpreter lock and slow every reply. So they
 run in a process of their own, which the listener starts, wakes after each
 commit (a byte on a socket, never a wait), asks to settle (the demo and the
-tests wait for the mail so far to be analysed and delivered), and stops. The
+tests wait for the mail so far to be analysed, delivered and alerted on), and stops. The
 database is the only state: a worker that dies or is killed loses nothing; a
 message it was analysing stays pending, a delivery it was making is retried
 (at most once more, in the documented window).
@@ -21,11 +21,13 @@ import select
 import signal
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from canary.delivery import DeliveryConfig
 from data.database import Store
+from smtp_listener.alerts import Alerter, AlertSettings, wait_seconds
 from smtp_listener.analysis import AnalysisConfig, Analyst
 from smtp_listener.delivery import Deliverer
 
@@ -35,6 +37,8 @@ _CONTEXT = multiprocessing.get_context("spawn")
 POLL_SECONDS = 0.1
 DELIVERY_IDLE_SECONDS = 5.0
 """A delivery pass runs at least this often, for retries and for mail waiting on analysis."""
+ALERT_IDLE_SECONDS = 5.0
+"""An alert pass runs at least this often: retries, and watching analysis and the disk."""
 COMMIT = b"c"
 STOP_SECONDS = 2.0
 """How long shutdown waits for the worker before killing it: it never waits on DNS."""
@@ -52,6 +56,7 @@ class WorkerConfig:
     analysis: AnalysisConfig
     delivery: DeliveryConfig
     authserv_id: str
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 class _DeliveryLoop:
@@ -106,9 +111,56 @@ class _DeliveryLoop:
         return min(max((due - utc_now()).total_seconds(), POLL_SECONDS), DELIVERY_IDLE_SECONDS)
 
 
+class _AlertLoop:
+    """Alert passes in a thread: after analysis progress, and every few seconds."""
+
+    def __init__(self, alerter: Alerter) -> None:
+        self.alerter = alerter
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="canary-alerts", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def drain(self, timeout: float) -> bool:
+        """Run a pass now and wait until one finds nothing left to do."""
+        self.wake()
+        return self._idle.wait(timeout)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                done = self.alerter.run_once(should_stop=self._stopping.is_set)
+            except Exception:
+                log.exception("alert pass failed; trying again shortly")
+                self._wake.wait(ALERT_IDLE_SECONDS)
+                continue
+            if done.handled or done.events:
+                continue
+            self._idle.set()
+            try:
+                pause = wait_seconds(self.alerter.next_due(), utc_now(), ALERT_IDLE_SECONDS)
+            except Exception:
+                pause = ALERT_IDLE_SECONDS
+            self._wake.wait(pause)
+
+
 def _worker_process(sock: socket.socket, config: WorkerConfig,
                     settle_request: multiprocessing.synchronize.Event,
                     settled: multiprocessing.synchronize.Event,
+                    settled_in_time: Any,
                     stop: multiprocessing.synchronize.Event) -> None:
     """Entry point of the worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group
@@ -117,9 +169,16 @@ def _worker_process(sock: socket.socket, config: WorkerConfig,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     store = Store(config.database_url)
     delivery = _DeliveryLoop(Deliverer(store, config.delivery, config.authserv_id, utc_now))
-    analyst = Analyst(store, config.analysis.settings(), utc_now, on_progress=delivery.wake)
+    alerts = _AlertLoop(Alerter(store, config.alerts, utc_now))
+
+    def progress() -> None:
+        delivery.wake()
+        alerts.wake()
+
+    analyst = Analyst(store, config.analysis.settings(), utc_now, on_progress=progress)
     analyst.start()
     delivery.start()
+    alerts.start()
     try:
         while not stop.is_set():
             readable, _, _ = select.select([sock], [], [], POLL_SECONDS)
@@ -130,12 +189,14 @@ def _worker_process(sock: socket.socket, config: WorkerConfig,
                 analyst.notify()
             if settle_request.is_set():
                 settle_request.clear()
-                analyst.settle(timeout=60)
-                delivery.drain(timeout=60)
+                complete = (analyst.settle(timeout=60) & delivery.drain(timeout=60)
+                            & alerts.drain(timeout=60))
+                settled_in_time.value = complete
                 settled.set()
     finally:
         analyst.stop()
         delivery.stop()
+        alerts.stop()
         store.dispose()
 
 
@@ -146,6 +207,7 @@ class Worker:
         self._config = config
         self._settle_request = _CONTEXT.Event()
         self._settled = _CONTEXT.Event()
+        self._settled_in_time = _CONTEXT.Value("b", 0)
         self._stop = _CONTEXT.Event()
         self._sock: socket.socket | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -158,7 +220,8 @@ class Worker:
         ours, theirs = socket.socketpair()
         process = _CONTEXT.Process(
             target=_worker_process,
-            args=(theirs, self._config, self._settle_request, self._settled, self._stop),
+            args=(theirs, self._config, self._settle_request, self._settled,
+                  self._settled_in_time, self._stop),
             name="canary-worker", daemon=True)
         process.start()
         theirs.close()
@@ -178,7 +241,7 @@ class Worker:
             return False
         self._settled.clear()
         self._settle_request.set()
-        return self._settled.wait(timeout)
+        return self._settled.wait(timeout) and bool(self._settled_in_time.value)
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Ask the worker to end; kill it if it has not within `timeout`. Nothing is lost: a

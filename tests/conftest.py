@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from canary.alerts import AlertsConfig
 from canary.delivery import DeliveryConfig
 from data.database import Store
 from data.home import Home, init_home
@@ -105,7 +106,7 @@ class RunningListener:
 def start_listener(
     home: Home, store: Store, resolver: Resolver | None = None, *,
     trusted_upstream: tuple[str, ...] = (), delivery: DeliveryConfig | None = None,
-    **settings: object,
+    alerts: AlertsConfig | None = None, **settings: object,
 ) -> RunningListener:
     """Start the real listener; without a resolver, it gets an empty loopback DNS of its own."""
     own_dns = None
@@ -118,7 +119,7 @@ def start_listener(
                               lifetime=resolver.lifetime, trusted_upstream=trusted_upstream)
     listener = Listener(store, domains=frozenset(home.config().domains), secret=home.secret(),
                         settings=ListenerSettings(**options),  # type: ignore[arg-type]
-                        analysis=analysis, delivery=delivery)
+                        analysis=analysis, delivery=delivery, alerts=alerts)
     thread = ListenerThread(listener)
     host, port = thread.__enter__()
     return RunningListener(host, port, home, store, thread, own_dns)

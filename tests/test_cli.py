@@ -110,6 +110,10 @@ BEFORE_INIT = {
     "drop": ["drop", "1"],
     "deliveries": ["deliveries"],
     "deliver": ["deliver"],
+    "adopt": ["adopt", "Acme", "shop@me.example"],
+    "discover": ["discover", "mail.mbox"],
+    "import": ["import", "mail.mbox"],
+    "alerts": ["alerts", "list"],
 }
 
 

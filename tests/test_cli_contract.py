@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import mailbox
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,30 @@ from data.home import Home
 
 GROUP = typer.main.get_command(app)
 assert isinstance(GROUP, TyperGroup)
-COMMANDS = dict(GROUP.commands)
+
+
+def _leaves(group: TyperGroup, prefix: str = "") -> dict[str, Any]:
+    """Every command by its full name, a group's (`canary alerts add`) opened up."""
+    found: dict[str, Any] = {}
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            found.update(_leaves(command, f"{prefix}{name} "))
+        else:
+            found[prefix + name] = command
+    return found
+
+
+COMMANDS = _leaves(GROUP)
 
 JSON_COMMANDS = {"issue", "aliases", "report", "show", "consent", "optout", "retire", "rotate",
-                 "trust", "flag", "verify", "analyse", "upgrade", "held", "deliveries", "deliver"}
+                 "trust", "flag", "verify", "analyse", "upgrade", "held", "deliveries", "deliver",
+                 "discover", "import", "alerts list"}
 """Every command whose result a script may want."""
-SCHEMA_OF = {"optout": "consent"}
-"""Commands that share another's document; the rest have a schema of their own name."""
+SCHEMA_OF = {"optout": "consent", "alerts list": "alerts"}
+"""Commands that share another's document, or whose name has a space; the rest have a
+schema of their own name."""
+SENT_SCHEMAS = {"alert"}
+"""Documents Canary sends rather than prints: an alert's payload to a JSON webhook."""
 COMPANY_COMMANDS = {"issue", "show", "consent", "optout", "retire", "rotate", "trust", "flag",
                     "letter", "report", "export"}
 
@@ -58,7 +76,7 @@ def test_exactly_the_commands_a_script_reads_have_json() -> None:
 
 
 def test_every_json_command_has_a_schema_and_every_schema_a_command() -> None:
-    expected = {SCHEMA_OF.get(name, name) for name in JSON_COMMANDS}
+    expected = {SCHEMA_OF.get(name, name) for name in JSON_COMMANDS} | SENT_SCHEMAS
     shipped = {path.name.removesuffix(".schema.json") for path in SCHEMAS.glob("*.schema.json")}
     assert shipped == expected
 
@@ -78,7 +96,7 @@ def test_every_option_says_what_it_does_and_flags_take_no_value(name: str) -> No
     for param in command.params:
         if isinstance(param, TyperOption) and not param.hidden:
             assert param.help and len(param.help) > 10, f"{name} {param.opts}: no help"
-    result = runner.invoke(app, [name, "--help"], terminal_width=100)
+    result = runner.invoke(app, [*name.split(), "--help"], terminal_width=100)
     assert result.exit_code == 0
     assert "<bool>" not in result.stdout
     for flag in ("--json", "--force", "--new"):
@@ -104,6 +122,10 @@ def acme(home: Home, store: Store, empty_dns: str) -> tuple[Canary, str]:
 def _runs(canary: Canary, tmp_path: Path) -> dict[str, list[str]]:
     bundle = tmp_path / "evidence.zip"
     assert canary("export", "--bundle", str(bundle)).exit_code == 0
+    mbox = tmp_path / "old.mbox"
+    old_mail = mailbox.mbox(mbox)
+    old_mail.add(make_message(sender="news@acme.example", to="acme@me.example"))
+    old_mail.close()
     return {
         "issue": ["issue", "Beta", "--domain", "beta.example"],
         "aliases": ["aliases"],
@@ -119,8 +141,11 @@ def _runs(canary: Canary, tmp_path: Path) -> dict[str, list[str]]:
         "held": ["held"],
         "deliveries": ["deliveries"],
         "deliver": ["deliver"],
+        "discover": ["discover", str(mbox)],
+        "import": ["import", str(mbox), "--no-analyse"],
         "retire": ["retire", "Acme"],
         "rotate": ["rotate", "Acme"],
+        "alerts list": ["alerts", "list"],
     }
 
 

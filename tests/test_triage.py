@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,7 @@ def test_triage_asks_about_each_new_sender_and_records_the_answers(
     demo_home: Path, tmp_path: Path
 ) -> None:
     home = tmp_path / "copy"
-    home.mkdir()
-    for item in demo_home.iterdir():  # each test decides on its own copy
-        (home / item.name).write_bytes(item.read_bytes())
+    shutil.copytree(demo_home, home)  # each test decides on its own copy
     before = report(home)["MegaMart"]
     unexpected = [s["organisation"] for s in before["unexpected_senders"]]  # type: ignore[union-attr]
     assert unexpected == ["dealblaster.example", "prize-centre.example", "megamart.example"]

@@ -32,6 +32,12 @@ def issue_document(issued: IssuedAlias) -> dict[str, Any]:
                      note=issued.note)
 
 
+def issued_document(issued: Sequence[IssuedAlias]) -> dict[str, Any]:
+    """`canary issue --from FILE --json`: every alias issued, in the file's order."""
+    return _document(issued=[{k: v for k, v in issue_document(i).items()
+                              if k != "schema_version"} for i in issued])
+
+
 def aliases_document(listing: Sequence[AliasListing]) -> dict[str, Any]:
     return _document(aliases=[
         {"company": a.company, "address": a.address, "issued_at": iso_time(a.issued_at),

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from canary.alerts import Channel, ChannelState
 from canary.attribution import Relation
 from canary.report import (
     EVIDENCE_SHOWN,
@@ -185,3 +186,14 @@ def render_deliveries(console: Console, failed: int, held: int) -> None:
     if held:
         console.print(f"{plural(held, 'message')} held by the delivery policy: see "
                       "[bold]canary held[/].")
+
+
+def render_alert_channels(console: Console, failing: Sequence[tuple[Channel, ChannelState]]
+                          ) -> None:
+    """Alert channels that have been failing for days, and the command that shows them."""
+    for channel, state in failing:
+        since = f"failing since {day(state.failing_since)}" if state.failing_since else "failed"
+        lost = (f"; {plural(state.failed, 'alert')} given up on" if state.failed else "")
+        console.print(f"[red]Alert channel {channel.id}[/] ({escape(channel.masked)}) {since}"
+                      f"{lost}: {escape(state.last_error or '?')}; see "
+                      "[bold]canary alerts list[/].")

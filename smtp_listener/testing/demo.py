@@ -26,9 +26,11 @@ from pathlib import Path
 import dkim
 import nacl.signing
 
+from canary.alerts import Event
 from canary.attribution import Relation
 from canary.consent import Frequency
 from canary.delivery import DEFAULT_ACTIONS, Action, DeliveryPolicy
+from data.alerts import recorded_events
 from data.deliveries import JobListing, held
 from data.home import init_home
 from data.registry import issue_alias, opt_out
@@ -214,6 +216,8 @@ class Tour:
     maildir: Path
     """Where the tour's mail was delivered."""
     held: list[JobListing]
+    alerts: tuple[Event, ...] = ()
+    """The events the tour's mail made, oldest first: what alert channels would get."""
 
 
 def run_tour(home: Path, say: Callable[[str], None]) -> Tour:
@@ -263,7 +267,8 @@ def run_tour(home: Path, say: Callable[[str], None]) -> Tour:
                     say(f"A relay attempt gets: {code} {text}")
                 listener.settle()
             with store.reading() as session:
-                return Tour(build_reports(session), maildir, held(session))
+                return Tour(build_reports(session), maildir, held(session),
+                            tuple(recorded_events(session)))
         finally:
             store.dispose()
 

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime()),
         sa.Column("claimed_until", sa.DateTime()),
+        sa.Column("claimed_by", sa.String()),
         sa.Column("last_error", sa.String()),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("delivered_at", sa.DateTime()),

@@ -1,0 +1,172 @@
+"""Several MXes on one PostgreSQL database: one secret, each message stored and analysed once.
+
+A real throw-away PostgreSQL cluster (tests/servers/postgres.py) and real
+`canary serve` processes on loopback. The second MX joins with `canary init
+--join URL`, which takes the secret and domains from the database, so it can
+never answer 550 to the first one's aliases.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from commands import Canary, assert_one_sentence, assert_usage_error
+from conftest import CANARY_DOMAIN
+from faults.servers import Serve, serving
+from mailflow import mail
+from sqlmodel import col, select
+
+from data.analyses import claim_pending
+from data.database import Store
+from data.home import Home
+from data.mailstore import Delivery, store_deliveries
+from data.models import Alias, Message
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def first(tmp_path: Path, postgres_url: str) -> tuple[Canary, str]:
+    """The first MX: a home whose database is the shared PostgreSQL one, and Acme's alias."""
+    canary = Canary(tmp_path / "mx1")
+    made = canary("init", "--domain", CANARY_DOMAIN, "--db", postgres_url)
+    assert made.exit_code == 0, made.output
+    issued = canary("issue", "Acme", "--domain", "acme.example")
+    assert issued.exit_code == 0, issued.output
+    return canary, issued.stdout.strip()
+
+
+@pytest.mark.usefixtures("first")
+def test_a_second_mx_joins_with_the_same_secret_and_domains(tmp_path: Path,
+                                                            postgres_url: str) -> None:
+    second = Canary(tmp_path / "mx2")
+    joined = second("init", "--join", postgres_url)
+    assert joined.exit_code == 0, joined.output
+    one, two = Home(tmp_path / "mx1"), Home(tmp_path / "mx2")
+    assert one.secret() == two.secret()
+    assert two.config().domains == one.config().domains == (CANARY_DOMAIN,)
+    assert two.config().database == postgres_url
+    assert (tmp_path / "mx2" / "secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_home_of_its_own_on_a_shared_database_is_refused(
+    tmp_path: Path, postgres_url: str, first: tuple[Canary, str]
+) -> None:
+    other = Canary(tmp_path / "elsewhere")
+    assert_one_sentence(other("init", "--domain", CANARY_DOMAIN, "--db", postgres_url),
+                        "--join")
+    assert not (tmp_path / "elsewhere" / "canary.toml").exists()
+
+
+def test_joining_needs_a_shared_database_with_a_home(
+    tmp_path: Path, postgres_cluster: object, postgres_url: str
+) -> None:
+    canary = Canary(tmp_path / "mx2")
+    assert_one_sentence(canary("init", "--join", postgres_url), "no Canary home")
+    assert_one_sentence(canary("init", "--join", f"sqlite:///{tmp_path / 'x.db'}"),
+                        "PostgreSQL")
+    assert_usage_error(canary("init", "--join", postgres_url, "--domain", "x.example"),
+                       "--domain")
+
+
+def test_two_analysts_claim_different_messages(postgres_url: str,
+                                               first: tuple[Canary, str]) -> None:
+    store = Store(postgres_url)
+    try:
+        with store.reading() as session:
+            alias_id, address = session.exec(select(Alias.id, Alias.address)).one()
+        assert alias_id is not None
+        now = datetime.now(UTC)
+        with store.writing() as session:
+            store_deliveries(session, [
+                Delivery(mail(subject=f"m{n}"), ((alias_id, address),), "x@acme.example",
+                         "192.0.2.1", "mx.acme.example", False, now) for n in range(10)])
+        other = Store(postgres_url)
+        try:
+            with store.writing() as session_one:
+                mine = claim_pending(session_one, 6, now)
+                with other.writing() as session_two:  # while the first claim is uncommitted
+                    theirs = claim_pending(session_two, 6, now)
+            assert (mine, theirs) == (6, 4)
+            with store.reading() as session:
+                claimed = session.exec(select(Message.claimed_at).where(
+                    col(Message.retry_at) > now)).all()
+            assert len(claimed) == 10
+            with store.writing() as session:
+                assert claim_pending(session, 10, now + timedelta(seconds=1)) == 0
+        finally:
+            other.dispose()
+    finally:
+        store.dispose()
+
+
+@pytest.fixture
+def two_mxes(tmp_path: Path, postgres_url: str, first: tuple[Canary, str], empty_dns: str
+             ) -> Iterator[tuple[Serve, Serve, str]]:
+    second = Canary(tmp_path / "mx2")
+    assert second("init", "--join", postgres_url).exit_code == 0
+    with serving(tmp_path / "mx1", tmp_path / "logs1", dns=empty_dns) as one, \
+            serving(tmp_path / "mx2", tmp_path / "logs2", dns=empty_dns) as two:
+        yield one, two, first[1]
+
+
+def _rows(url: str) -> list[tuple[int | None, datetime | None]]:
+    """(id, analysed_at) of every stored message."""
+    store = Store(url)
+    try:
+        with store.reading() as session:
+            return list(session.exec(select(Message.id, Message.analysed_at)).all())
+    finally:
+        store.dispose()
+
+
+def test_both_mxes_store_everything_once_and_analyse_it(
+    two_mxes: tuple[Serve, Serve, str], postgres_url: str
+) -> None:
+    one, two, alias = two_mxes
+    same = mail(subject="sent to both MXes, as a sending server retrying elsewhere does")
+    replies: list[int] = []
+
+    def send(serve: Serve, raw: bytes) -> None:
+        replies.append(serve.send(alias, raw).code)
+
+    threads = [threading.Thread(target=send, args=(serve, raw))
+               for n in range(20)
+               for serve, raw in ((one, mail(subject=f"to mx1 {n}")),
+                                  (two, mail(subject=f"to mx2 {n}")), (one, same), (two, same))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert replies == [250] * len(threads)
+    rows = _rows(postgres_url)
+    assert len(rows) == 41, "forty messages and the one sent to both, stored once"
+
+    def settled() -> bool:
+        return all(analysed is not None for _, analysed in _rows(postgres_url))
+
+    from faults.servers import poll
+    poll(settled, "every message analysed", timeout=60)
+
+
+def test_a_database_that_stops_costs_451s_and_both_mxes_recover(
+    two_mxes: tuple[Serve, Serve, str], postgres_url: str, postgres_cluster: object
+) -> None:
+    one, two, alias = two_mxes
+    cluster = postgres_cluster
+    cluster.stop()  # type: ignore[attr-defined]
+    try:
+        for serve in (one, two):
+            outcome = serve.send(alias, mail(subject="while the database is down"))
+            assert outcome.code == 451 and outcome.seconds < 30, outcome
+    finally:
+        cluster.start()  # type: ignore[attr-defined]
+    from faults.servers import poll
+    for serve in (one, two):
+        poll(lambda serve=serve: serve.send(alias, mail(subject="back")).code == 250,  # type: ignore[misc]
+             "250 again once the database is back", timeout=60, interval=1.0)
+        assert serve.up()
