@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from canary.attribution import Relation
-from canary.report import CompanyReport, SenderSummary
-from canary.senders import SenderKind
 from canary.wording import day, plural
+
+if TYPE_CHECKING:  # the CLI imports this module for its choices: keep it light
+    from canary.report import CompanyReport, SenderSummary
 
 
 class Kind(enum.StrEnum):
@@ -104,6 +105,9 @@ def consent_lines(report: CompanyReport) -> list[str]:
 
 def _how(sender: SenderSummary) -> str:
     """What the evidence lets the person say about one sender, and no more."""
+    from canary.attribution import Relation
+    from canary.senders import SenderKind
+
     if sender.relation is Relation.THIRD_PARTY and sender.kind is SenderKind.MERCHANT:
         return f"a business named by {sender.via}, which authenticated the sending"
     if sender.relation is Relation.THIRD_PARTY and sender.kind.identifiable:

@@ -12,33 +12,19 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.markup import escape
-from rich.table import Table
 
-from canary.alerts import (
-    AlertChannelExists,
-    AlertsConfigError,
-    AlertsNotSent,
-    Channel,
-    ChannelState,
-    InvalidAlertUrl,
-    NoAlertChannel,
-    Severity,
-    alerts_document,
-    channel_status,
-    check_url_form,
-    event_names,
-    expand_events,
-)
+# `add` needs both when the module loads: typer reads Severity from its signature, and
+# the --events help lists the event names.
+from canary.events import Severity, event_names
 from canary.wording import day, plural
 from cli.output import console, messages, print_json
 from cli.workspace import DbOption, HomeOption, JsonOption, noun_app, workspace
-from data.alerts import channel_states, forget_channel, register_channels
-from smtp_listener.alerts import Alerter, AlertSettings, check_url, try_channels
+
+if TYPE_CHECKING:  # the CLI starts fast: rich, the database and the listener load when used
+    from canary.alerts import ChannelState
 
 app = noun_app()
 app.info.no_args_is_help = True
@@ -53,6 +39,8 @@ def _now() -> datetime:
 
 
 def _events(given: list[str] | None) -> tuple[str, ...]:
+    from canary.alerts import AlertsConfigError, expand_events
+
     names = tuple(n.strip().lower() for value in given or () for n in value.split(",")
                   if n.strip())
     try:
@@ -64,6 +52,8 @@ def _events(given: list[str] | None) -> tuple[str, ...]:
 
 def _read_url(url: str) -> str:
     """The URL, or one line of stdin for `-` (kept out of the shell's history)."""
+    from canary.alerts import AlertsConfigError, InvalidAlertUrl, check_url_form
+
     text = sys.stdin.readline().strip() if url == "-" else url
     try:
         return check_url_form(text)
@@ -89,6 +79,10 @@ def add(
     db: DbOption = None,
 ) -> None:
     """Add an alert channel: an Apprise URL, the events it wants, a minimum severity."""
+    from canary.alerts import AlertChannelExists, Channel
+    from data.alerts import register_channels
+    from smtp_listener.alerts import check_url
+
     names = _events(events)
     with workspace(ctx, home, db) as space:
         channel = Channel(_read_url(url), names, min_severity)
@@ -106,6 +100,8 @@ def add(
 
 
 def _status(state: ChannelState | None) -> str:
+    from canary.alerts import channel_status
+
     status = channel_status(state)
     if state is not None and state.failing_since is not None:
         status = f"failing since {day(state.failing_since)}: {state.last_error or '?'}"
@@ -122,6 +118,13 @@ def list_channels(
     db: DbOption = None,
 ) -> None:
     """The alert channels (URLs masked), what each is told, and how sending to it goes."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from canary.alerts import alerts_document
+    from data.alerts import channel_states
+
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         states = channel_states(session)
         alerts = space.config.alerts
@@ -156,6 +159,8 @@ def remove(
     db: DbOption = None,
 ) -> None:
     """Remove an alert channel; alerts waiting for it are dropped."""
+    from data.alerts import forget_channel
+
     with workspace(ctx, home, db) as space:
         alerts = space.config.alerts
         found = alerts.channel(channel)
@@ -176,6 +181,9 @@ def test(
     db: DbOption = None,
 ) -> None:
     """Send a test alert to every channel now and say, per channel, whether it arrived."""
+    from canary.alerts import AlertsNotSent, NoAlertChannel
+    from smtp_listener.alerts import try_channels
+
     with workspace(ctx, home, db) as space:
         alerts = space.config.alerts
         chosen = ([alerts.channel(c) for c in channels] if channels
@@ -198,6 +206,8 @@ def run(
     db: DbOption = None,
 ) -> None:
     """Find new events and send the alerts due now, once (`canary serve` does it itself)."""
+    from smtp_listener.alerts import Alerter, AlertSettings
+
     with workspace(ctx, home, db) as space:
         alerts = space.config.alerts
         done = Alerter(space.store, AlertSettings(alerts, watch_analysis=False),

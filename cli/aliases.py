@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from sqlalchemy.exc import IntegrityError
 
-from canary.addresses import CompanyRow, company_rows
 from canary.consent import Frequency
 from canary.domains import normalise_domain
 from canary.errors import InvalidValue, NotACanaryDomain
 from canary.wording import day
 from cli.output import console, messages, print_json
-from cli.render.documents import aliases_document, issue_document, issued_document
 from cli.workspace import (
     DateOption,
     DbOption,
@@ -29,7 +25,9 @@ from cli.workspace import (
     workspace,
     yes_no,
 )
-from data.registry import issue_alias, list_aliases
+
+if TYPE_CHECKING:  # the CLI starts fast: rich and the database load when used
+    from canary.addresses import CompanyRow
 
 app = noun_app()
 
@@ -72,6 +70,11 @@ def issue(
     db: DbOption = None,
 ) -> None:
     """Issue a unique alias for a company and print its address."""
+    from sqlalchemy.exc import IntegrityError
+
+    from cli.render.documents import issue_document, issued_document
+    from data.registry import issue_alias
+
     given = utc(at)
     if given > datetime.now(UTC):
         raise typer.BadParameter("the date is in the future", param_hint="--at")
@@ -112,6 +115,8 @@ def issue(
 
 
 def _company_rows(path: Path) -> list[CompanyRow]:
+    from canary.addresses import company_rows
+
     try:
         rows = company_rows(path.read_text(encoding="utf-8-sig"), path.name)
     except UnicodeDecodeError as error:
@@ -135,6 +140,11 @@ def aliases_command(
     db: DbOption = None,
 ) -> None:
     """List every alias: company, address, issue date, domains and message counts."""
+    from rich.table import Table
+
+    from cli.render.documents import aliases_document
+    from data.registry import list_aliases
+
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         listing = list_aliases(session)
     if as_json:

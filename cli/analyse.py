@@ -10,13 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.output import messages, print_json
-from cli.render.documents import analyse_document
 from cli.workspace import DbOption, DnsOption, HomeOption, JsonOption, noun_app, workspace
-from data.analyses import unsettled_count
-from smtp_listener.analysis import analyse_all, due_count
 
 
 def _now() -> datetime:
@@ -35,6 +31,18 @@ def analyse(
     dns: DnsOption = None,
 ) -> None:
     """Analyse stored mail that is not analysed yet (SPF, DKIM, DMARC, then the verdicts)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from cli.render.documents import analyse_document
+    from data.analyses import unsettled_count
+    from smtp_listener.analysis import analyse_all, due_count
+
     with workspace(ctx, home, db, dns) as space:
         settings = space.analysis_config().settings()
         due = due_count(space.store, _now)

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from canary.errors import NoDestination, NothingHeld
 from canary.wording import iso_time, plural
 from cli.output import console, messages, print_json
-from cli.render.documents import deliver_document, deliveries_document, held_document
 from cli.workspace import (
     CompaniesArgument,
     CompanyOption,
@@ -29,9 +25,9 @@ from cli.workspace import (
     noun_app,
     workspace,
 )
-from data import deliveries as queue
-from data.deliveries import JobListing
-from smtp_listener.delivery import Deliverer
+
+if TYPE_CHECKING:  # the CLI starts fast: rich, the database and the listener load when used
+    from data.deliveries import JobListing
 
 app = noun_app()
 
@@ -67,6 +63,12 @@ def held(
     db: DbOption = None,
 ) -> None:
     """Mail the delivery policy keeps in Canary, oldest first: release or drop it."""
+    from rich import box
+    from rich.table import Table
+
+    from cli.render.documents import held_document
+    from data import deliveries as queue
+
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         listing = _by_message(queue.held(session, [*(names or ()), *(company or ())]))
     if as_json:
@@ -103,6 +105,8 @@ def release(
     db: DbOption = None,
 ) -> None:
     """Deliver held mail after all, labelled as usual (on the next delivery pass)."""
+    from data import deliveries as queue
+
     what = _select(ids, company)
     with workspace(ctx, home, db) as space, space.store.writing() as session:
         released = queue.release(session, ids or (), company, _now())
@@ -123,6 +127,8 @@ def drop(
     db: DbOption = None,
 ) -> None:
     """Never deliver held mail; Canary keeps it as evidence."""
+    from data import deliveries as queue
+
     what = _select(ids, company)
     with workspace(ctx, home, db) as space, space.store.writing() as session:
         dropped = queue.drop(session, ids or (), company)
@@ -143,6 +149,12 @@ def deliveries(
     db: DbOption = None,
 ) -> None:
     """Each message's delivery to each destination: delivered, pending, held or failed."""
+    from rich import box
+    from rich.table import Table
+
+    from cli.render.documents import deliveries_document
+    from data import deliveries as queue
+
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         listing = queue.deliveries(session, failed_only=failed)
     if as_json:
@@ -170,6 +182,11 @@ def deliver(
     db: DbOption = None,
 ) -> None:
     """Deliver what is due now to your destinations, once (`canary serve` does it itself)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cli.render.documents import deliver_document
+    from smtp_listener.delivery import Deliverer
+
     with workspace(ctx, home, db) as space:
         config = space.delivery_config()
         if not config.urls:

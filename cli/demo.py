@@ -11,18 +11,16 @@ import mailbox
 import tempfile
 from email.header import decode_header, make_header
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
-from canary.alerts import Channel, Event, alert_text, alert_title
-from canary.attribution import Relation
 from canary.wording import plural
 from cli.output import console
-from cli.render.terminal import render_report
 from cli.workspace import noun_app
-from smtp_listener.testing.demo import RETAILER, run_tour
+
+if TYPE_CHECKING:  # the CLI starts fast: rich, the listener and the database load when used
+    from canary.alerts import Event
 
 app = noun_app()
 
@@ -38,6 +36,10 @@ def _delivered(maildir: Path) -> list[str]:
 
 def _alerts(events: tuple[Event, ...]) -> None:
     """The alerts a channel with the default settings would have had, one by one."""
+    from rich.markup import escape
+
+    from canary.alerts import Channel, alert_text, alert_title
+
     default = Channel("json://localhost")
     wanted = [e for e in events if default.wants(e.kind, e.severity)]
     out = console()
@@ -52,6 +54,12 @@ def _alerts(events: tuple[Event, ...]) -> None:
 
 
 def _tour(home: Path) -> None:
+    from rich.markup import escape
+
+    from canary.attribution import Relation
+    from cli.render.terminal import render_report
+    from smtp_listener.testing.demo import RETAILER, run_tour
+
     out = console()
     tour = run_tour(home, out.print)
     reports = tour.reports

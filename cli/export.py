@@ -14,18 +14,12 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress
 
-from canary.report import CompanyReport, report_document
 from canary.wording import plural
 from cli.output import messages, print_json
-from cli.render.csv import render_csv
-from cli.render.documents import verify_document
-from cli.render.html import render_html
-from cli.render.markdown import render_markdown
 from cli.workspace import (
     CompaniesArgument,
     CompanyOption,
@@ -35,10 +29,9 @@ from cli.workspace import (
     noun_app,
     workspace,
 )
-from data.analyses import stored_evidence
-from data.home import write_private
-from data.reporting import build_reports
-from smtp_listener.evidence import cited_sha256s, verify_bundle, write_bundle
+
+if TYPE_CHECKING:  # the CLI starts fast: rich, the report and the database load when used
+    from canary.report import CompanyReport
 
 app = noun_app()
 
@@ -54,6 +47,11 @@ class Format(enum.StrEnum):
 
 
 def _render(fmt: Format, reports: Sequence[CompanyReport], now: datetime, probes: int) -> str:
+    from canary.report import report_document
+    from cli.render.csv import render_csv
+    from cli.render.html import render_html
+    from cli.render.markdown import render_markdown
+
     if fmt is Format.JSON:
         return json.dumps(report_document(reports, now, probes), indent=2) + "\n"
     if fmt is Format.CSV:
@@ -80,6 +78,16 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export the report as JSON, CSV, Markdown or HTML, or as a verifiable evidence bundle."""
+    from rich.progress import Progress
+
+    from canary.report import report_document
+    from cli.render.html import render_html
+    from cli.render.markdown import render_markdown
+    from data.analyses import stored_evidence
+    from data.home import write_private
+    from data.reporting import build_reports
+    from smtp_listener.evidence import cited_sha256s, write_bundle
+
     if (bundle is None) == (out is None):
         raise typer.BadParameter("give either --out FILE with --format, or --bundle FILE.zip")
     if out is not None and fmt is None:
@@ -118,6 +126,9 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check an evidence bundle: every hash, and every DKIM signature offline. No home needed."""
+    from cli.render.documents import verify_document
+    from smtp_listener.evidence import verify_bundle
+
     result = verify_bundle(bundle, bundle.read_bytes())
     if as_json:
         print_json(verify_document(result))

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from canary.addresses import mapping_csv, mapping_rows, normalise_address
 from canary.errors import InvalidValue
 from canary.wording import day, iso_time, plural
 from cli.output import console, messages, print_json
@@ -32,12 +29,10 @@ from cli.workspace import (
     utc,
     workspace,
 )
-from data.imports import ImportCounts
-from data.registry import adopt_alias, alias_addresses
-from smtp_listener.analysis import analyse_all, due_count
-from smtp_listener.importer import discover as discover_addresses
-from smtp_listener.importer import import_mail, open_source
-from smtp_listener.server import DEFAULT_MAX_SIZE
+from smtp_listener.limits import DEFAULT_MAX_SIZE
+
+if TYPE_CHECKING:  # the CLI starts fast: rich, the importer and the database load when used
+    from data.imports import ImportCounts
 
 app = noun_app()
 
@@ -94,6 +89,9 @@ def adopt(
 ) -> None:
     """Adopt an address you already gave a company (a catch-all or plus address) as its
     alias."""
+    from canary.addresses import normalise_address
+    from data.registry import adopt_alias
+
     given = list(names or ())
     if issued is not None and utc(issued) > _now():
         raise typer.BadParameter("the date is in the future", param_hint="--issued")
@@ -129,6 +127,8 @@ def adopt(
 
 
 def _mapping(path: Path) -> list[tuple[str, str, tuple[str, ...], datetime | None, str | None]]:
+    from canary.addresses import mapping_rows
+
     try:
         text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's "CSV UTF-8" has a BOM
     except UnicodeDecodeError as error:
@@ -164,6 +164,20 @@ def discover(
     db: DbOption = None,
 ) -> None:
     """List your addresses a mailbox was sent to, with counts, dates and senders."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from canary.addresses import mapping_csv
+    from data.registry import alias_addresses
+    from smtp_listener.importer import discover as discover_addresses
+    from smtp_listener.importer import open_source
+
     if guess and mapping is None:
         raise typer.BadParameter("--guess fills in the mapping file: give --mapping FILE too")
     with workspace(ctx, home, db) as space:
@@ -244,6 +258,17 @@ def import_(
     dns: DnsOption = None,
 ) -> None:
     """Import the mail of a mailbox sent to your aliases, exactly as received; analyse it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from smtp_listener.analysis import analyse_all, due_count
+    from smtp_listener.importer import import_mail, open_source
+
     with workspace(ctx, home, db, dns) as space:
         with open_source(source) as opened, Progress(
                 TextColumn("Importing {task.fields[counts]}"), BarColumn(),

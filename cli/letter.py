@@ -14,10 +14,7 @@ import typer
 
 from canary.letters import Kind, Law, letter_content
 from cli.output import messages
-from cli.render.letter import render_letter
 from cli.workspace import CompanyArgument, DbOption, HomeOption, noun_app, workspace
-from data.home import write_private
-from data.reporting import build_reports
 
 app = noun_app()
 
@@ -35,6 +32,10 @@ def letter(
     db: DbOption = None,
 ) -> None:
     """Write a Markdown access, erasure or objection letter, pre-filled with the evidence."""
+    from cli.render.letter import render_letter
+    from data.home import write_private
+    from data.reporting import build_reports
+
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         (report,) = build_reports(session, [name]).companies
     text = render_letter(letter_content(report, kind, law), datetime.now(UTC))

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from canary.aliases import RetireReply
-from canary.consent import OPTOUT_GRACE, Consent
+from canary.consent import OPTOUT_GRACE
 from canary.wording import day
 from cli.output import print_json
-from cli.render.documents import consent_document, retire_document, rotate_document
 from cli.workspace import (
     CompanyArgument,
     DateOption,
@@ -26,7 +25,9 @@ from cli.workspace import (
     workspace,
     yes_no,
 )
-from data.registry import opt_out, record_consent, retire_aliases, rotate_alias
+
+if TYPE_CHECKING:
+    from canary.consent import Consent
 
 app = noun_app()
 
@@ -50,6 +51,9 @@ def consent(
     db: DbOption = None,
 ) -> None:
     """Change what you agreed to with a company: marketing yes/no and how often."""
+    from cli.render.documents import consent_document
+    from data.registry import record_consent
+
     with workspace(ctx, home, db) as space, space.store.writing() as session:
         company, recorded = record_consent(session, name, marketing=yes_no(marketing),
                                            frequency=frequency, now=datetime.now(UTC))
@@ -74,6 +78,9 @@ def optout(
     db: DbOption = None,
 ) -> None:
     """Record that you opted out of a company's marketing."""
+    from cli.render.documents import consent_document
+    from data.registry import opt_out
+
     moment = utc(at)
     with workspace(ctx, home, db) as space, space.store.writing() as session:
         company, recorded = opt_out(session, name, moment)
@@ -95,6 +102,9 @@ def retire(
     db: DbOption = None,
 ) -> None:
     """Retire a company's alias; it stays in reports with its retirement date."""
+    from cli.render.documents import retire_document
+    from data.registry import retire_aliases
+
     with workspace(ctx, home, db) as space, space.store.writing() as session:
         company, retired = retire_aliases(session, name, reply, datetime.now(UTC))
         shown, addresses = company.name, [a.address for a in retired]
@@ -116,6 +126,9 @@ def rotate(
     db: DbOption = None,
 ) -> None:
     """Retire a company's alias and issue a fresh one; the history of both is kept."""
+    from cli.render.documents import rotate_document
+    from data.registry import rotate_alias
+
     with workspace(ctx, home, db) as space, space.store.writing() as session:
         rotation = rotate_alias(session, secret=space.secret, name=name, reply=reply,
                                 now=datetime.now(UTC))

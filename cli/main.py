@@ -9,10 +9,10 @@ is a flag of this command line.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
-from sqlalchemy.exc import IntegrityError, OperationalError
 from typer.core import TyperGroup
 
 from canary.errors import (
@@ -73,13 +73,17 @@ class CanaryGroup(TyperGroup):
             typer.echo(f"Error: {where}{error.strerror or error}; check the path and its "
                        "permissions.", err=True)
             raise typer.Exit(1) from error
-        except OperationalError as error:
-            typer.echo(f"Error: {DatabaseUnavailable(str(error.orig))}", err=True)
-            raise typer.Exit(1) from error
-        except IntegrityError as error:
-            typer.echo("Error: another Canary command changed the same record at the same "
-                       "moment; run this one again.", err=True)
-            raise typer.Exit(1) from error
+        except Exception as error:
+            # SQLAlchemy's errors, without importing SQLAlchemy for commands that never do.
+            database = sys.modules.get("sqlalchemy.exc")
+            if database is not None and isinstance(error, database.OperationalError):
+                typer.echo(f"Error: {DatabaseUnavailable(str(error.orig))}", err=True)
+                raise typer.Exit(1) from error
+            if database is not None and isinstance(error, database.IntegrityError):
+                typer.echo("Error: another Canary command changed the same record at the same "
+                           "moment; run this one again.", err=True)
+                raise typer.Exit(1) from error
+            raise
 
 
 app = typer.Typer(

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PIPE_WIDTH = 120
 """Width when stdout is not a terminal: wide enough for the report's tables."""
@@ -22,6 +24,8 @@ PIPE_WIDTH = 120
 
 def console() -> Console:
     """For results, on stdout."""
+    from rich.console import Console
+
     if sys.stdout.isatty() or "COLUMNS" in os.environ:
         return Console()
     return Console(width=PIPE_WIDTH)
@@ -29,6 +33,8 @@ def console() -> Console:
 
 def messages() -> Console:
     """For progress, hints and confirmations, on stderr."""
+    from rich.console import Console
+
     if sys.stderr.isatty() or "COLUMNS" in os.environ:
         return Console(stderr=True)
     return Console(stderr=True, width=PIPE_WIDTH)

@@ -12,16 +12,7 @@ from typing import Annotated
 
 import typer
 
-from canary.alerts import failing_for_days
-from canary.report import report_document
 from cli.output import console, print_json
-from cli.render.documents import show_document
-from cli.render.terminal import (
-    render_alert_channels,
-    render_company,
-    render_deliveries,
-    render_report,
-)
 from cli.workspace import (
     CompaniesArgument,
     CompanyArgument,
@@ -32,8 +23,6 @@ from cli.workspace import (
     noun_app,
     workspace,
 )
-from data.alerts import channel_states
-from data.reporting import build_reports
 
 app = noun_app()
 
@@ -48,6 +37,12 @@ def report(
     db: DbOption = None,
 ) -> None:
     """Verdicts per company, worst first, with each unexpected sender and the evidence."""
+    from canary.alerts import failing_for_days
+    from canary.report import report_document
+    from cli.render.terminal import render_alert_channels, render_deliveries, render_report
+    from data.alerts import channel_states
+    from data.reporting import build_reports
+
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         reports = build_reports(session, [*(names or ()), *(company or ())])
         states = channel_states(session)
@@ -74,6 +69,10 @@ def show(
     db: DbOption = None,
 ) -> None:
     """One company: its aliases, every sender and the timeline of its messages."""
+    from cli.render.documents import show_document
+    from cli.render.terminal import render_company
+    from data.reporting import build_reports
+
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         (r,) = build_reports(session, [name]).companies
     if as_json:

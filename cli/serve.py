@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,22 +12,20 @@ from canary.errors import CanaryError
 from cli.workspace import DbOption, DnsOption, HomeOption, noun_app, workspace
 from smtp_listener.limits import (
     DEFAULT_ERROR_LIMIT,
+    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    DEFAULT_MAX_SIZE,
     DEFAULT_MIN_DATA_RATE,
     DEFAULT_MIN_FREE_BYTES,
+    DEFAULT_PORT,
     DEFAULT_PROBE_LIMIT,
     ClientLimits,
 )
-from smtp_listener.server import (
-    DEFAULT_HOST,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_SIZE,
-    DEFAULT_PORT,
-    Listener,
-    ListenerSettings,
-)
-from smtp_listener.writer import StoreUnavailable
+
+if TYPE_CHECKING:
+    from smtp_listener.server import Listener
 
 app = noun_app()
 
@@ -96,6 +93,11 @@ def serve(
 ) -> None:
     """Run the SMTP listener until SIGINT/SIGTERM; it analyses and delivers mail as it
     arrives, and sends alerts."""
+    import asyncio
+
+    from smtp_listener.server import Listener, ListenerSettings
+    from smtp_listener.writer import StoreUnavailable
+
     configure_logging()
     limits = ClientLimits(max_connections=max_connections,
                           max_connections_per_client=max_connections_per_client,

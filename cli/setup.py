@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli.output import console, messages, print_json
-from cli.render.documents import upgrade_document
 from cli.workspace import (
     DbOption,
     DnsOption,
@@ -20,10 +18,6 @@ from cli.workspace import (
     noun_app,
     workspace,
 )
-from data.analyses import analysed_count, reclassify_all
-from data.home import init_home, join_home
-from data.schema import reattribution_needed
-from smtp_listener.resolver import parse_server
 
 app = noun_app()
 
@@ -82,6 +76,9 @@ def init(
     dns: DnsOption = None,
 ) -> None:
     """Create the Canary home: config, a random secret and the database."""
+    from data.home import init_home, join_home
+    from smtp_listener.resolver import parse_server
+
     path = home_path(ctx, home)
     if join is not None:
         if domain:
@@ -115,6 +112,12 @@ def upgrade(
     db: DbOption = None,
 ) -> None:
     """Migrate the home's database to this version of Canary (back it up first)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cli.render.documents import upgrade_document
+    from data.analyses import analysed_count, reclassify_all
+    from data.schema import reattribution_needed
+
     with workspace(ctx, home, db, check_schema=False) as space:
         before, after = space.store.upgrade_schema()
         if reattribution_needed(before):

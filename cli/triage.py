@@ -10,37 +10,35 @@ from what analysis recorded; no DNS is asked.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.prompt import Prompt
 
-from canary.esp import load_esps
-from canary.report import UNKNOWN_SENDER, CompanyReport, SenderSummary
 from canary.wording import plural
 from cli.output import console, print_json
-from cli.render.documents import flag_document, trust_document
-from cli.render.terminal import sender_table
 from cli.workspace import (
     CompanyArgument,
     DbOption,
     HomeOption,
     JsonOption,
-    Workspace,
     noun_app,
     workspace,
 )
-from data.analyses import Trusted, trust_sender
-from data.registry import flag_sender
-from data.reporting import build_reports
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from canary.report import CompanyReport, SenderSummary
+    from cli.workspace import Workspace
+    from data.analyses import Trusted
 
 app = noun_app()
 
 
 def _trust(space: Workspace, name: str, domain: str | None,
            esp_customer: tuple[str, str] | None = None) -> Trusted:
+    from data.analyses import trust_sender
+
     with space.store.writing() as session:
         return trust_sender(session, name, domain, datetime.now(UTC), esp_customer=esp_customer,
                             trusted_sealers=space.config.trusted_arc_sealers)
@@ -56,6 +54,8 @@ def _trusted(trusted: Trusted) -> str:
 
 def _esp_customer(text: str | None) -> tuple[str, str] | None:
     """`SendGrid:12345` → ("SendGrid", "12345"), the ESP spelt as Canary's table does."""
+    from canary.esp import load_esps
+
     if text is None:
         return None
     esp, colon, customer = text.partition(":")
@@ -71,6 +71,8 @@ def _esp_customer(text: str | None) -> tuple[str, str] | None:
 
 
 def _flag(space: Workspace, name: str, domain: str) -> tuple[str, str]:
+    from data.registry import flag_sender
+
     with space.store.writing() as session:
         company, organisation = flag_sender(session, name, domain, datetime.now(UTC))
         return company.name, organisation
@@ -99,6 +101,8 @@ def trust(
     db: DbOption = None,
 ) -> None:
     """Mark a sender organisation (or an ESP customer) as the company's own; reclassify."""
+    from cli.render.documents import trust_document
+
     customer = _esp_customer(esp_customer)
     if domain is None and customer is None:
         raise typer.BadParameter("give the company's DOMAIN, or --esp-customer ESP:ID")
@@ -120,6 +124,8 @@ def flag(
     db: DbOption = None,
 ) -> None:
     """Confirm that a sender organisation is not the company's own; triage stops asking."""
+    from cli.render.documents import flag_document
+
     with workspace(ctx, home, db) as space:
         company, organisation = _flag(space, name, domain)
     if as_json:
@@ -130,6 +136,8 @@ def flag(
 
 def undecided(reports: list[CompanyReport]) -> list[tuple[CompanyReport, SenderSummary]]:
     """Unexpected senders the person has neither trusted nor flagged, worst company first."""
+    from canary.report import UNKNOWN_SENDER
+
     return [
         (report, sender)
         for report in reports
@@ -139,6 +147,8 @@ def undecided(reports: list[CompanyReport]) -> list[tuple[CompanyReport, SenderS
 
 
 def _show(out: Console, report: CompanyReport, sender: SenderSummary) -> None:
+    from cli.render.terminal import sender_table
+
     out.rule(f"{report.name} — {report.aliases[-1].address}")
     out.print(sender_table(f"New sender on {report.name}'s alias", [sender]))
     for example in sender.examples:
@@ -153,6 +163,11 @@ def triage(
     db: DbOption = None,
 ) -> None:
     """Walk through new sender organisations: trust (the company's own), flag, or skip."""
+    from rich.markup import escape
+    from rich.prompt import Prompt
+
+    from data.reporting import build_reports
+
     out = console()
     with workspace(ctx, home, db) as space:
         with space.store.reading() as session:

@@ -15,16 +15,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from canary.aliases import RetireReply
 from canary.consent import Frequency
-from canary.delivery import DeliveryConfig
-from data.database import Store
-from data.home import Config, Home, default_home, open_home
-from smtp_listener.analysis import AnalysisConfig
+
+if TYPE_CHECKING:  # the CLI starts fast: the database and the listener load when used
+    from canary.delivery import DeliveryConfig
+    from data.database import Store
+    from data.home import Config, Home
+    from smtp_listener.analysis import AnalysisConfig
 
 # The environment is read once, by the group's callback (`canary --home X cmd`).
 # A command's own options read only the command line, so an explicit option beats
@@ -147,6 +149,8 @@ def _global(ctx: typer.Context) -> GlobalOptions:
 
 
 def home_path(ctx: typer.Context, home: Path | None) -> Path:
+    from data.home import default_home
+
     return (home or _global(ctx).home or default_home()).expanduser()
 
 
@@ -184,6 +188,8 @@ class Workspace:
 
     def analysis_config(self) -> AnalysisConfig:
         """How this home analyses mail: its DNS, and the upstreams and ARC sealers it trusts."""
+        from smtp_listener.analysis import AnalysisConfig
+
         return AnalysisConfig(dns=self.dns_setting,
                               trusted_upstream=self.config.trusted_authserv_ids,
                               trusted_sealers=self.config.trusted_arc_sealers,
@@ -200,6 +206,8 @@ def workspace(
     The database must be at this code's schema revision, unless `check_schema`
     is False (for `canary upgrade`, which brings it there).
     """
+    from data.home import open_home
+
     opened = open_home(home_path(ctx, home))
     config = opened.config()
     store = opened.store(database_url(ctx, db))

@@ -35,6 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+# Where the listener listens, and how much it takes per message and per idle client.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 2525
+DEFAULT_MAX_SIZE = 25 * 1024 * 1024
+DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 50
 DEFAULT_ERROR_LIMIT = 20

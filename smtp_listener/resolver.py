@@ -136,6 +136,8 @@ class Resolver:
         """Answers, and failures (their text) for `FAILURE_TTL`."""
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._asking: dict[tuple[str, str], threading.Event] = {}
+        """Questions on their way to a server: other threads wait for that answer."""
         self.queries = 0
         """Questions sent to a server (cache misses), for tests and benchmarks."""
 
@@ -153,28 +155,49 @@ class Resolver:
     def lookup(self, name: str, rdtype: str, recorder: Recorder | None = None) -> DnsAnswer:
         """Answer one question; an empty answer for NXDOMAIN or no data."""
         key = (name.lower().rstrip("."), rdtype)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None and cached[0] > now:
-                self._cache.move_to_end(key)
-                answer = cached[1]
-            else:
-                answer = None
+        answer, asking = self._cached(key)
+        while asking is not None:  # another thread is asking the same question: wait for it
+            asking.wait(self.lifetime)
+            answer, asking = self._cached(key)
         if isinstance(answer, str):
             raise DnsTemporaryFailure(f"{answer} (remembered)")
         if answer is None:
-            if recorder is not None and (why := recorder.out_of_time()):
-                raise DnsTemporaryFailure(f"{name} {rdtype}: not asked, {why}")
             try:
-                answer, ttl = self._ask(name, rdtype)
-            except DnsTemporaryFailure as error:
-                self._remember(key, now + FAILURE_TTL, str(error))
-                raise
-            self._remember(key, now + ttl, answer)
+                if recorder is not None and (why := recorder.out_of_time()):
+                    raise DnsTemporaryFailure(f"{name} {rdtype}: not asked, {why}")
+                now = time.monotonic()
+                try:
+                    answer, ttl = self._ask(name, rdtype)
+                except DnsTemporaryFailure as error:
+                    self._remember(key, now + FAILURE_TTL, str(error))
+                    raise
+                self._remember(key, now + ttl, answer)
+            finally:
+                self._done_asking(key)
         if recorder is not None:
             recorder.add(answer)
         return answer
+
+    def _cached(
+        self, key: tuple[str, str],
+    ) -> tuple[DnsAnswer | str | None, threading.Event | None]:
+        """The cached answer (or failure); else None and, if another thread is asking, its
+        event. With neither, the caller is now the one asking and must `_done_asking`."""
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] > time.monotonic():
+                self._cache.move_to_end(key)
+                return cached[1], None
+            if (asking := self._asking.get(key)) is not None:
+                return None, asking
+            self._asking[key] = threading.Event()
+            return None, None
+
+    def _done_asking(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            asking = self._asking.pop(key, None)
+        if asking is not None:
+            asking.set()
 
     def _remember(self, key: tuple[str, str], until: float, answer: DnsAnswer | str) -> None:
         with self._lock:

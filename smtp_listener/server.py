@@ -28,16 +28,20 @@ from data.home import DEFAULT_XFORWARD_PEERS
 from smtp_listener.alerts import AlertSettings
 from smtp_listener.analysis import AnalysisConfig
 from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
-from smtp_listener.limits import ClientLimits, Clients, DiskSpace
+from smtp_listener.limits import (
+    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_PORT,
+    ClientLimits,
+    Clients,
+    DiskSpace,
+)
 from smtp_listener.worker import Worker, WorkerConfig
 from smtp_listener.writer import DeliveryWriter, StoreUnavailable
 
 log = logging.getLogger("canary.listener")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 2525
-DEFAULT_MAX_SIZE = 25 * 1024 * 1024
-DEFAULT_IDLE_TIMEOUT = 300.0
 SHUTDOWN_GRACE = 30.0
 ALIAS_CACHE_SECONDS = 10.0
 

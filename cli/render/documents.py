@@ -8,16 +8,18 @@ Each document has a `schema_version` and a JSON Schema of its own in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from canary.consent import Consent
-from canary.report import CompanyReport, Sighting, company_json
 from canary.wording import iso_time
-from data.analyses import Trusted
-from data.deliveries import JobListing
-from data.registry import AliasListing, IssuedAlias, Rotation
-from smtp_listener.delivery import Pass
-from smtp_listener.evidence import Verification
+
+if TYPE_CHECKING:  # types only: `canary aliases` should not load the report or the listener
+    from canary.consent import Consent
+    from canary.report import CompanyReport, Sighting
+    from data.analyses import Trusted
+    from data.deliveries import JobListing
+    from data.registry import AliasListing, IssuedAlias, Rotation
+    from smtp_listener.delivery import Pass
+    from smtp_listener.evidence import Verification
 
 SCHEMA_VERSION = 1
 
@@ -61,6 +63,8 @@ def _sighting(s: Sighting) -> dict[str, Any]:
 
 
 def show_document(report: CompanyReport, limit: int) -> dict[str, Any]:
+    from canary.report import company_json
+
     return _document(company=company_json(report),
                      timeline=[_sighting(s) for s in report.timeline[-limit:]],
                      timeline_total=len(report.timeline))
