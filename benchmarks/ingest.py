@@ -1,7 +1,7 @@
 """Ingest throughput: `canary serve` against a bare aiosmtpd `Sink`, in one run.
 
-The same client load and the same message set go to two servers, each in
-its own subprocess on loopback:
+The same client load and the same message set go to two servers (three with
+`--postgres`), each in its own subprocess on loopback:
 
 - sink: aiosmtpd's own CLI with `aiosmtpd.handlers.Sink`, which accepts
   and drops everything. The CLI has no line-limit option and aiosmtpd's
@@ -14,22 +14,32 @@ its own subprocess on loopback:
   SPF, DKIM and DMARC lookups go to a small DNS server on loopback
   (`cli.zone_server`) that serves the senders' records, never to the
   system resolver.
+- postgres (only with `--postgres`): `canary serve` as above, on a home made
+  by `canary init --db URL` whose database is a fresh one on a throw-away
+  PostgreSQL cluster, started with the tests' harness `tests/servers/postgres.py`
+  (as the `postgres` user when run as root, under /tmp; `fsync` and
+  `synchronous_commit` on). Every run gets its own `CREATE DATABASE`. The home
+  has the SQLite template's secret, so `canary issue` gives the same aliases.
+  Its CPU figures give the cluster's processes apart from Canary's.
 
 Several threads, each with one persistent `smtplib` connection, send unique
 5-20 KB marketing messages (DKIM-signed, with a long HTML line) to the
 issued aliases. After a short warm-up the wall time of the measured batch is
-taken. Runs alternate (sink, canary, canary, sink, ...) and the best of each
-is kept, because the client and both servers share a small, noisy machine.
-The figure that matters is the ratio canary/sink, not the absolute rate.
+taken. Runs alternate (sink, canary, canary, sink, ...; sink, canary, postgres,
+postgres, canary, sink, ... with `--postgres`) and the best of each is kept,
+because the client and the servers share a small, noisy machine. The figure
+that matters is the ratio canary/sink (and pg/sqlite, pg/sink), not the
+absolute rate.
 
-After every canary run the database is opened read-only and must hold
-exactly one `message` row per message sent, both while the server still
-runs (each 250 came after a commit) and after it has stopped on SIGTERM.
+After every canary run the database (SQLite or PostgreSQL) is opened
+read-only and must hold exactly one `message` row per message sent, both
+while the server still runs (each 250 came after a commit) and after it has
+stopped on SIGTERM.
 A lost message, a refused one or a non-zero exit makes this script exit 1.
 Each canary run also says how far analysis had got when the last 250 went
 out and how long it then took to catch up (not part of the timed figure).
 
-    python benchmarks/ingest.py [--messages 2000] [--connections 8] [--rounds 3]
+    python benchmarks/ingest.py [--messages 2000] [--connections 8] [--rounds 3] [--postgres]
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import importlib
 import os
 import random
 import shutil
@@ -50,11 +61,12 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import dkim
 from cryptography.hazmat.primitives import serialization
@@ -85,6 +97,10 @@ STOP_TIMEOUT = 45.0
 SOCKET_TIMEOUT = 60.0
 ANALYSIS_WAIT = 20.0
 """How long a canary run waits, after the measured batch, for analysis to catch up."""
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+"""Where `servers.postgres` (the PostgreSQL harness of the tests) lives."""
+
+T = TypeVar("T")
 
 SINK_MAIN = (
     "import aiosmtpd.smtp, aiosmtpd.main, sys\n"
@@ -281,14 +297,23 @@ class Timing:
     seconds: float
     server_cpu: float | None
     client_cpu: float
+    database_cpu: float | None = None
+    """The PostgreSQL cluster's processes, when the server uses one."""
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
 
 
-def drive(port: int, server_pid: int, load: Load) -> Timing:
-    """Send the warm-up on every connection, then time the measured batches."""
+def _cpu_delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+def drive(port: int, server_pid: int, load: Load, database_pid: int | None = None) -> Timing:
+    """Send the warm-up on every connection, then time the measured batches.
+
+    `database_pid` is a PostgreSQL postmaster whose CPU time (with its children's) is
+    taken over the same interval."""
     errors: list[BaseException] = []
     ready = threading.Barrier(len(load.batches) + 1, timeout=SOCKET_TIMEOUT)
     threads = [
@@ -302,16 +327,19 @@ def drive(port: int, server_pid: int, load: Load) -> Timing:
         ready.wait()
     started = time.perf_counter()
     cpu_before = _cpu_seconds(server_pid)
+    database_before = None if database_pid is None else _cpu_seconds(database_pid)
     client_before = time.process_time()
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
     client_cpu = time.process_time() - client_before
     cpu_after = _cpu_seconds(server_pid)
+    database_after = None if database_pid is None else _cpu_seconds(database_pid)
     if errors:
         raise BenchmarkFailed(f"the client failed: {errors[0]!r}")
-    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    return Timing(sum(len(b) for b in load.batches), seconds, cpu, client_cpu)
+    return Timing(sum(len(b) for b in load.batches), seconds,
+                  _cpu_delta(cpu_before, cpu_after), client_cpu,
+                  _cpu_delta(database_before, database_after))
 
 
 # --- the servers --------------------------------------------------------------------------
@@ -385,8 +413,9 @@ def canary_command() -> Path:
     return Path(found)
 
 
-def make_home(canary: Path, home: Path) -> list[tuple[str, str]]:
-    """`canary init` and `canary issue`; return (alias address, company domain) pairs."""
+def make_home(canary: Path, home: Path, db: str | None = None) -> list[tuple[str, str]]:
+    """`canary init` (on database URL `db` if given, else SQLite in the home) and
+    `canary issue`; return (alias address, company domain) pairs."""
     def run(*args: str) -> str:
         done = subprocess.run([str(canary), *args, "--home", str(home)], capture_output=True,
                               text=True, check=False, timeout=60)
@@ -394,38 +423,119 @@ def make_home(canary: Path, home: Path) -> list[tuple[str, str]]:
             raise BenchmarkFailed(f"canary {args[0]} failed: {done.stderr.strip()}")
         return done.stdout.strip()
 
-    run("init", "--domain", CANARY_DOMAIN)
+    run("init", "--domain", CANARY_DOMAIN, *(["--db", db] if db is not None else []))
     return [(run("issue", name, "--domain", domain), domain) for name, domain in COMPANIES]
 
 
-def _query_count(database: Path, sql: str) -> int:
-    """One count from the database, read through a read-only connection."""
-    with contextlib.closing(
-        sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=30)
-    ) as connection:
-        return int(connection.execute(sql).fetchone()[0])
+Count = Callable[[str], int]
+"""Runs one `SELECT count(*) ...` on a run's database, read-only, and returns the count."""
 
 
-def count_messages(database: Path) -> int:
-    return _query_count(database, "SELECT count(*) FROM message")
+def sqlite_count(database: Path) -> Count:
+    def count(sql: str) -> int:
+        with contextlib.closing(
+            sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=30)
+        ) as connection:
+            return int(connection.execute(sql).fetchone()[0])
+
+    return count
 
 
-def count_analysed(database: Path) -> int:
-    return _query_count(database, "SELECT count(*) FROM message WHERE analysed_at IS NOT NULL")
+def postgres_count(conninfo: str) -> Count:
+    def count(sql: str) -> int:
+        import psycopg  # an optional dependency (.[postgres]), needed with --postgres only
+
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=10,
+                                 options="-c default_transaction_read_only=on") as connection:
+                row = connection.execute(sql).fetchone()
+        except psycopg.Error as error:
+            raise BenchmarkFailed(f"counting on PostgreSQL failed: {error}") from None
+        if row is None:
+            raise BenchmarkFailed(f"no row from {sql!r}")
+        return int(row[0])
+
+    return count
 
 
-def analysis_catch_up(database: Path, expected: int) -> str:
+def count_messages(count: Count) -> int:
+    return count("SELECT count(*) FROM message")
+
+
+def count_analysed(count: Count) -> int:
+    return count("SELECT count(*) FROM message WHERE analysed_at IS NOT NULL")
+
+
+def analysis_catch_up(count: Count, expected: int) -> str:
     """How long after the last 250 analysis had looked at every message, up to a limit."""
     began = time.monotonic()
-    analysed = count_analysed(database)
+    analysed = count_analysed(count)
     note = f", analysed {analysed}/{expected} at the end"
     while analysed < expected and time.monotonic() - began < ANALYSIS_WAIT:
         time.sleep(0.1)
-        analysed = count_analysed(database)
+        analysed = count_analysed(count)
     waited = time.monotonic() - began
     if analysed < expected:
         return f"{note}, {analysed} {waited:.0f} s later"
     return f"{note}, all {waited:.1f} s later"
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+class Cluster(Protocol):
+    """What this script uses of the harness's `PostgresCluster`."""
+
+    port: int
+    bindir: Path | None
+
+    def create_database(self, name: str) -> str: ...
+
+    def drop_database(self, name: str) -> None: ...
+
+    def conninfo(self, name: str = "postgres") -> str: ...
+
+    def postmaster_pid(self) -> int | None: ...
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[Cluster]:
+    """A throw-away cluster from the tests' harness; stopped and removed on exit, whatever
+    happened meanwhile."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    # Imported by name, so mypy does not go looking for tests/ (not on its path).
+    try:
+        harness = importlib.import_module("servers.postgres")
+    except ImportError as error:  # the harness needs pytest, a test dependency
+        raise BenchmarkFailed(f"cannot load tests/servers/postgres.py: {error}") from None
+    if harness.postgres_bindir() is None:
+        raise BenchmarkFailed("PostgreSQL is not installed (apt-get install postgresql); "
+                              "or leave out --postgres")
+    try:
+        importlib.import_module("psycopg")
+    except ImportError:
+        raise BenchmarkFailed("psycopg is not installed (pip install -e '.[postgres]'); "
+                              "or leave out --postgres") from None
+    # Under root the harness runs the server as `postgres`, which must traverse the
+    # directory: mkdtemp's is 0700, hence the chmod (the fixture does the same).
+    tmp = Path(tempfile.mkdtemp(prefix="canary-bench-pg-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        tmp.chmod(0o755)
+        try:
+            cluster = stack.enter_context(harness.running_postgres(tmp))
+        except RuntimeError as error:
+            raise BenchmarkFailed(f"PostgreSQL did not start: {error}") from None
+        yield cluster
+
+
+def _on_postgres(what: str, action: Callable[[], T]) -> T:
+    import psycopg
+
+    try:
+        return action()
+    except (psycopg.Error, RuntimeError) as error:
+        raise BenchmarkFailed(f"{what} failed: {error}") from None
 
 
 # --- the runs -----------------------------------------------------------------------------
@@ -437,6 +547,8 @@ class Bench:
     work: Path
     canary: Path
     dns: str
+    aliases: list[tuple[str, str]] = field(default_factory=list)
+    postgres: Cluster | None = None
     runs: int = 0
 
     def log(self, kind: str) -> Path:
@@ -459,35 +571,72 @@ def run_sink(bench: Bench) -> Outcome:
         return Outcome(drive(port, process.pid, bench.load))
 
 
-def run_canary(bench: Bench) -> Outcome:
-    log = bench.log("canary")
-    home = bench.work / f"home-{bench.runs}"
-    shutil.copytree(bench.template, home)
-    database = home / "canary.db"
+def _serve_checked(bench: Bench, home: Path, log: Path, count: Count,
+                   db: str | None = None, database_pid: int | None = None) -> Outcome:
+    """`canary serve` on `home`; the load, then exactly one stored row per accepted message,
+    while serving and after SIGTERM."""
     port = free_port()
     argv = [str(bench.canary), "serve", "--home", str(home), "--port", str(port),
-            "--dns", bench.dns]
+            "--dns", bench.dns, *(["--db", db] if db is not None else [])]
     expected = bench.load.total
     with server(argv, port, log, signal.SIGTERM, 0) as process:
-        timing = drive(port, process.pid, bench.load)
-        while_serving = count_messages(database)
-        analysis = analysis_catch_up(database, expected)
-    after_stop = count_messages(database)
+        timing = drive(port, process.pid, bench.load, database_pid)
+        while_serving = count_messages(count)
+        analysis = analysis_catch_up(count, expected)
+    after_stop = count_messages(count)
     if (while_serving, after_stop) != (expected, expected):
         raise BenchmarkFailed(
             f"message table holds {while_serving} rows while serving and {after_stop} after "
             f"stopping; {expected} were accepted")
-    shutil.rmtree(home)
     return Outcome(timing, analysis)
 
 
-def _report(kind: str, round_no: int, outcome: Outcome) -> None:
+def run_canary(bench: Bench) -> Outcome:
+    log = bench.log("canary")
+    home = bench.work / f"home-{bench.runs}"
+    shutil.copytree(bench.template, home)
+    outcome = _serve_checked(bench, home, log, sqlite_count(home / "canary.db"))
+    shutil.rmtree(home)
+    return outcome
+
+
+def run_postgres(bench: Bench) -> Outcome:
+    """`canary serve` on a home whose database is a new one on the cluster; the home has the
+    template's secret, so the same aliases."""
+    cluster = bench.postgres
+    if cluster is None:
+        raise BenchmarkFailed("no PostgreSQL cluster")
+    log = bench.log("postgres")
+    home = bench.work / f"home-{bench.runs}"
+    name = f"bench_{bench.runs}"
+    url = _on_postgres(f"CREATE DATABASE {name}", lambda: cluster.create_database(name))
+    home.mkdir(mode=0o700)
+    shutil.copy2(bench.template / "secret", home / "secret")
+    aliases = make_home(bench.canary, home, db=url)
+    if aliases != bench.aliases:
+        raise BenchmarkFailed(f"the PostgreSQL home issued {aliases}, not the SQLite "
+                              f"template's {bench.aliases}")
+    outcome = _serve_checked(bench, home, log, postgres_count(cluster.conninfo(name)), db=url,
+                             database_pid=cluster.postmaster_pid())
+    _on_postgres(f"DROP DATABASE {name}", lambda: cluster.drop_database(name))
+    shutil.rmtree(home)
+    return outcome
+
+
+RUNS: dict[str, Callable[[Bench], Outcome]] = {
+    "sink": run_sink, "canary": run_canary, "postgres": run_postgres}
+
+
+def _report(kind: str, round_no: int, outcome: Outcome, width: int = 6) -> None:
     timing = outcome.timing
     per_message = 1000 / timing.messages
+    database = ("" if timing.database_cpu is None else
+                f" + postgres {per_message * timing.database_cpu:.2f}"
+                f" ({100 * timing.database_cpu / timing.seconds:.0f}%)")
     cpu = ("" if timing.server_cpu is None else
            f"  cpu ms/msg: server {per_message * timing.server_cpu:.2f}"
-           f" ({100 * timing.server_cpu / timing.seconds:.0f}% of a core),")
-    print(f"  round {round_no} {kind:<6} {timing.messages} msgs in {timing.seconds:6.2f} s"
+           f" ({100 * timing.server_cpu / timing.seconds:.0f}% of a core){database},")
+    print(f"  round {round_no} {kind:<{width}} {timing.messages} msgs in {timing.seconds:6.2f} s"
           f" = {timing.rate:7.1f} msg/s{cpu} client {per_message * timing.client_cpu:.2f}"
           f"{outcome.note}", flush=True)
 
@@ -504,6 +653,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="runs of each server, in alternating order; the best is reported")
     parser.add_argument("--budget", type=float, default=100.0,
                         help="seconds after which no further round is started")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also run canary on a throw-away PostgreSQL cluster, each run on "
+                        "a fresh database (needs Debian's postgresql and psycopg)")
     args = parser.parse_args(argv)
     if args.messages < 1 or args.connections < 1 or args.warmup < 0 or args.rounds < 1:
         parser.error("--messages, --connections and --rounds must be positive")
@@ -514,16 +666,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     signer = Signer.generate()
     try:
         with (tempfile.TemporaryDirectory(prefix="canary-bench-") as scratch,
-              ZoneServer(sender_zones(signer)) as (dns_host, dns_port)):
+              ZoneServer(sender_zones(signer)) as (dns_host, dns_port),
+              contextlib.ExitStack() as stack):
+            # The cluster is stopped and removed when `stack` closes, also on failure.
+            cluster = stack.enter_context(postgres_cluster()) if args.postgres else None
             work = Path(scratch)
             canary = canary_command()
             template = work / "template"
             aliases = make_home(canary, template)
             load = Load.make(args.warmup, args.messages, args.connections, aliases, signer)
-            bench = Bench(load, template, work, canary, f"{dns_host}:{dns_port}")
+            bench = Bench(load, template, work, canary, f"{dns_host}:{dns_port}", aliases,
+                          cluster)
+            on_postgres = ("" if cluster is None else
+                           f"; PostgreSQL {cluster.bindir.parent.name if cluster.bindir else '?'}"
+                           f" on port {cluster.port}")
             print(f"{args.messages} messages (+{args.warmup} warm-up) per run over "
                   f"{args.connections} connections to {len(aliases)} aliases; "
-                  f"set up in {time.monotonic() - began:.0f} s", flush=True)
+                  f"set up in {time.monotonic() - began:.0f} s{on_postgres}", flush=True)
+            kinds = ("sink", "canary", "postgres") if args.postgres else ("sink", "canary")
+            width = max(len(kind) for kind in kinds)
             for round_no in range(1, args.rounds + 1):
                 elapsed = time.monotonic() - began
                 if round_no > 1 and elapsed + slowest_round > args.budget:
@@ -531,11 +692,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"{args.budget:.0f} s)")
                     break
                 round_began = time.monotonic()
-                # Alternate the order, so neither server always runs on a warmer machine.
-                kinds = ("sink", "canary") if round_no % 2 else ("canary", "sink")
-                for kind in kinds:
-                    outcome = run_sink(bench) if kind == "sink" else run_canary(bench)
-                    _report(kind, round_no, outcome)
+                # Alternate the order, so no server always runs on a warmer machine.
+                for kind in kinds if round_no % 2 else kinds[::-1]:
+                    outcome = RUNS[kind](bench)
+                    _report(kind, round_no, outcome, width)
                     if kind not in best or outcome.timing.rate > best[kind].timing.rate:
                         best[kind] = outcome
                 slowest_round = max(slowest_round, time.monotonic() - round_began)
@@ -546,9 +706,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sink, canary_rate = best["sink"].timing.rate, best["canary"].timing.rate
     ratio = canary_rate / sink
     verdict = "" if ratio >= TARGET_RATIO else "  BELOW TARGET"
-    print(f"sink: {sink:.0f} msg/s  canary: {canary_rate:.0f} msg/s  "
+    pg_rate = best["postgres"].timing.rate if "postgres" in best else None
+    postgres = "" if pg_rate is None else f"postgres: {pg_rate:.0f} msg/s  "
+    print(f"sink: {sink:.0f} msg/s  canary: {canary_rate:.0f} msg/s  {postgres}"
           f"ratio: {ratio:.2f} (target >= {TARGET_RATIO:.2f}){verdict}")
-    print(f"every canary run stored all {args.warmup + args.messages} messages "
+    if pg_rate is not None:
+        print(f"pg/sqlite: {pg_rate / canary_rate:.2f}  pg/sink: {pg_rate / sink:.2f}  "
+              "(best of rounds; no target)")
+    both = " (SQLite and PostgreSQL)" if pg_rate is not None else ""
+    print(f"every canary run{both} stored all {args.warmup + args.messages} messages "
           f"(checked while serving and after SIGTERM); total {time.monotonic() - began:.0f} s")
     return 0
 
