@@ -16,6 +16,7 @@ not marketing. Pure: plain values in, plain values out.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import re
 from collections.abc import Sequence
@@ -187,27 +188,35 @@ def _over_frequency(
 
     Mail after an opt-out is `after_optout`'s business, with its grace period.
     """
-    worst: tuple[int, Frequency, list[MarketingMail]] | None = None
-    for index, first in enumerate(mail):
-        record = consent_at(history, first.received_at)
-        if record is None or record.opted_out or record.allowed is None:
+    # Each message is judged by the agreement in force when it came: a change of
+    # frequency applies from its date, and after an opt-out see `_after_optout`.
+    judged = [None if (record := consent_at(history, m.received_at)) is None
+              or record.opted_out else record.allowed for m in mail]
+    times = [m.received_at for m in mail]
+    # Per frequency, how many messages before each index were sent under it: a window's
+    # count is one subtraction, so the whole scan stays O(n log n).
+    before: dict[Frequency, list[int]] = {}
+    for agreed in {f for f in judged if f is not None}:
+        running = [0]
+        for then in judged:
+            running.append(running[-1] + (then is agreed))
+        before[agreed] = running
+    worst: tuple[int, Frequency, int, int] | None = None
+    for index, frequency in enumerate(judged):
+        if frequency is None:
             continue
-        frequency = record.allowed
         window, allowed = frequency.window
         # Half a period of slack, so mail sent exactly as agreed, give or take the
         # sender's queue or the length of a month, is never a breach.
-        end = first.received_at + window - (window / (2 * allowed) if allowed else timedelta())
-        # Each message is judged by the agreement in force when it came: a change of
-        # frequency applies from its date, and after an opt-out see `_after_optout`.
-        in_window = [m for m in mail[index:] if m.received_at < end
-                     and (then := consent_at(history, m.received_at)) is not None
-                     and not then.opted_out and then.allowed is frequency]
-        excess = len(in_window) - allowed
+        end = times[index] + window - (window / (2 * allowed) if allowed else timedelta())
+        stop = bisect.bisect_left(times, end, lo=index)  # the mail is oldest first
+        excess = before[frequency][stop] - before[frequency][index] - allowed
         if excess > 0 and (worst is None or excess > worst[0]):
-            worst = (excess, frequency, in_window)
+            worst = (excess, frequency, index, stop)
     if worst is None:
         return None
-    _, frequency, messages = worst
+    _, frequency, first, stop = worst
+    messages = [mail[j] for j in range(first, stop) if judged[j] is frequency]
     window, _allowed = frequency.window
     return Finding(
         FindingKind.OVER_FREQUENCY,

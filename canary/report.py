@@ -49,7 +49,8 @@ UNKNOWN_SENDER = "(no sender domain)"
 EXAMPLES_KEPT = 3
 """Example messages kept per sender organisation."""
 EVIDENCE_SHOWN = 10
-"""Evidence a page or a terminal lists before "…and N more"; the JSON has it all."""
+"""Evidence a page, a terminal or `canary report --json` lists before "…and N more" (the
+JSON says how many there are); exports and bundles list it all."""
 
 
 class Verdict(enum.StrEnum):
@@ -117,6 +118,62 @@ class Sighting:
 
 
 @dataclass(frozen=True, slots=True)
+class MailState:
+    """How many of a company's messages are in one state (`Counts` adds them up)."""
+
+    relation: Relation | None
+    set_aside: bool
+    temperror: bool
+    marketing: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyMessage:
+    """One of the first messages of a sender group: cited, and it names the sender's kind."""
+
+    received_at: datetime
+    order: int
+    """Breaks ties between messages received in the same second: the order they were stored."""
+    alias_slug: str
+    message_id: str | None
+    sha256: str
+    kind: SenderKind | None
+    via: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SenderGroup:
+    """A company's analysed messages from one sender in one relation, summed up."""
+
+    organisation: str | None
+    relation: Relation
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    earliest: tuple[EarlyMessage, ...]
+    """The first `EXAMPLES_KEPT`, oldest first."""
+    authentications: tuple[tuple[datetime, int, AuthenticatedBy | None], ...]
+    """Each distinct way it authenticated, with when (and in what order) it first did."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailSummary:
+    """What the verdict and the report need of a company's mail, however much there is.
+
+    The database sums it up (`data.reporting`) so the report reads thousands of rows, not
+    millions; `summarise` does the same from the messages themselves, and both give the
+    same report.
+    """
+
+    states: tuple[MailState, ...]
+    groups: tuple[SenderGroup, ...]
+    own_marketing: tuple[MarketingMail, ...]
+    """The company's own marketing mail, oldest first (for the consent findings; may be
+    left empty when the company has no consent on record)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CompanyFacts:
     name: str
     slug: str
@@ -129,6 +186,8 @@ class CompanyFacts:
     """Sender organisations the user confirmed are not the company's."""
     consent: tuple[Consent, ...] = ()
     """What the person agreed to, oldest first."""
+    summary: MailSummary | None = None
+    """The mail summed up, in place of `sightings` (the report has no timeline then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,38 +403,104 @@ def confidence_for(
     return level, reason
 
 
-def _senders(sightings: Sequence[Sighting], flagged: Iterable[str],
+def summarise(timeline: Sequence[Sighting]) -> MailSummary:
+    """The summary of these messages (oldest first), as the database would sum them up."""
+    states: dict[tuple[Relation | None, bool, bool, bool], int] = {}
+    groups: dict[tuple[str | None, Relation], list[tuple[int, Sighting]]] = {}
+    for order, s in enumerate(timeline):
+        state = (s.relation, s.set_aside, bool(s.temperror), bool(s.marketing))
+        states[state] = states.get(state, 0) + 1
+        if s.relation is not None:
+            groups.setdefault((s.sender_org, s.relation), []).append((order, s))
+    summed = []
+    for (org, relation), group in groups.items():
+        firsts: dict[AuthenticatedBy | None, tuple[datetime, int]] = {}
+        for order, s in group:
+            firsts.setdefault(s.authenticated_by, (s.received_at, order))
+        summed.append(SenderGroup(
+            organisation=org, relation=relation, count=len(group),
+            first_seen=min(s.received_at for _, s in group),
+            last_seen=max(s.received_at for _, s in group),
+            earliest=tuple(EarlyMessage(s.received_at, order, s.alias_slug, s.message_id,
+                                        s.sha256, s.sender_kind, s.via)
+                           for order, s in group[:EXAMPLES_KEPT]),
+            authentications=tuple((at, order, auth) for auth, (at, order) in firsts.items()),
+        ))
+    return MailSummary(
+        states=tuple(MailState(*state, count) for state, count in states.items()),
+        groups=tuple(summed),
+        own_marketing=tuple(
+            MarketingMail(s.received_at, s.message_id, s.sha256, s.subject)
+            for s in timeline if s.relation is not None and s.relation.expected and s.marketing),
+    )
+
+
+def _counts(states: Iterable[MailState]) -> Counts:
+    by_relation: dict[Relation, int] = {}
+    total = failed = temperror = marketing = 0
+    for state in states:
+        total += state.count
+        if state.relation is None:
+            failed += state.count if state.set_aside else 0
+            temperror += state.count if state.temperror else 0
+            continue
+        by_relation[state.relation] = by_relation.get(state.relation, 0) + state.count
+        marketing += state.count if state.relation.expected and state.marketing else 0
+    analysed = sum(by_relation.values())
+    return Counts(
+        total=total, pending=total - analysed - failed, failed=failed, temperror=temperror,
+        by_relation=by_relation,
+        unexpected=sum(n for relation, n in by_relation.items() if relation.unexpected),
+        marketing=marketing,
+    )
+
+
+def _senders(groups: Iterable[SenderGroup], flagged: Iterable[str],
              elsewhere: Mapping[str, int]) -> tuple[SenderSummary, ...]:
     flagged_orgs = set(flagged)
-    groups: dict[tuple[str, Relation], list[Sighting]] = {}
-    for sighting in sightings:
-        if sighting.relation is None:
-            continue
-        key = (sighting.sender_org or UNKNOWN_SENDER, sighting.relation)
-        groups.setdefault(key, []).append(sighting)
-    summaries = []
-    for (org, relation), group in groups.items():
-        times = [s.received_at for s in group]
-        summaries.append(
+    merged: dict[tuple[str, Relation], list[SenderGroup]] = {}
+    for group in groups:  # a sender without a domain and one named like that are one
+        merged.setdefault((group.organisation or UNKNOWN_SENDER, group.relation), []).append(group)
+    summaries: list[tuple[SenderSummary, int]] = []
+    for (org, relation), parts in merged.items():
+        earliest = sorted((m for part in parts for m in part.earliest),
+                          key=lambda m: (m.received_at, m.order))[:EXAMPLES_KEPT]
+        authentications = sorted((a for part in parts for a in part.authentications),
+                                 key=lambda a: (a[0], a[1]))
+        summaries.append((
             SenderSummary(
                 organisation=org,
                 relation=relation,
-                first_seen=min(times),
-                last_seen=max(times),
-                count=len(group),
-                authenticated_by=tuple(dict.fromkeys(s.authenticated_by or NOT_AUTHENTICATED
-                                                     for s in group)),
-                examples=tuple(Example(s.message_id, s.sha256, s.received_at)
-                               for s in group[:EXAMPLES_KEPT]),
+                first_seen=min(part.first_seen for part in parts),
+                last_seen=max(part.last_seen for part in parts),
+                count=sum(part.count for part in parts),
+                authenticated_by=tuple(dict.fromkeys(auth or NOT_AUTHENTICATED
+                                                     for _, _, auth in authentications)),
+                examples=tuple(Example(m.message_id, m.sha256, m.received_at)
+                               for m in earliest),
                 flagged=org in flagged_orgs,
-                kind=group[0].sender_kind or SenderKind.ORGANISATION,
-                via=group[0].via,
+                kind=earliest[0].kind or SenderKind.ORGANISATION,
+                via=earliest[0].via,
                 elsewhere=elsewhere.get(org, 0) if relation is Relation.THIRD_PARTY else 0,
-            )
-        )
-    summaries.sort(key=lambda s: (not s.relation.unexpected, s.relation.expected, s.first_seen,
-                                  s.organisation))
-    return tuple(summaries)
+            ),
+            earliest[0].order,
+        ))
+    summaries.sort(key=lambda pair: (not pair[0].relation.unexpected, pair[0].relation.expected,
+                                     pair[0].first_seen, pair[0].organisation, pair[1]))
+    return tuple(summary for summary, _ in summaries)
+
+
+def _days_to_first_unexpected(groups: Iterable[SenderGroup],
+                              aliases: Iterable[AliasView]) -> int | None:
+    firsts = [group.earliest[0] for group in groups
+              if group.relation.unexpected and group.earliest]
+    if not firsts:
+        return None
+    first = min(firsts, key=lambda m: (m.received_at, m.order))
+    issued = {alias.slug: alias.issued_at for alias in aliases}
+    if first.alias_slug not in issued:
+        return None
+    return max((first.received_at - issued[first.alias_slug]).days, 0)
 
 
 def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = None
@@ -386,34 +511,9 @@ def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = No
     a third party.
     """
     timeline = tuple(sorted(facts.sightings, key=lambda s: s.received_at))
-    analysed = [(s, s.relation) for s in timeline if s.relation is not None]
-    unexpected = [s for s, r in analysed if r.unexpected]
-
-    issued = {alias.slug: alias.issued_at for alias in facts.aliases}
-    days: int | None = None
-    if unexpected and unexpected[0].alias_slug in issued:
-        delta = unexpected[0].received_at - issued[unexpected[0].alias_slug]
-        days = max(delta.days, 0)
-
-    own_marketing = [
-        MarketingMail(s.received_at, s.message_id, s.sha256, s.subject)
-        for s, r in analysed
-        if r.expected and s.marketing
-    ]
-    by_relation: dict[Relation, int] = {}
-    for _, relation in analysed:
-        by_relation[relation] = by_relation.get(relation, 0) + 1
-    failed = sum(1 for s in timeline if s.relation is None and s.set_aside)
-    counts = Counts(
-        total=len(timeline),
-        pending=len(timeline) - len(analysed) - failed,
-        failed=failed,
-        temperror=sum(1 for s in timeline if s.relation is None and s.temperror),
-        by_relation=by_relation,
-        unexpected=len(unexpected),
-        marketing=len(own_marketing),
-    )
-    senders = _senders([s for s, _ in analysed], facts.flagged, elsewhere or {})
+    summary = facts.summary or summarise(timeline)
+    counts = _counts(summary.states)
+    senders = _senders(summary.groups, facts.flagged, elsewhere or {})
     verdict = verdict_for(senders, counts)
     confidence, reason = confidence_for(verdict, senders, counts)
     return CompanyReport(
@@ -427,10 +527,10 @@ def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = No
         confidence_reason=reason,
         counts=counts,
         senders=senders,
-        days_to_first_unexpected=days,
+        days_to_first_unexpected=_days_to_first_unexpected(summary.groups, facts.aliases),
         timeline=timeline,
         consent=facts.consent[-1] if facts.consent else None,
-        findings=consent_findings(facts.consent, own_marketing),
+        findings=consent_findings(facts.consent, summary.own_marketing),
     )
 
 
@@ -501,17 +601,21 @@ def _consent_json(consent: Consent | None) -> dict[str, Any] | None:
     }
 
 
-def _finding_json(finding: Finding) -> dict[str, Any]:
+def _finding_json(finding: Finding, limit: int | None) -> dict[str, Any]:
     return {
         "kind": finding.kind.value,
         "summary": finding.summary,
         "observed": finding.observed,
         "agreed": finding.agreed,
-        "messages": [_cited(m.message_id, m.sha256, m.received_at) for m in finding.messages],
+        "message_count": len(finding.messages),
+        "messages": [_cited(m.message_id, m.sha256, m.received_at)
+                     for m in finding.messages[:limit]],
     }
 
 
-def company_json(report: CompanyReport) -> dict[str, Any]:
+def company_json(report: CompanyReport, evidence_limit: int | None = None) -> dict[str, Any]:
+    """The company's part of the JSON; each finding lists at most `evidence_limit` of its
+    messages (all of them when None) and always how many there are."""
     return {
         "name": report.name,
         "slug": report.slug,
@@ -528,21 +632,22 @@ def company_json(report: CompanyReport) -> dict[str, Any]:
         "unproven_senders": [_sender_json(s) for s in report.unproven],
         "days_to_first_unexpected": report.days_to_first_unexpected,
         "consent": _consent_json(report.consent),
-        "findings": [_finding_json(f) for f in report.findings],
+        "findings": [_finding_json(f, evidence_limit) for f in report.findings],
     }
 
 
 def report_document(
     reports: Sequence[CompanyReport], generated_at: datetime, probes: int,
-    deliveries: Mapping[str, int] | None = None,
+    deliveries: Mapping[str, int] | None = None, evidence_limit: int | None = None,
 ) -> dict[str, Any]:
     """The versioned JSON report, companies worst first; `deliveries` (failed and held
-    counts) only where the person reads their own report, never in an export."""
+    counts) only where the person reads their own report, never in an export. Findings
+    list at most `evidence_limit` messages each (`canary report`; exports list all)."""
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "generated_at": iso_time(generated_at),
         "probes": probes,
-        "companies": [company_json(r) for r in worst_first(reports)],
+        "companies": [company_json(r, evidence_limit) for r in worst_first(reports)],
         "brokers": [
             {"organisation": b.organisation, "companies": list(b.companies)}
             for b in likely_brokers(reports)

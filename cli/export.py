@@ -95,7 +95,9 @@ def export(
     now = datetime.now(UTC)
     say = messages()
     with workspace(ctx, home, db) as space, space.store.reading() as session:
-        built = build_reports(session, [*(names or ()), *(company or ())])
+        # The HTML (alone or in a bundle) draws every message on its timeline.
+        built = build_reports(session, [*(names or ()), *(company or ())],
+                              timeline=bundle is not None or fmt is Format.HTML)
         reports, probes = built.companies, built.probes
         companies = plural(len(reports), "company", "companies")
         if out is not None:

@@ -38,19 +38,20 @@ def report(
 ) -> None:
     """Verdicts per company, worst first, with each unexpected sender and the evidence."""
     from canary.alerts import failing_for_days
-    from canary.report import report_document
+    from canary.report import EVIDENCE_SHOWN, report_document
     from cli.render.terminal import render_alert_channels, render_deliveries, render_report
     from data.alerts import channel_states
     from data.reporting import build_reports
 
     with workspace(ctx, home, db) as space, space.store.reading() as session:
-        reports = build_reports(session, [*(names or ()), *(company or ())])
+        reports = build_reports(session, [*(names or ()), *(company or ())], timeline=False)
         states = channel_states(session)
         channels = space.config.alerts.channels
     deliveries = {"failed": reports.deliveries_failed, "held": reports.held}
     now = datetime.now(UTC)
     if as_json:
-        print_json(report_document(reports.companies, now, reports.probes, deliveries))
+        print_json(report_document(reports.companies, now, reports.probes, deliveries,
+                                   evidence_limit=EVIDENCE_SHOWN))
     else:
         render_report(console(), reports.companies, reports.probes)
         render_deliveries(console(), reports.deliveries_failed, reports.held)

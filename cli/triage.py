@@ -171,7 +171,7 @@ def triage(
     out = console()
     with workspace(ctx, home, db) as space:
         with space.store.reading() as session:
-            queue = undecided(build_reports(session).companies)
+            queue = undecided(build_reports(session, timeline=False).companies)
         if not queue:
             out.print("Nothing to triage: every unexpected sender is flagged.")
             return

@@ -370,7 +370,8 @@ def _analysis_events(session: Session, found: Found, marks: dict[str, str], now:
     slugs = dict(session.exec(select(Company.id, Company.slug)
                               .where(col(Company.id).in_(evaluate))).all())
     previous = _marks(session, (f"{VERDICT}{c}" for c in evaluate))
-    reports = {r.slug: r for r in build_reports(session, list(slugs.values())).companies}
+    reports = {r.slug: r for r in build_reports(session, list(slugs.values()),
+                                                timeline=False).companies}
     for company_id in evaluate:
         assert company_id is not None
         report = reports[slugs[company_id]]

@@ -424,7 +424,7 @@ class Deliverer:
                   if self._verdicts.get(job.company_id, ("", 0.0))[1] <= now}
         for company_id, slug in wanted.items():
             with self.store.reading() as session:
-                (report,) = build_reports(session, [slug]).companies
+                (report,) = build_reports(session, [slug], timeline=False).companies
             self._verdicts[company_id] = (report.verdict.value, now + VERDICT_SECONDS)
 
     def _deliver(self, job: DueJob, destinations: dict[str, Destination],

@@ -132,7 +132,17 @@ def test_json_export_validates_and_is_the_report(canary: Canary, tmp_path: Path,
                                                  report: dict[str, Any]) -> None:
     document = json.loads(export(canary, "json", tmp_path / "report.json"))
     assert_valid_report(document)
-    assert document["companies"] == report["companies"]
+    # The same report, except that the export cites every message of a finding where
+    # `canary report --json` cites the first ten (and both say how many there are).
+    cited = [(company["name"], finding["message_count"], finding["messages"])
+             for company in document["companies"] for finding in company["findings"]]
+    assert any(count > 10 for _, count, _ in cited), "the demo home has a long finding"
+    for name, count, messages in cited:
+        assert len(messages) == count, name
+    shortened = [{**company, "findings": [{**finding, "messages": finding["messages"][:10]}
+                                          for finding in company["findings"]]}
+                 for company in document["companies"]]
+    assert shortened == report["companies"]
     assert document["brokers"] == report["brokers"]
     assert document["probes"] == report["probes"] == 1
 
