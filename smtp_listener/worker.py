@@ -59,102 +59,117 @@ class WorkerConfig:
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
-class _DeliveryLoop:
-    """Delivery passes in a thread: after analysis progress, and every few seconds."""
+class _PassLoop:
+    """Passes in a thread of their own: when woken (after analysis progress), and every
+    few seconds for what is due later.
 
-    def __init__(self, deliverer: Deliverer) -> None:
-        self.deliverer = deliverer
+    `drain` waits for a pass that *started after it asked* and found nothing to do: a
+    pass already under way when mail was analysed may have missed it.
+    """
+
+    name = "pass"
+    idle_seconds = 5.0
+
+    def __init__(self) -> None:
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._idle = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="canary-delivery", daemon=True)
+        self._progress = threading.Condition()
+        self._asked = 0
+        """Wakes asked for so far."""
+        self._idle_since = -1
+        """The newest wake a pass had seen when it started and then found nothing to do."""
+        self._thread = threading.Thread(target=self._run, name=f"canary-{self.name}",
+                                        daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def wake(self) -> None:
-        self._idle.clear()
+    def wake(self) -> int:
+        with self._progress:
+            self._asked += 1
+            asked = self._asked
         self._wake.set()
+        return asked
 
     def drain(self, timeout: float) -> bool:
         """Run a pass now and wait until one finds nothing left to do."""
-        self.wake()
-        return self._idle.wait(timeout)
+        asked = self.wake()
+        with self._progress:
+            return self._progress.wait_for(lambda: self._idle_since >= asked, timeout)
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
         self._thread.join()
 
+    def _pass(self) -> bool:
+        """One pass; True if it found something to do."""
+        raise NotImplementedError
+
+    def _pause(self) -> float:
+        """How long to wait for a wake before the next pass."""
+        return self.idle_seconds
+
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            with self._progress:
+                seen = self._asked
             try:
-                done = self.deliverer.run_once(should_stop=self._stopping.is_set)
+                busy = self._pass()
             except Exception:
-                log.exception("delivery pass failed; trying again shortly")
-                self._wake.wait(DELIVERY_IDLE_SECONDS)
+                log.exception("%s pass failed; trying again shortly", self.name)
+                self._wake.wait(self.idle_seconds)
                 continue
-            if done.handled:
+            if busy:
                 continue
-            self._idle.set()
-            self._wake.wait(self._pause())
+            with self._progress:
+                self._idle_since = seen
+                self._progress.notify_all()
+            try:
+                pause = self._pause()
+            except Exception:
+                pause = self.idle_seconds
+            self._wake.wait(pause)
+
+
+class _DeliveryLoop(_PassLoop):
+    """Delivery passes: after analysis progress, and every few seconds for retries."""
+
+    name = "delivery"
+    idle_seconds = DELIVERY_IDLE_SECONDS
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self.deliverer = deliverer
+        super().__init__()
+
+    def _pass(self) -> bool:
+        return bool(self.deliverer.run_once(should_stop=self._stopping.is_set).handled)
 
     def _pause(self) -> float:
         """Until the next retry is due, at most `DELIVERY_IDLE_SECONDS`."""
-        try:
-            due = self.deliverer.next_due()
-        except Exception:
-            return DELIVERY_IDLE_SECONDS
+        due = self.deliverer.next_due()
         if due is None:
             return DELIVERY_IDLE_SECONDS
         return min(max((due - utc_now()).total_seconds(), POLL_SECONDS), DELIVERY_IDLE_SECONDS)
 
 
-class _AlertLoop:
-    """Alert passes in a thread: after analysis progress, and every few seconds."""
+class _AlertLoop(_PassLoop):
+    """Alert passes: after analysis progress, and every few seconds for retries and digests."""
+
+    name = "alerts"
+    idle_seconds = ALERT_IDLE_SECONDS
 
     def __init__(self, alerter: Alerter) -> None:
         self.alerter = alerter
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._idle = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="canary-alerts", daemon=True)
+        super().__init__()
 
-    def start(self) -> None:
-        self._thread.start()
+    def _pass(self) -> bool:
+        done = self.alerter.run_once(should_stop=self._stopping.is_set)
+        return bool(done.handled or done.events)
 
-    def wake(self) -> None:
-        self._idle.clear()
-        self._wake.set()
-
-    def drain(self, timeout: float) -> bool:
-        """Run a pass now and wait until one finds nothing left to do."""
-        self.wake()
-        return self._idle.wait(timeout)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                done = self.alerter.run_once(should_stop=self._stopping.is_set)
-            except Exception:
-                log.exception("alert pass failed; trying again shortly")
-                self._wake.wait(ALERT_IDLE_SECONDS)
-                continue
-            if done.handled or done.events:
-                continue
-            self._idle.set()
-            try:
-                pause = wait_seconds(self.alerter.next_due(), utc_now(), ALERT_IDLE_SECONDS)
-            except Exception:
-                pause = ALERT_IDLE_SECONDS
-            self._wake.wait(pause)
+    def _pause(self) -> float:
+        return wait_seconds(self.alerter.next_due(), utc_now(), ALERT_IDLE_SECONDS)
 
 
 def _worker_process(sock: socket.socket, config: WorkerConfig,

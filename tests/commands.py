@@ -187,6 +187,21 @@ def report_json(canary: Canary, *args: str) -> dict[str, Any]:
     return document
 
 
+REPORT_CITES = 10
+"""Messages of a finding `canary report --json` cites; exports and bundles cite them all."""
+
+
+def as_reported(companies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An export's companies as `canary report --json` shows them, after checking that the
+    export cites every message of each finding."""
+    for company in companies:
+        for finding in company["findings"]:
+            assert len(finding["messages"]) == finding["message_count"], company["name"]
+    return [{**company, "findings": [{**finding, "messages": finding["messages"][:REPORT_CITES]}
+                                     for finding in company["findings"]]}
+            for company in companies]
+
+
 def build_demo_home(directory: Path) -> Path:
     """Run the demo's tour into `directory/home` and return the home; its DNS is gone after."""
     home = directory / "home"
