@@ -324,8 +324,12 @@ def import_mail(
     def flush() -> None:
         nonlocal batch, batch_resume
         if batch or batch_resume:
+            # Counted once committed: a Ctrl-C during the commit rolls the batch back, and
+            # the final flush stores (and counts) it again.
+            done = ImportCounts()
             with store.writing() as session:
-                store_imported(session, import_id, batch, run.counts, batch_resume)
+                store_imported(session, import_id, batch, done, batch_resume)
+            run.counts.add(done)
         batch, batch_resume = [], None
         progress(run.counts)
 
