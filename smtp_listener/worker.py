@@ -17,6 +17,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import select
 import signal
 import socket
@@ -40,6 +41,7 @@ DELIVERY_IDLE_SECONDS = 5.0
 ALERT_IDLE_SECONDS = 5.0
 """An alert pass runs at least this often: retries, and watching analysis and the disk."""
 COMMIT = b"c"
+WORKER_NICENESS = 10
 STOP_SECONDS = 2.0
 """How long shutdown waits for the worker before killing it: it never waits on DNS."""
 
@@ -179,6 +181,10 @@ def _worker_process(sock: socket.socket, config: WorkerConfig,
                     stop: multiprocessing.synchronize.Event) -> None:
     """Entry point of the worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group
+    with contextlib.suppress(OSError):
+        # Below the listener and its store process: during a burst the CPU goes to
+        # answering senders, and analysis catches up as soon as the burst eases.
+        os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
