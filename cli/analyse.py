@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 import typer
 
 from cli.output import messages, print_json
-from cli.workspace import DbOption, DnsOption, HomeOption, JsonOption, noun_app, workspace
+from cli.workspace import (
+    DbOption,
+    DnsOption,
+    HomeOption,
+    JsonOption,
+    Workspace,
+    noun_app,
+    workspace,
+)
 
 
 def _now() -> datetime:
@@ -20,6 +28,29 @@ def _now() -> datetime:
 
 
 app = noun_app()
+
+
+def analyse_due(space: Workspace, *, quiet: bool) -> int:
+    """Analyse every message due now, with a progress bar on stderr unless `quiet`; how many
+    were analysed (`analyse`, and `import` after it stored the mail)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from smtp_listener.analysis import analyse_all, due_count
+
+    settings = space.analysis_config().settings()
+    due = due_count(space.store, _now)
+    with Progress(TextColumn("Analysing"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=messages(), transient=True,
+                  disable=quiet or not due) as progress:
+        task = progress.add_task("analyse", total=due)
+        return analyse_all(space.store, settings, _now,
+                           progress=lambda count: progress.advance(task, count))
 
 
 @app.command()
@@ -31,27 +62,11 @@ def analyse(
     dns: DnsOption = None,
 ) -> None:
     """Analyse stored mail that is not analysed yet (SPF, DKIM, DMARC, then the verdicts)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from cli.render.documents import analyse_document
     from data.analyses import unsettled_count
-    from smtp_listener.analysis import analyse_all, due_count
 
     with workspace(ctx, home, db, dns) as space:
-        settings = space.analysis_config().settings()
-        due = due_count(space.store, _now)
-        with Progress(TextColumn("Analysing"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=messages(), transient=True,
-                      disable=as_json or not due) as progress:
-            task = progress.add_task("analyse", total=due)
-            done = analyse_all(space.store, settings, _now,
-                               progress=lambda count: progress.advance(task, count))
+        done = analyse_due(space, quiet=as_json)
         with space.store.reading() as session:
             left = unsettled_count(session)
     if as_json:

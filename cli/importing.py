@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from canary.errors import InvalidValue
-from canary.wording import day, iso_time, plural
+from canary.wording import plural
 from cli.output import console, messages, print_json
 from cli.workspace import (
     DateOption,
@@ -171,9 +171,10 @@ def discover(
         TextColumn,
         TimeRemainingColumn,
     )
-    from rich.table import Table
 
     from canary.addresses import mapping_csv
+    from cli.render.documents import discover_document
+    from cli.render.terminal import addresses_table
     from data.registry import alias_addresses
     from smtp_listener.importer import discover as discover_addresses
     from smtp_listener.importer import open_source
@@ -200,41 +201,16 @@ def discover(
         messages().print(f"Wrote {mapping}: fill in the company of each address, then run "
                          f"canary adopt --from {mapping}.", markup=False)
     if as_json:
-        print_json(_discover_document(found, known, problems))
+        print_json(discover_document(found, known, problems))
         return
     if not found:
         messages().print("None of your addresses appears in it. Configure your catch-all "
                          "domains and sub-addresses with canary init --force --catch-all / "
                          "--sub-address.", markup=False)
         return
-    table = Table(title="Your addresses in this mailbox", title_justify="left")
-    for column in ("address", "messages", "first", "last", "top senders", "alias of"):
-        table.add_column(column, overflow="fold")
-    for f in found:
-        table.add_row(f.address, str(f.messages), day(f.first) if f.first else "",
-                      day(f.last) if f.last else "",
-                      ", ".join(s for s, _ in f.senders.most_common(3)),
-                      "yes" if f.address in known else "")
-    console().print(table)
+    console().print(addresses_table(found, known))
     if problems:
         messages().print(f"{plural(problems, 'message')} could not be read.")
-
-
-def _discover_document(found: list[Any], known: dict[str, int], problems: int
-                       ) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "problems": problems,
-        "addresses": [
-            {"address": f.address, "messages": f.messages,
-             "first": iso_time(f.first) if f.first else None,
-             "last": iso_time(f.last) if f.last else None,
-             "senders": [{"organisation": s, "messages": n}
-                         for s, n in f.senders.most_common(5)],
-             "first_sender": f.first_sender, "adopted": f.address in known}
-            for f in found
-        ],
-    }
 
 
 @app.command("import")
@@ -266,7 +242,8 @@ def import_(
         TimeRemainingColumn,
     )
 
-    from smtp_listener.analysis import analyse_all, due_count
+    from cli.analyse import analyse_due
+    from cli.render.documents import import_document
     from smtp_listener.importer import import_mail, open_source
 
     with workspace(ctx, home, db, dns) as space:
@@ -281,26 +258,11 @@ def import_(
 
             run = import_mail(space.store, opened, trusted_authserv_id=trust_authserv_id,
                               max_size=max_size, clock=_now, progress=report)
-        analysed = 0
-        if analyse and not run.stopped:
-            settings = space.analysis_config().settings()
-            due = due_count(space.store, _now)
-            with Progress(TextColumn("Analysing"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=messages(), transient=True,
-                          disable=as_json or not due) as progress:
-                task = progress.add_task("analyse", total=due)
-                analysed = analyse_all(space.store, settings, _now,
-                                       progress=lambda n: progress.advance(task, n))
-    counts = run.counts
+        analysed = analyse_due(space, quiet=as_json) if analyse and not run.stopped else 0
     if as_json:
-        print_json({"schema_version": 1, "source": opened.name, "read": counts.read,
-                    "stored": counts.stored, "skipped": counts.skipped,
-                    "duplicates": counts.duplicates, "problems": counts.problems,
-                    "problem_list": [{"position": p, "problem": why}
-                                     for p, why in run.problems],
-                    "analysed": analysed, "stopped": run.stopped})
+        print_json(import_document(opened.name, run, analysed))
     else:
-        typer.echo(f"Imported from {opened.name}: {_counts_text(counts)}.")
+        typer.echo(f"Imported from {opened.name}: {_counts_text(run.counts)}.")
         if analysed:
             typer.echo(f"Analysed {plural(analysed, 'message')}; see canary report.")
     for position, why in run.problems[:10]:

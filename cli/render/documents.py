@@ -7,7 +7,7 @@ Each document has a `schema_version` and a JSON Schema of its own in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from canary.wording import iso_time
@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # types only: `canary aliases` should not load the report or 
     from data.registry import AliasListing, IssuedAlias, Rotation
     from smtp_listener.delivery import Pass
     from smtp_listener.evidence import Verification
+    from smtp_listener.importer import Found, ImportRun
 
 SCHEMA_VERSION = 1
 
@@ -136,3 +137,30 @@ def deliveries_document(listing: Sequence[JobListing]) -> dict[str, Any]:
 def deliver_document(done: Pass) -> dict[str, Any]:
     return _document(delivered=done.delivered, held=done.held, retrying=done.retrying,
                      failed=done.failed, errors=list(done.errors))
+
+
+def discover_document(found: Sequence[Found], known: Mapping[str, int], problems: int
+                      ) -> dict[str, Any]:
+    """`canary discover --json`: the person's addresses a mailbox was sent to."""
+    return _document(
+        problems=problems,
+        addresses=[
+            {"address": f.address, "messages": f.messages,
+             "first": iso_time(f.first) if f.first else None,
+             "last": iso_time(f.last) if f.last else None,
+             "senders": [{"organisation": s, "messages": n}
+                         for s, n in f.senders.most_common(5)],
+             "first_sender": f.first_sender, "adopted": f.address in known}
+            for f in found
+        ],
+    )
+
+
+def import_document(source: str, run: ImportRun, analysed: int) -> dict[str, Any]:
+    """`canary import --json`: what one run read, stored, skipped and analysed."""
+    counts = run.counts
+    return _document(
+        source=source, read=counts.read, stored=counts.stored, skipped=counts.skipped,
+        duplicates=counts.duplicates, problems=counts.problems,
+        problem_list=[{"position": p, "problem": why} for p, why in run.problems],
+        analysed=analysed, stopped=run.stopped)

@@ -6,7 +6,8 @@ same piped into a file. Nothing here reads the database or the clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -26,6 +27,9 @@ from canary.report import (
 )
 from canary.senders import SenderKind
 from canary.wording import day, plural
+
+if TYPE_CHECKING:
+    from smtp_listener.importer import Found
 
 VERDICT_STYLE = {
     Verdict.SHARED: "bold white on red",
@@ -197,3 +201,16 @@ def render_alert_channels(console: Console, failing: Sequence[tuple[Channel, Cha
         console.print(f"[red]Alert channel {channel.id}[/] ({escape(channel.masked)}) {since}"
                       f"{lost}: {escape(state.last_error or '?')}; see "
                       "[bold]canary alerts list[/].")
+
+
+def addresses_table(found: Sequence[Found], known: Mapping[str, int]) -> Table:
+    """`canary discover`: each address of the person's a mailbox was sent to."""
+    table = Table(title="Your addresses in this mailbox", title_justify="left")
+    for column in ("address", "messages", "first", "last", "top senders", "alias of"):
+        table.add_column(column, overflow="fold")
+    for f in found:
+        table.add_row(f.address, str(f.messages), day(f.first) if f.first else "",
+                      day(f.last) if f.last else "",
+                      ", ".join(s for s, _ in f.senders.most_common(3)),
+                      "yes" if f.address in known else "")
+    return table
