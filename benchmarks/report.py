@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -34,18 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from homes import fill_home
+from ingest import canary_command
 
 from data.database import Store
 
 GROUP_BY = "SELECT alias_id, relation, count(*) FROM message GROUP BY alias_id, relation"
-
-
-def canary_command() -> list[str]:
-    script = Path(sys.executable).with_name("canary")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("canary")
-    return [found] if found else [sys.executable, "-m", "cli"]
 
 
 def median_seconds(action: Callable[[], object], runs: int) -> float:
@@ -64,7 +56,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    canary = canary_command()
+    canary = [str(canary_command())]
     with tempfile.TemporaryDirectory(prefix="canary-report-") as scratch:
         home = Path(scratch) / "home"
         env = {**os.environ, "CANARY_HOME": str(home), "COLUMNS": "160"}

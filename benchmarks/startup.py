@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,16 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ingest import canary_command
+
 TARGET_SECONDS = 0.25
-
-
-def canary_command() -> list[str]:
-    """The installed `canary` script next to this interpreter, or the module as a fallback."""
-    script = Path(sys.executable).with_name("canary")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("canary")
-    return [found] if found else [sys.executable, "-m", "cli"]
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -51,7 +43,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
 
-    canary = canary_command()
+    canary = [str(canary_command())]
     with tempfile.TemporaryDirectory(prefix="canary-startup-") as scratch:
         env = {**os.environ, "CANARY_HOME": str(Path(scratch) / "home")}
         timed([*canary, "init", "--domain", "canary.example.org"], env)

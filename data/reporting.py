@@ -137,27 +137,24 @@ def summed_facts(session: Session, names: Sequence[str] = ()) -> list[CompanyFac
     for alias in session.exec(select(Alias).where(_in(Alias.company_id, ids, every))
                               .order_by(col(Alias.issued_at), col(Alias.id))):
         aliases.setdefault(alias.company_id, []).append(alias)
-    per_alias: dict[int, int] = {
-        alias: count for alias, count in session.execute(
-            sa.select(m.alias_id, sa.func.count()).select_from(mail).where(chosen)
-            .group_by(m.alias_id))}
+    company_of = {alias.id: company for company, listed in aliases.items() for alias in listed}
 
+    # One pass for both: messages per alias, and per company in each state.
+    per_alias: dict[int, int] = {}
     states: dict[int, list[MailState]] = {}
     set_aside = sa.case((m.set_aside_at.is_not(None), 1), else_=0)
     temperror = sa.case((sa.and_(m.temperror.is_not(None), m.temperror != ""), 1), else_=0)
     marketing = sa.case((m.marketing.is_(True), 1), else_=0)
-    for company, relation, aside, waiting, selling, count in session.execute(
-        sa.select(a.company_id, m.relation, set_aside, temperror, marketing, sa.func.count())
+    for alias_id, relation, aside, waiting, selling, count in session.execute(
+        sa.select(m.alias_id, m.relation, set_aside, temperror, marketing, sa.func.count())
         .select_from(mail).where(chosen)
-        .group_by(a.company_id, m.relation, set_aside, temperror, marketing)
+        .group_by(m.alias_id, m.relation, set_aside, temperror, marketing)
     ):
-        states.setdefault(company, []).append(MailState(
+        per_alias[alias_id] = per_alias.get(alias_id, 0) + count
+        states.setdefault(company_of[alias_id], []).append(MailState(
             Relation(relation) if relation else None, bool(aside), bool(waiting), bool(selling),
             count))
 
-    # One pass over the analysed mail, numbered twice: within its sender group (the first
-    # few are cited, the first of all carries the group's count and span) and within its
-    # way of authenticating (the first of each way says when that way was first seen).
     group_key = (a.company_id, m.sender_org, m.relation)
     order = (m.received_at, m.id)
     numbered = (
