@@ -170,7 +170,9 @@ class MailSummary:
     groups: tuple[SenderGroup, ...]
     own_marketing: tuple[MarketingMail, ...]
     """The company's own marketing mail, oldest first (for the consent findings; may be
-    left empty when the company has no consent on record)."""
+    left empty when the company has no consent on record, or when `findings` are given)."""
+    findings: tuple[Finding, ...] | None = None
+    """The consent findings as worked out before from the same mail and consent, if kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,7 +532,8 @@ def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = No
         days_to_first_unexpected=_days_to_first_unexpected(summary.groups, facts.aliases),
         timeline=timeline,
         consent=facts.consent[-1] if facts.consent else None,
-        findings=consent_findings(facts.consent, summary.own_marketing),
+        findings=(summary.findings if summary.findings is not None
+                  else consent_findings(facts.consent, summary.own_marketing)),
     )
 
 

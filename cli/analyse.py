@@ -8,6 +8,7 @@ the one reading-side command that does network I/O; reports never do.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
@@ -60,19 +61,32 @@ def analyse(
     home: HomeOption = None,
     db: DbOption = None,
     dns: DnsOption = None,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Then compute the report's sender tallies again from every stored "
+        "message (they are kept current as mail is analysed; rebuild after restoring a "
+        "database by hand, or if you doubt a report).")] = False,
 ) -> None:
     """Analyse stored mail that is not analysed yet (SPF, DKIM, DMARC, then the verdicts)."""
     from cli.render.documents import analyse_document
     from data.analyses import unsettled_count
+    from data.tallies import recount, review_consent
 
+    tallies = None
     with workspace(ctx, home, db, dns) as space:
         done = analyse_due(space, quiet=as_json)
+        if rebuild:
+            with space.store.writing() as session:
+                tallies = recount(session.connection())
+                review_consent(session.connection())
         with space.store.reading() as session:
             left = unsettled_count(session)
     if as_json:
-        print_json(analyse_document(done, left))
+        print_json(analyse_document(done, left, tallies))
         return
     typer.echo(f"Analysed {done} message{'' if done == 1 else 's'}.")
+    if tallies is not None:
+        typer.echo(f"Rebuilt the report's sender tallies from the stored mail: "
+                   f"{tallies} sender{'' if tallies == 1 else 's'} across the aliases.")
     if left:
         typer.echo(f"{left} still waiting to be analysed again after a temporary DNS failure; "
                    "run this again later, or keep `canary serve` running.", err=True)

@@ -32,11 +32,21 @@ def report(
     ctx: typer.Context,
     names: CompaniesArgument = None,
     company: CompanyOption = None,
+    every: Annotated[bool, typer.Option(
+        "--all", help="Every company in the summary and the evidence of every company that "
+        "needs attention (shared, leaked or a consent finding); by default the evidence stops "
+        "after 20 such companies and the summary lists 30 of the others. No effect on --json.",
+    )] = False,
     as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,
 ) -> None:
-    """Verdicts per company, worst first, with each unexpected sender and the evidence."""
+    """Verdicts per company, worst first, with each unexpected sender and the evidence.
+
+    The summary has one line per company. The evidence follows for the companies that need
+    attention, the worst 20 of them, and the summary lists the first 30 of the others, so a
+    report of a thousand companies stays readable; `--all` shows everything.
+    """
     from canary.alerts import failing_for_days
     from canary.report import EVIDENCE_SHOWN, report_document
     from cli.render.terminal import render_alert_channels, render_deliveries, render_report
@@ -53,7 +63,7 @@ def report(
         print_json(report_document(reports.companies, now, reports.probes, deliveries,
                                    evidence_limit=EVIDENCE_SHOWN))
     else:
-        render_report(console(), reports.companies, reports.probes)
+        render_report(console(), reports.companies, reports.probes, every=every)
         render_deliveries(console(), reports.deliveries_failed, reports.held)
         render_alert_channels(console(), [
             (c, states[c.key]) for c in channels
@@ -70,12 +80,15 @@ def show(
     db: DbOption = None,
 ) -> None:
     """One company: its aliases, every sender and the timeline of its messages."""
+    from dataclasses import replace
+
     from cli.render.documents import show_document
     from cli.render.terminal import render_company
-    from data.reporting import build_reports
+    from data.reporting import build_reports, latest_sightings
 
     with workspace(ctx, home, db) as space, space.store.reading() as session:
-        (r,) = build_reports(session, [name]).companies
+        (r,) = build_reports(session, [name], timeline=False).companies
+        r = replace(r, timeline=latest_sightings(session, name, limit))
     if as_json:
         print_json(show_document(r, limit))
     else:

@@ -117,6 +117,7 @@ def upgrade(
     from cli.render.documents import upgrade_document
     from data.analyses import analysed_count, reclassify_all
     from data.schema import reattribution_needed
+    from data.tallies import review_consent
 
     with workspace(ctx, home, db, check_schema=False) as space:
         before, after = space.store.upgrade_schema()
@@ -130,6 +131,7 @@ def upgrade(
                 task = progress.add_task("reclassify", total=total)
                 reclassify_all(session, space.config.trusted_arc_sealers,
                                progress=lambda done: progress.advance(task, done))
+                review_consent(session.connection())
     if as_json:
         print_json(upgrade_document(before, after))
     elif before == after:

@@ -31,8 +31,17 @@ from canary.authentication import (
 )
 from canary.message import read_message
 from data.mailstore import raw_message
-from data.models import Alias, Company, EspCustomer, ImportSource, Message, RawMessage
+from data.models import (
+    Alias,
+    Company,
+    EspCustomer,
+    ImportSource,
+    Message,
+    MessageEvidence,
+    RawMessage,
+)
 from data.registry import company_domains, find_company, trust_domain
+from data.tallies import count_in, recount
 
 LEARNED = "learned"
 TRUSTED = "trusted"
@@ -206,6 +215,7 @@ def save_analysis(session: Session, message_id: int, analysis: Analysis, now: da
     message = session.get(Message, message_id)
     if message is None:
         return
+    counted = message.relation is not None  # decided before (an import judged again)
     facts = analysis.facts
     message.analysed_at = now
     message.attempts += 1
@@ -221,8 +231,11 @@ def save_analysis(session: Session, message_id: int, analysis: Analysis, now: da
     message.sent_at = facts.date
     message.subject = facts.subject
     message.precedence = facts.precedence
-    message.authentication = json.dumps(authentication_to_dict(analysis.authentication))
-    message.dns_answers = json.dumps([a.to_dict() for a in analysis.dns_answers])
+    evidence = session.get(MessageEvidence, message_id) or MessageEvidence(
+        message_id=message_id, authentication="", dns_answers="")
+    evidence.authentication = json.dumps(authentication_to_dict(analysis.authentication))
+    evidence.dns_answers = json.dumps([a.to_dict() for a in analysis.dns_answers])
+    session.add(evidence)
     if analysis.marketing is not None:
         message.marketing, message.marketing_reason = analysis.marketing
     if analysis.esp is not None:
@@ -232,6 +245,11 @@ def save_analysis(session: Session, message_id: int, analysis: Analysis, now: da
             analysis.esp.authenticated_by)
     _apply(message, analysis.attribution)
     session.add(message)
+    if counted:
+        session.flush()
+        recount(session.connection(), [message.alias_id])
+    else:
+        count_in(session.connection(), message)
     if not analysis.attribution.confirms and (analysis.esp is None
                                               or not analysis.esp.customer_id):
         return
@@ -286,29 +304,38 @@ def save_failure(session: Session, message_id: int, problem: str, retry_at: date
     session.add(message)
 
 
-def stored_analysis(session: Session, message: Message, company: CompanyContext
-                    ) -> Analysis | None:
+def stored_analysis(session: Session, message: Message, evidence: MessageEvidence | None,
+                    company: CompanyContext) -> Analysis | None:
     """Analyse a stored message again from its raw bytes and recorded authentication.
 
     No DNS is asked: the authentication recorded at receipt is what counts.
     None for a message never analysed, or whose bytes cannot be read back.
     """
-    if message.authentication is None:
+    if evidence is None:
         return None
     raw, _ = _read_raw(session, message.sha256)
     if raw is None:
         return None
-    auth = authentication_from_dict(json.loads(message.authentication))
-    answers = tuple(DnsAnswer.from_dict(a) for a in json.loads(message.dns_answers or "[]"))
+    auth = authentication_from_dict(json.loads(evidence.authentication))
+    answers = tuple(DnsAnswer.from_dict(a) for a in json.loads(evidence.dns_answers or "[]"))
     null_sender = not message.mail_from.strip().strip("<>").strip()
     return attribute(read_message(raw), auth, company, null_sender=null_sender,
                      dns_answers=answers)
 
 
-def _reclassify(session: Session, messages: Iterable[Message], company: CompanyContext) -> int:
+def _reclassify(session: Session, company_id: int, company: CompanyContext) -> tuple[int, int]:
+    """Decide the company's analysed messages again and recount their tallies; return how
+    many messages there were and how many changed."""
+    rows = session.exec(
+        select(Message, MessageEvidence)
+        .join(Alias, col(Alias.id) == col(Message.alias_id))
+        .join(MessageEvidence, col(MessageEvidence.message_id) == col(Message.id),
+              isouter=True)
+        .where(Alias.company_id == company_id, col(Message.analysed_at).is_not(None))
+    ).all()
     changed = 0
-    for message in messages:
-        analysis = stored_analysis(session, message, company)
+    for message, evidence in rows:
+        analysis = stored_analysis(session, message, evidence, company)
         if analysis is None:
             continue
         attribution = analysis.attribution
@@ -319,19 +346,17 @@ def _reclassify(session: Session, messages: Iterable[Message], company: CompanyC
         if analysis.marketing is not None:
             message.marketing, message.marketing_reason = analysis.marketing
         session.add(message)
-    return changed
+    session.flush()
+    recount(session.connection(), [alias.id for alias in session.exec(
+        select(Alias).where(Alias.company_id == company_id)) if alias.id is not None])
+    return len(rows), changed
 
 
 def reclassify_company(session: Session, company_id: int,
                        trusted_sealers: Iterable[str] = ()) -> int:
     """Decide the company's analysed messages again; return how many changed."""
-    company = company_context(session, company_id, trusted_sealers)
-    messages = session.exec(
-        select(Message)
-        .join(Alias, col(Alias.id) == col(Message.alias_id))
-        .where(Alias.company_id == company_id, col(Message.analysed_at).is_not(None))
-    ).all()
-    return _reclassify(session, messages, company)
+    return _reclassify(session, company_id,
+                       company_context(session, company_id, trusted_sealers))[1]
 
 
 def reclassify_all(session: Session, trusted_sealers: Iterable[str] = (),
@@ -342,14 +367,10 @@ def reclassify_all(session: Session, trusted_sealers: Iterable[str] = (),
     changed = 0
     for company_id in session.exec(select(Company.id)).all():
         assert company_id is not None
-        company = company_context(session, company_id, sealers)
-        messages = session.exec(
-            select(Message)
-            .join(Alias, col(Alias.id) == col(Message.alias_id))
-            .where(Alias.company_id == company_id, col(Message.analysed_at).is_not(None))
-        ).all()
-        changed += _reclassify(session, messages, company)
-        progress(len(messages))
+        read, decided = _reclassify(session, company_id,
+                                    company_context(session, company_id, sealers))
+        changed += decided
+        progress(read)
     return changed
 
 
@@ -377,11 +398,15 @@ def stored_evidence(session: Session, sha256s: Iterable[str]) -> list[StoredEvid
     wanted = sorted(set(sha256s))
     evidence = []
     for digest in wanted:
-        message = session.exec(
-            select(Message).where(Message.sha256 == digest).order_by(col(Message.id))
+        found = session.exec(
+            select(Message, MessageEvidence)
+            .join(MessageEvidence, col(MessageEvidence.message_id) == col(Message.id),
+                  isouter=True)
+            .where(Message.sha256 == digest).order_by(col(Message.id))
         ).first()
-        if message is None:
+        if found is None:
             continue
+        message, recorded = found
         evidence.append(
             StoredEvidence(
                 sha256=digest,
@@ -390,10 +415,9 @@ def stored_evidence(session: Session, sha256s: Iterable[str]) -> list[StoredEvid
                 peer_ip=message.peer_ip,
                 mail_from=message.mail_from,
                 helo=message.helo,
-                authentication=json.loads(message.authentication)
-                if message.authentication else None,
+                authentication=json.loads(recorded.authentication) if recorded else None,
                 dns_answers=tuple(DnsAnswer.from_dict(a) for a in
-                                  json.loads(message.dns_answers or "[]")),
+                                  json.loads(recorded.dns_answers if recorded else "[]")),
             )
         )
     evidence.sort(key=lambda e: e.received_at)

@@ -32,6 +32,7 @@ from data.models import (
     DeliveryDestination,
     DeliveryJob,
     Message,
+    MessageEvidence,
     UTCDateTime,
 )
 from data.registry import find_company
@@ -104,18 +105,20 @@ def claim_due(session: Session, now: datetime, limit: int, claimant: str = "") -
     free = or_(col(DeliveryJob.claimed_until).is_(None), col(DeliveryJob.claimed_until) < now)
     due = or_(col(DeliveryJob.next_attempt_at).is_(None), col(DeliveryJob.next_attempt_at) <= now)
     query = (
-        select(DeliveryJob, Message, Alias, Company)
+        sa_select(DeliveryJob, Message, Alias, Company, col(MessageEvidence.authentication))
         .join(Message, col(Message.id) == col(DeliveryJob.message_id))
+        .join(MessageEvidence, col(MessageEvidence.message_id) == col(Message.id),
+              isouter=True)
         .join(Alias, col(Alias.id) == col(Message.alias_id))
         .join(Company, col(Company.id) == col(Alias.company_id))
-        .where(DeliveryJob.state == DeliveryState.PENDING.value, due, free)
+        .where(col(DeliveryJob.state) == DeliveryState.PENDING.value, due, free)
         .order_by(col(DeliveryJob.id))
         .limit(limit)
     )
     if session.connection().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=DeliveryJob)
     claimed = []
-    for job, message, alias, company in session.exec(query).all():
+    for job, message, alias, company, authentication in session.execute(query).all():
         assert job.id is not None and message.id is not None and company.id is not None
         taken = session.connection().execute(
             update(DeliveryJob).where(col(DeliveryJob.id) == job.id, free)
@@ -131,8 +134,8 @@ def claim_due(session: Session, now: datetime, limit: int, claimant: str = "") -
             company_id=company.id, company=company.name, company_slug=company.slug,
             relation=Relation(message.relation) if message.relation else None,
             sender=message.sender_org,
-            authentication=authentication_from_dict(json.loads(message.authentication))
-            if message.authentication else None,
+            authentication=authentication_from_dict(json.loads(authentication))
+            if authentication else None,
             action=Action(job.action) if job.action else None,
             attempts=job.attempts, created_at=job.created_at,
         ))

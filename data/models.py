@@ -146,10 +146,6 @@ class Message(SQLModel, table=True):
     precedence: str | None = None
     marketing: bool | None = None
     marketing_reason: str | None = None
-    authentication: str | None = None
-    """JSON of the SPF, DKIM and DMARC results (`canary.authentication`)."""
-    dns_answers: str | None = None
-    """JSON of the DNS answers the checks used, recorded at analysis time."""
     esp: str | None = None
     esp_customer: str | None = None
     esp_auth_method: str | None = None
@@ -167,6 +163,53 @@ class Message(SQLModel, table=True):
     """How the sender organisation authenticated: a `canary.authentication.AuthMethod` value."""
     auth_domain: str | None = None
     """The domain that method proved."""
+
+
+class MessageEvidence(SQLModel, table=True):
+    """What analysis checked for one message, as evidence: wide JSON read only to cite or
+    re-decide the message, so it stays out of the message rows every report scans."""
+
+    message_id: int = Field(foreign_key="message.id", primary_key=True)
+    authentication: str
+    """JSON of the SPF, DKIM and DMARC results (`canary.authentication`)."""
+    dns_answers: str
+    """JSON of the DNS answers the checks used, recorded at analysis time."""
+
+
+class SenderTally(SQLModel, table=True):
+    """The analysed mail one alias received from one sender in one relation, summed up and
+    kept current with every analysis (`data.tallies`): what `canary report` reads."""
+
+    __table_args__ = (UniqueConstraint("alias_id", "relation", "organisation", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    alias_id: int = Field(foreign_key="alias.id")
+    """Looked up through the unique (alias_id, relation, organisation, kind) index."""
+    relation: str
+    organisation: str
+    """The sender's name; "" when it has none."""
+    kind: str
+    """A `canary.senders.SenderKind` value; "" when none was recorded."""
+    count: int
+    marketing: int
+    """How many of them are marketing."""
+    first_seen: datetime = _utc_column()
+    last_seen: datetime = _utc_column()
+    examples: str
+    """JSON: the first few messages, oldest first."""
+    authentications: str
+    """JSON: each distinct way the sender authenticated, and when it first did."""
+
+
+class ConsentReview(SQLModel, table=True):
+    """A company's consent findings as last worked out (`data.tallies.review_consent`), kept
+    so the report need not read all its marketing again; stale, and ignored, as soon as
+    its consent changes or new marketing of its own is analysed."""
+
+    company_id: int = Field(foreign_key="company.id", primary_key=True)
+    consent_id: int
+    """The newest consent record the findings judged by: another one makes them stale."""
+    findings: str
+    """JSON: the findings, each with every message it cites."""
 
 
 class ConsentRecord(SQLModel, table=True):

@@ -17,19 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, select
 
 from canary.aliases import RetireReply
 from canary.attribution import Relation
 from canary.authentication import AuthenticatedBy
-from canary.consent import Consent, Frequency, MarketingMail
 from canary.report import (
-    EXAMPLES_KEPT,
     AliasView,
     CompanyFacts,
     CompanyReport,
@@ -45,8 +41,9 @@ from canary.senders import SenderKind
 from data.analyses import authenticated_by
 from data.deliveries import failed_count, held_count
 from data.mailstore import probe_count
-from data.models import Alias, Company, CompanyDomain, ConsentRecord, FlaggedSender, Message
+from data.models import Alias, Company, CompanyDomain, FlaggedSender
 from data.registry import company_domains, consent_history, find_company, flagged_senders
+from data.tallies import consent_histories, decode, kept_findings, own_marketing
 
 
 def _facts(session: Session, company: Company) -> CompanyFacts:
@@ -54,53 +51,72 @@ def _facts(session: Session, company: Company) -> CompanyFacts:
     aliases = session.exec(
         select(Alias).where(Alias.company_id == company.id).order_by(col(Alias.issued_at))
     ).all()
-    slugs = {alias.id: alias.slug for alias in aliases}
-    m = SQLModel.metadata.tables["message"].c
-    messages = session.execute(  # plain columns: no ORM object per message
-        sa.select(m.received_at, m.alias_id, m.relation, m.sender_org, m.from_address,
-                  m.subject, m.message_id, m.sha256, m.problem, m.auth_method, m.auth_domain,
-                  m.reason, m.temperror, m.marketing, m.sender_kind, m.sender_via,
-                  m.set_aside_at)
-        .where(m.alias_id.in_(list(slugs)))
-        .order_by(m.received_at, m.id)
-    ).all()
-    counts: dict[int, int] = {}
-    for message in messages:
-        counts[message.alias_id] = counts.get(message.alias_id, 0) + 1
+    slugs = {alias.id or 0: alias.slug for alias in aliases}
+    sightings = _sightings(session, slugs)
+    counts: dict[str, int] = {}
+    for sighting in sightings:
+        counts[sighting.alias_slug] = counts.get(sighting.alias_slug, 0) + 1
     return CompanyFacts(
         name=company.name,
         slug=company.slug,
         note=company.note,
         domains=tuple(company_domains(session, company.id)),
         aliases=tuple(
-            AliasView(a.address, a.slug, a.issued_at, counts.get(a.id or 0, 0), a.retired_at,
+            AliasView(a.address, a.slug, a.issued_at, counts.get(a.slug, 0), a.retired_at,
                       RetireReply(a.retire_reply) if a.retire_reply else None)
             for a in aliases
         ),
-        sightings=tuple(
-            Sighting(
-                received_at=m.received_at,
-                alias_slug=slugs[m.alias_id],
-                relation=Relation(m.relation) if m.relation else None,
-                sender_org=m.sender_org,
-                from_address=m.from_address,
-                subject=m.subject,
-                message_id=m.message_id,
-                sha256=m.sha256,
-                problem=m.problem,
-                authenticated_by=authenticated_by(m.auth_method, m.auth_domain),
-                reason=m.reason,
-                temperror=m.temperror,
-                marketing=m.marketing,
-                sender_kind=SenderKind(m.sender_kind) if m.sender_kind else None,
-                via=m.sender_via,
-                set_aside=m.set_aside_at is not None,
-            )
-            for m in messages
-        ),
+        sightings=sightings,
         consent=tuple(consent_history(session, company.id)),
         flagged=tuple(flagged_senders(session, company.id)),
     )
+
+
+def _sightings(session: Session, slugs: dict[int, str], latest: int | None = None
+               ) -> tuple[Sighting, ...]:
+    """The messages of these aliases (slug by alias id), oldest first; only the `latest`
+    so many when given."""
+    m = SQLModel.metadata.tables["message"].c
+    query = (  # plain columns: no ORM object per message
+        sa.select(m.received_at, m.alias_id, m.relation, m.sender_org, m.from_address,
+                  m.subject, m.message_id, m.sha256, m.problem, m.auth_method, m.auth_domain,
+                  m.reason, m.temperror, m.marketing, m.sender_kind, m.sender_via,
+                  m.set_aside_at)
+        .where(m.alias_id.in_(list(slugs))))
+    if latest is None:
+        messages = session.execute(query.order_by(m.received_at, m.id)).all()
+    else:
+        messages = session.execute(
+            query.order_by(m.received_at.desc(), m.id.desc()).limit(latest)).all()[::-1]
+    return tuple(
+        Sighting(
+            received_at=m.received_at,
+            alias_slug=slugs[m.alias_id],
+            relation=Relation(m.relation) if m.relation else None,
+            sender_org=m.sender_org,
+            from_address=m.from_address,
+            subject=m.subject,
+            message_id=m.message_id,
+            sha256=m.sha256,
+            problem=m.problem,
+            authenticated_by=authenticated_by(m.auth_method, m.auth_domain),
+            reason=m.reason,
+            temperror=m.temperror,
+            marketing=m.marketing,
+            sender_kind=SenderKind(m.sender_kind) if m.sender_kind else None,
+            via=m.sender_via,
+            set_aside=m.set_aside_at is not None,
+        )
+        for m in messages
+    )
+
+
+def latest_sightings(session: Session, name: str, limit: int) -> tuple[Sighting, ...]:
+    """The company's latest `limit` messages, oldest first (`canary show`)."""
+    company = find_company(session, name)
+    slugs = {alias.id or 0: alias.slug
+             for alias in session.exec(select(Alias).where(Alias.company_id == company.id))}
+    return _sightings(session, slugs, limit)
 
 
 def _companies(session: Session, names: Sequence[str]) -> list[Company]:
@@ -131,7 +147,6 @@ def summed_facts(session: Session, names: Sequence[str] = ()) -> list[CompanyFac
     m, a = messages.c, alias_table.c
     mail = sa.join(messages, alias_table, a.id == m.alias_id)
     chosen = sa.true() if every else a.company_id.in_(ids)
-    analysed = sa.and_(chosen, m.relation.is_not(None))
 
     aliases: dict[int, list[Alias]] = {}
     for alias in session.exec(select(Alias).where(_in(Alias.company_id, ids, every))
@@ -139,91 +154,60 @@ def summed_facts(session: Session, names: Sequence[str] = ()) -> list[CompanyFac
         aliases.setdefault(alias.company_id, []).append(alias)
     company_of = {alias.id: company for company, listed in aliases.items() for alias in listed}
 
-    # One pass for both: messages per alias, and per company in each state.
+    # The analysed mail, summed up per alias, sender and relation (`data.tallies`).
     per_alias: dict[int, int] = {}
     states: dict[int, list[MailState]] = {}
+    groups: dict[int, list[SenderGroup]] = {}
+    slugs = {alias.id: alias.slug for listed in aliases.values() for alias in listed}
+    relations = {r.value: r for r in Relation}
+    kinds: dict[str, SenderKind | None] = {k.value: k for k in SenderKind}
+    kinds[""] = None
+    ways: dict[tuple[str | None, str | None], AuthenticatedBy | None] = {}
+    t = SQLModel.metadata.tables["sendertally"]
+    for row in session.execute(sa.select(t).where(
+            sa.true() if every else t.c.alias_id.in_(list(company_of)))):
+        tally = decode(row)
+        key, owner, relation = tally.key, company_of[row.alias_id], relations[row.relation]
+        per_alias[key.alias_id] = per_alias.get(key.alias_id, 0) + tally.count
+        states.setdefault(owner, []).extend((
+            MailState(relation, False, False, True, tally.marketing),
+            MailState(relation, False, False, False, tally.count - tally.marketing)))
+        slug, kind = slugs[key.alias_id], kinds[key.kind]
+        groups.setdefault(owner, []).append(SenderGroup(
+            key.organisation or None, relation, tally.count, tally.first_seen, tally.last_seen,
+            tuple(EarlyMessage(at, number, slug, message_id, sha256, kind, via)
+                  for at, number, message_id, sha256, via in tally.examples),
+            tuple((at, number, ways[way] if (way := (method, domain)) in ways
+                   else ways.setdefault(way, authenticated_by(method, domain)))
+                  for at, number, method, domain in tally.authentications)))
+
+    # Mail waiting for analysis: not in a tally yet, and few rows (on the relation index).
     set_aside = sa.case((m.set_aside_at.is_not(None), 1), else_=0)
     temperror = sa.case((sa.and_(m.temperror.is_not(None), m.temperror != ""), 1), else_=0)
-    marketing = sa.case((m.marketing.is_(True), 1), else_=0)
-    for alias_id, relation, aside, waiting, selling, count in session.execute(
-        sa.select(m.alias_id, m.relation, set_aside, temperror, marketing, sa.func.count())
-        .select_from(mail).where(chosen)
-        .group_by(m.alias_id, m.relation, set_aside, temperror, marketing)
+    for alias_id, aside, waiting, count in session.execute(
+        sa.select(m.alias_id, set_aside, temperror, sa.func.count())
+        .select_from(mail).where(chosen, m.relation.is_(None))
+        .group_by(m.alias_id, set_aside, temperror)
     ):
         per_alias[alias_id] = per_alias.get(alias_id, 0) + count
-        states.setdefault(company_of[alias_id], []).append(MailState(
-            Relation(relation) if relation else None, bool(aside), bool(waiting), bool(selling),
-            count))
-
-    group_key = (a.company_id, m.sender_org, m.relation)
-    order = (m.received_at, m.id)
-    numbered = (
-        sa.select(
-            a.company_id, m.sender_org, m.relation, m.received_at, m.id, a.slug, m.message_id,
-            m.sha256, m.sender_kind, m.sender_via, m.auth_method, m.auth_domain,
-            sa.func.row_number().over(partition_by=group_key, order_by=order).label("rank"),
-            sa.func.row_number().over(partition_by=(*group_key, m.auth_method, m.auth_domain),
-                                      order_by=order).label("way_rank"),
-            sa.func.count().over(partition_by=group_key).label("total"),
-            sa.func.max(m.received_at).over(partition_by=group_key).label("last"))
-        .select_from(mail).where(analysed).subquery())
-    early: dict[tuple[int, str | None, str], list[EarlyMessage]] = {}
-    ways: dict[tuple[int, str | None, str],
-               list[tuple[datetime, int, AuthenticatedBy | None]]] = {}
-    spans: dict[tuple[int, str | None, str], tuple[int, datetime, datetime]] = {}
-    for (company, org, relation, received, number, slug, message_id, sha256, kind, via,
-         method, domain, rank, way_rank, total, last) in session.execute(
-            sa.select(numbered).where(sa.or_(numbered.c.rank <= EXAMPLES_KEPT,
-                                             numbered.c.way_rank == 1))):
-        key = (company, org, relation)
-        if rank <= EXAMPLES_KEPT:
-            early.setdefault(key, []).append(EarlyMessage(
-                received, number, slug, message_id, sha256, SenderKind(kind) if kind else None,
-                via))
-        if rank == 1:
-            spans[key] = (total, received, last)
-        if way_rank == 1:
-            ways.setdefault(key, []).append((received, number, authenticated_by(method, domain)))
-
-    groups: dict[int, list[SenderGroup]] = {}
-    for key, (count, first, last) in spans.items():
-        company, org, relation = key
-        groups.setdefault(company, []).append(SenderGroup(
-            org, Relation(relation), count, first, last,
-            tuple(sorted(early[key], key=lambda e: (e.received_at, e.order))),
-            tuple(ways.get(key, ()))))
+        states.setdefault(company_of[alias_id], []).append(
+            MailState(None, bool(aside), bool(waiting), False, count))
 
     domains: dict[int, list[str]] = {}
-    for company, domain in session.exec(
+    for company_id, domain in session.exec(
             select(CompanyDomain.company_id, CompanyDomain.domain)
             .where(_in(CompanyDomain.company_id, ids, every))).all():
-        domains.setdefault(company, []).append(domain)
+        domains.setdefault(company_id, []).append(domain)
     flagged: dict[int, list[str]] = {}
-    for company, organisation in session.exec(
+    for company_id, organisation in session.exec(
             select(FlaggedSender.company_id, FlaggedSender.organisation)
             .where(_in(FlaggedSender.company_id, ids, every))).all():
-        flagged.setdefault(company, []).append(organisation)
-    consent: dict[int, list[Consent]] = {}
-    for record in session.exec(
-            select(ConsentRecord).where(_in(ConsentRecord.company_id, ids, every))
-            .order_by(col(ConsentRecord.since), col(ConsentRecord.id))).all():
-        consent.setdefault(record.company_id, []).append(Consent(
-            record.since, record.marketing,
-            Frequency(record.frequency) if record.frequency else None, record.opted_out))
-
-    # The company's own marketing, message by message, only where consent can be broken.
-    own_marketing: dict[int, list[MarketingMail]] = {}
-    if consent:
-        expected = [r.value for r in Relation if r.expected]
-        for company, received, message_id, sha256, subject in session.execute(
-            sa.select(a.company_id, m.received_at, m.message_id, m.sha256, m.subject)
-            .select_from(mail)
-            .where(a.company_id.in_(list(consent)), m.relation.in_(expected),
-                   m.marketing.is_(True))
-            .order_by(*order)
-        ):
-            own_marketing.setdefault(company, []).append(
-                MarketingMail(received, message_id, sha256, subject))
+        flagged.setdefault(company_id, []).append(organisation)
+    histories = consent_histories(session.connection(), None if every else ids)
+    kept = kept_findings(session.connection(), histories)
+    # The company's own marketing, message by message, only where consent can be broken and
+    # the findings are not kept from before.
+    marketing = own_marketing(session.connection(), [c for c in histories if c not in kept])
 
     facts = []
     for company in companies:
@@ -238,10 +222,10 @@ def summed_facts(session: Session, names: Sequence[str] = ()) -> list[CompanyFac
                 for alias in aliases.get(company.id, ())),
             sightings=(),
             flagged=tuple(sorted(flagged.get(company.id, ()))),
-            consent=tuple(consent.get(company.id, ())),
+            consent=history.records if (history := histories.get(company.id)) else (),
             summary=MailSummary(tuple(states.get(company.id, ())),
                                 tuple(groups.get(company.id, ())),
-                                tuple(own_marketing.get(company.id, ()))),
+                                tuple(marketing.get(company.id, ())), kept.get(company.id)),
         ))
     return facts
 
@@ -265,12 +249,15 @@ class Reports:
 def third_party_spread(session: Session) -> dict[str, int]:
     """Per identifiable business, how many *other* companies' aliases it mailed as a third
     party (it shares each company's report with that many)."""
-    rows = session.exec(
-        select(Message.sender_org, func.count(func.distinct(Alias.company_id)))
-        .join(Alias, col(Alias.id) == col(Message.alias_id))
-        .where(Message.relation == Relation.THIRD_PARTY.value,
-               col(Message.sender_kind).in_([k.value for k in SenderKind if k.identifiable]))
-        .group_by(col(Message.sender_org))
+    t = SQLModel.metadata.tables["sendertally"].c
+    alias = SQLModel.metadata.tables["alias"].c
+    rows = session.execute(
+        sa.select(t.organisation, sa.func.count(sa.distinct(alias.company_id)))
+        .select_from(sa.join(SQLModel.metadata.tables["sendertally"],
+                             SQLModel.metadata.tables["alias"], alias.id == t.alias_id))
+        .where(t.relation == Relation.THIRD_PARTY.value,
+               t.kind.in_([k.value for k in SenderKind if k.identifiable]))
+        .group_by(t.organisation)
     ).all()
     return {sender: count - 1 for sender, count in rows if sender and count > 1}
 

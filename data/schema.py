@@ -24,7 +24,7 @@ from canary.errors import SchemaOutdated, SchemaTooNew
 if TYPE_CHECKING:
     from alembic.config import Config
 
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 """Every revision, oldest first; the last is the one this code needs."""
 SCHEMA_REVISION = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"

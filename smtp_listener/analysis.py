@@ -49,6 +49,7 @@ from data.analyses import (
     with_sealers,
 )
 from data.database import Store
+from data.tallies import review_consent
 from smtp_listener.authenticate import EnvelopeFacts, authenticate
 from smtp_listener.resolver import DEFAULT_LIFETIME, DEFAULT_TIMEOUT, Resolver
 
@@ -278,17 +279,30 @@ def due_count(store: Store, clock: Callable[[], datetime]) -> int:
         return pending_count(session, clock())
 
 
+REVIEWS_PER_PASS = 50
+"""Companies whose consent findings an idle listener works out and keeps at a time."""
+
+
+def review_findings(store: Store, limit: int | None = None) -> int:
+    """Work out and keep the consent findings that are missing or stale (of up to `limit`
+    companies), so the report need not read every marketing message; return how many."""
+    with store.writing() as session:
+        return review_consent(session.connection(), limit)
+
+
 def analyse_all(
     store: Store,
     settings: AnalysisSettings,
     clock: Callable[[], datetime],
     progress: Callable[[int], None] = lambda done: None,
 ) -> int:
-    """Analyse every message due now; `progress` hears how many each batch looked at."""
+    """Analyse every message due now, then keep the consent findings the mail changed;
+    `progress` hears how many each batch looked at."""
     total = 0
     while count := analyse_pending(store, settings, clock, limit=BATCH, together=True):
         total += count
         progress(count)
+    review_findings(store)
     return total
 
 
@@ -344,6 +358,17 @@ class Analyst:
         self._wake.set()
         return self._settled.wait(timeout)
 
+    def _review(self) -> bool:
+        """Idle: keep the consent findings new mail made stale, a few companies at a time;
+        whether none are left."""
+        try:
+            return review_findings(self.store, REVIEWS_PER_PASS) < REVIEWS_PER_PASS
+        except SQLAlchemyError as error:
+            log.warning("consent findings not kept for now: %s", error)
+        except Exception:
+            log.exception("working out consent findings failed; the report does it instead")
+        return True
+
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
@@ -362,5 +387,5 @@ class Analyst:
             if not done and settling:
                 self._settle.clear()
                 self._settled.set()
-            if not done:
+            if not done and self._review():
                 self._wake.wait(self.idle_seconds)

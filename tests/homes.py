@@ -25,6 +25,7 @@ from canary.consent import Frequency
 from canary.report import UNKNOWN_SENDER
 from canary.senders import SenderKind
 from data.database import Store
+from data.tallies import recount, review_consent
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SENDERS = ("acme.example", "dealblaster.example", "brokerhub.example", "gmail.com",
@@ -104,6 +105,10 @@ def fill_home(store: Store, *, companies: int, messages: int, seed: int = 0,
         with store.writer_connection() as connection, connection.begin():
             connection.execute(sa.insert(_table("rawmessage")), raws)
             connection.execute(sa.insert(_table("message")), rows)
+    with store.writer_connection() as connection, connection.begin():
+        # What analysis keeps as it goes, made at once for the whole home.
+        recount(connection)
+        review_consent(connection)
 
 
 def _fit(rows: list[dict[str, Any]], table: str) -> list[dict[str, Any]]:

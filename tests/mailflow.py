@@ -24,7 +24,7 @@ from sqlmodel import SQLModel, select
 from data.database import Store
 from data.home import Home
 from data.mailstore import Delivery, issued_alias, store_deliveries
-from data.models import RawMessage
+from data.models import Message, MessageEvidence, RawMessage
 from smtp_listener.analysis import AnalysisSettings, analyse_all
 from smtp_listener.resolver import Resolver
 
@@ -82,9 +82,17 @@ def analyse(store: Store, dns: str, clock: Callable[[], datetime] | None = None)
 
 
 def rows(store: Store, model: type[SQLModel]) -> list[dict[str, Any]]:
-    """Every row of one table, read in a session of its own."""
+    """Every row of one table, read in a session of its own; a message's row comes with
+    what analysis checked (`authentication`, `dns_answers`: None before), kept beside it."""
     with store.reading() as session:
-        return [row.model_dump() for row in session.exec(select(model)).all()]
+        found = [row.model_dump() for row in session.exec(select(model)).all()]
+        if model is Message:
+            evidence = {e.message_id: e for e in session.exec(select(MessageEvidence))}
+            for row in found:
+                recorded = evidence.get(row["id"])
+                row["authentication"] = recorded.authentication if recorded else None
+                row["dns_answers"] = recorded.dns_answers if recorded else None
+        return found
 
 
 def stored_raw(store: Store, sha256: str) -> bytes:

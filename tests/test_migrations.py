@@ -96,9 +96,19 @@ def test_upgrade_keeps_every_record_and_types_the_evidence(old_home: Canary) -> 
         (esp,) = db.execute("SELECT DISTINCT esp_auth_method, esp_auth_domain FROM message "
                             "WHERE esp IS NOT NULL").fetchall()
         upstream = {r[0] for r in db.execute(
-            "SELECT json_extract(authentication, '$.upstream') FROM message")}
+            "SELECT json_extract(authentication, '$.upstream') FROM messageevidence")}
+        evidence, analysed = db.execute(
+            "SELECT (SELECT count(*) FROM messageevidence), "
+            "(SELECT count(*) FROM message WHERE analysed_at IS NOT NULL)").fetchone()
+        tallied = db.execute("SELECT sum(count) FROM sendertally").fetchone()[0]
+        decided = db.execute(
+            "SELECT count(*) FROM message WHERE relation IS NOT NULL").fetchone()[0]
     assert esp == ("dkim", "sendgrid.net")
     assert upstream == {None}
+    # The recorded authentication moved out of the message rows, every message's; the
+    # report's tallies were made from the stored mail.
+    assert evidence == analysed > 0
+    assert tallied == decided > 0
     assert differences(sqlite_url(database)) == []
 
     again = old_home("upgrade")
@@ -142,17 +152,22 @@ def test_the_migrations_run_on_postgresql_and_type_old_rows(postgres_url: str) -
                 "(1, 1, 'acme', 'acme.x@canary.example.org', now());"
                 "INSERT INTO rawmessage (sha256, size, content) VALUES ('aa', 1, 'x');"
                 "INSERT INTO message (sha256, alias_id, rcpt_to, mail_from, peer_ip, tls, "
-                "received_at, attempts, authenticated_by, esp_authenticated_by, authentication) "
+                "received_at, attempts, authenticated_by, esp_authenticated_by, authentication, "
+                "relation, sender_org) "
                 "VALUES ('aa', 1, 'r', 'm', '192.0.2.1', false, now(), 1, 'SPF acme.example', "
                 "NULL, '{\"source\": \"upstream:mx.example\", \"spf\": {}, \"dkim\": [], "
-                "\"dmarc\": {}}')"))
+                "\"dmarc\": {}}', 'first_party', 'acme.example')"))
             connection.commit()
         assert store.upgrade_schema() == ("0001", schema.SCHEMA_REVISION)
         with store.reading() as session:
             row = session.connection().execute(sa.text(
-                "SELECT auth_method, auth_domain, authentication FROM message")).one()
+                "SELECT auth_method, auth_domain, authentication FROM message "
+                "JOIN messageevidence ON messageevidence.message_id = message.id")).one()
+            tally = session.connection().execute(sa.text(
+                "SELECT relation, organisation, count FROM sendertally")).one()
         assert (row.auth_method, row.auth_domain) == ("spf", "acme.example")
         assert '"upstream": "mx.example"' in row.authentication
+        assert tuple(tally) == ("first_party", "acme.example", 1)
         store.check_schema()
     finally:
         store.dispose()

@@ -11,6 +11,7 @@ person flags senders and changes consent.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from sqlmodel import SQLModel
 
 from canary.consent import Frequency
 from canary.report import report_document
+from cli.render.documents import show_document
 from data.database import Store
 from data.registry import flag_sender, record_consent
-from data.reporting import build_reports
+from data.reporting import build_reports, latest_sightings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -95,5 +97,26 @@ def test_summed_reports_equal_message_by_message_reports_on_postgresql(
                     connection.execute(table.delete())
             fill_home(store, companies=6, messages=400, seed=seed)
             assert_same_reports(store)
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("limit", [1, 7, 1000])
+def test_show_reads_only_the_latest_messages_and_shows_the_same(
+    tmp_path: Path, limit: int,
+) -> None:
+    """`canary show` sums the mail up like the report and reads only the latest `--limit`
+    messages for its timeline: the same document as from every message."""
+    store = new_store(tmp_path / "canary.db")
+    try:
+        fill_home(store, companies=3, messages=300, seed=limit)
+        with store.reading() as session:
+            (every,) = build_reports(session, ["Company 2"]).companies
+            (summed,) = build_reports(session, ["Company 2"], timeline=False).companies
+            latest = replace(summed, timeline=latest_sightings(session, "Company 2", limit))
+        shown = show_document(latest, limit)
+        assert shown == show_document(every, limit)
+        assert len(shown["timeline"]) == min(limit, shown["timeline_total"])
+        assert shown["timeline_total"] > 50
     finally:
         store.dispose()

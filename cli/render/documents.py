@@ -68,7 +68,7 @@ def show_document(report: CompanyReport, limit: int) -> dict[str, Any]:
 
     return _document(company=company_json(report),
                      timeline=[_sighting(s) for s in report.timeline[-limit:]],
-                     timeline_total=len(report.timeline))
+                     timeline_total=report.counts.total)
 
 
 def consent_document(company: str, consent: Consent) -> dict[str, Any]:
@@ -106,8 +106,10 @@ def verify_document(result: Verification) -> dict[str, Any]:
                      signatures=result.signatures, problems=list(result.problems))
 
 
-def analyse_document(analysed: int, pending: int) -> dict[str, Any]:
-    return _document(analysed=analysed, pending=pending)
+def analyse_document(analysed: int, pending: int, tallies: int | None = None) -> dict[str, Any]:
+    if tallies is None:
+        return _document(analysed=analysed, pending=pending)
+    return _document(analysed=analysed, pending=pending, tallies=tallies)
 
 
 def upgrade_document(before: str | None, after: str) -> dict[str, Any]:

@@ -1,18 +1,25 @@
 """The report drawn for a terminal with rich: a summary table, then the evidence.
 
+The summary has one line per company and the evidence is shown for the companies
+that need attention only, the first few by default, so a report of a thousand
+companies stays readable (`canary report --all` shows everything).
+
 Colours carry meaning only together with words, so the output reads the
 same piped into a file. Nothing here reads the database or the clock.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from canary.alerts import Channel, ChannelState
 from canary.attribution import Relation
@@ -98,39 +105,139 @@ def pending_note(pending: int, temperror: int, failed: int = 0) -> str | None:
     return " ".join(notes) or None
 
 
-def render_report(console: Console, reports: Sequence[CompanyReport], probes: int) -> None:
-    """The summary table, then the evidence of each company with unexpected senders."""
+DETAILS_SHOWN = 20
+"""Companies needing attention whose evidence `canary report` shows before "…and N more"."""
+OTHERS_LISTED = 30
+"""Companies needing nothing (clean, pending, quiet) the summary lists before "…and N more"."""
+NAME_WIDTH = 30
+"""Characters of a company's name the summary shows before cutting it short."""
+FIGURES_WIDTH = 43
+"""The summary's verdict, confidence, mail and unexpected columns, with the gaps between
+its columns."""
+SHORTEST = 12
+"""The fewest characters of a name, and of a reason, the summary shows on one line."""
+
+
+def _needs_attention(r: CompanyReport) -> bool:
+    """Shared or leaked, or the company's own marketing broke what the person agreed to."""
+    return r.verdict in (Verdict.SHARED, Verdict.LEAKED) or bool(r.findings)
+
+
+def _one_line(markup: str) -> Text:
+    """A cell that never wraps: cut short with "…" when the table is too narrow."""
+    text = Text.from_markup(markup, overflow="ellipsis")
+    text.no_wrap = True
+    return text
+
+
+def _why(r: CompanyReport) -> str:
+    """The summary's reason in a few words: the first unexpected sender, the findings."""
+    reasons = []
+    if unexpected := r.unexpected:
+        first = escape(sender_name(unexpected[0]))
+        if len(unexpected) > 1:
+            first += f" +{len(unexpected) - 1} more"
+        if r.days_to_first_unexpected is not None:
+            first += f", {r.days_to_first_unexpected} days in"
+        reasons.append(first)
+    if r.findings:
+        reasons.append(f"[magenta]{', '.join(f.kind.value for f in r.findings)}[/]")
+    if r.counts.pending and r.verdict is Verdict.PENDING:
+        reasons.append(f"[dim]{r.counts.pending} not analysed yet[/]")
+    return "; ".join(reasons)
+
+
+def _summary_table(reports: Sequence[CompanyReport], width: int) -> Table:
+    """One line per company, its alias beside its name, when `width` has room for the whole
+    alias; else the alias goes under the name, folded if it must. The alias is never cut
+    short; the reason is first, then a name (always past `NAME_WIDTH`)."""
+    summary = Table(title="Canary report — worst first", box=box.SIMPLE_HEAD, pad_edge=False,
+                    show_edge=False, collapse_padding=True)
+    alias_width = max(cell_len(r.aliases[-1].address) for r in reports)
+    inline = width >= alias_width + FIGURES_WIDTH + 2 * SHORTEST
+    # Fixed widths for the name and the alias: rich narrows the reason, the one column left.
+    if inline:
+        name_width = min(NAME_WIDTH, max(cell_len(r.name) for r in reports))
+        summary.add_column("Company", width=max(len("Company"), min(
+            name_width, width - alias_width - FIGURES_WIDTH - SHORTEST)))
+        summary.add_column("Alias", overflow="fold", width=alias_width)
+    else:
+        summary.add_column("Company / alias", overflow="fold", width=max(
+            SHORTEST, min(alias_width, width - FIGURES_WIDTH - SHORTEST)))
+    summary.add_column("Verdict", no_wrap=True, min_width=7)
+    summary.add_column("Confidence", no_wrap=True)
+    for column in ("Mail", "Unexpected"):
+        summary.add_column(column, justify="right", no_wrap=True)
+    summary.add_column("Why")
+    for r in reports:
+        name, alias = f"[bold]{escape(r.name)}[/]", escape(r.aliases[-1].address)
+        summary.add_row(*((_one_line(name), alias) if inline else (f"{name}\n{alias}",)),
+                        verdict_text(r.verdict), r.confidence.value, str(r.counts.total),
+                        str(r.counts.unexpected), _one_line(_why(r)))
+    return summary
+
+
+def _summary_rows(reports: Sequence[CompanyReport], every: bool
+                  ) -> tuple[list[CompanyReport], list[CompanyReport]]:
+    """The companies the summary lists, in order, and those it only counts: every company
+    needing attention is listed, and the first `OTHERS_LISTED` of the rest (all if `every`)."""
+    listed: list[CompanyReport] = []
+    hidden: list[CompanyReport] = []
+    others = 0
+    for r in reports:
+        if not _needs_attention(r):
+            others += 1
+            if others > OTHERS_LISTED and not every:
+                hidden.append(r)
+                continue
+        listed.append(r)
+    return listed, hidden
+
+
+def _render_details(console: Console, r: CompanyReport) -> None:
+    """The evidence of one company needing attention: senders, examples, findings."""
+    if r.verdict in (Verdict.SHARED, Verdict.LEAKED):
+        console.print(f"[bold]{escape(r.name)}[/]: {verdict_text(r.verdict)}, confidence "
+                      f"{r.confidence.value} — {escape(r.confidence_reason)}")
+        console.print(sender_table(f"{escape(r.name)}: unexpected senders", r.unexpected))
+        for sender in r.unexpected[:EVIDENCE_SHOWN]:
+            for example in sender.examples[:1]:
+                console.print(f"  e.g. {escape(sender.organisation)}: "
+                              f"{escape(example.message_id or '(no Message-ID)')} "
+                              f"[dim]sha256 {example.sha256[:16]}…[/]")
+    for finding in r.findings:
+        console.print(f"[bold]{escape(r.name)}[/]: [magenta]{finding.kind.value}[/] — "
+                      f"{escape(finding.summary)}")
+
+
+def render_report(console: Console, reports: Sequence[CompanyReport], probes: int, *,
+                  every: bool = False) -> None:
+    """The summary, one line per company, then the evidence of those needing attention.
+
+    `reports` come worst first and keep their order. A company needs attention when it
+    is shared or leaked or has a consent finding; the summary lists each of them, and by
+    default only the first `OTHERS_LISTED` of the rest, and the evidence is shown for the
+    first `DETAILS_SHOWN` of them; a line says how many more there are and how to see
+    them. `every` (`canary report --all`) lists every company and all the evidence.
+    """
     if not reports:
         console.print("No companies yet. Issue an alias with [bold]canary issue NAME[/].")
         return
-    summary = Table(title="Canary report — worst first", box=box.SIMPLE_HEAD, pad_edge=False)
-    summary.add_column("Company / alias / issued", overflow="fold")
-    summary.add_column("Verdict", min_width=7)
-    for column in ("Mail", "Unexpected"):
-        summary.add_column(column, justify="right", min_width=len(column))
-    for r in reports:
-        verdict = verdict_text(r.verdict)
-        if r.days_to_first_unexpected is not None:
-            verdict += f"\n[dim]{r.days_to_first_unexpected} days in[/]"
-        summary.add_row(
-            f"[bold]{escape(r.name)}[/]\n{escape(r.aliases[-1].address)}\n"
-            f"[dim]issued {day(r.issued_at)}[/]",
-            verdict, str(r.counts.total), str(r.counts.unexpected),
-        )
-    console.print(summary)
-    for r in reports:
-        if r.verdict in (Verdict.SHARED, Verdict.LEAKED):
-            console.print(f"[bold]{escape(r.name)}[/]: {verdict_text(r.verdict)}, confidence "
-                          f"{r.confidence.value} — {escape(r.confidence_reason)}")
-            console.print(sender_table(f"{escape(r.name)}: unexpected senders", r.unexpected))
-            for sender in r.unexpected[:EVIDENCE_SHOWN]:
-                for example in sender.examples[:1]:
-                    console.print(f"  e.g. {escape(sender.organisation)}: "
-                                  f"{escape(example.message_id or '(no Message-ID)')} "
-                                  f"[dim]sha256 {example.sha256[:16]}…[/]")
-        for finding in r.findings:
-            console.print(f"[bold]{escape(r.name)}[/]: [magenta]{finding.kind.value}[/] — "
-                          f"{escape(finding.summary)}")
+    listed, hidden = _summary_rows(reports, every)
+    console.print(_summary_table(listed, console.width))
+    if hidden:
+        verdicts = Counter(r.verdict for r in hidden)
+        kinds = ", ".join(f"{verdicts[v]} {v.value}" for v in Verdict if verdicts[v])
+        console.print(f"…and {plural(len(hidden), 'more company', 'more companies')} with "
+                      f"nothing to act on ({kinds}): `canary report --all` lists them, "
+                      "`canary report NAME` one.")
+    attention = [r for r in reports if _needs_attention(r)]
+    shown = attention if every else attention[:DETAILS_SHOWN]
+    for r in shown:
+        _render_details(console, r)
+    if more := len(attention) - len(shown):
+        console.print(f"…and {plural(more, 'more company needs', 'more companies need')} "
+                      "attention: `canary report --all` shows them all, `canary show NAME` one.")
     pending = sum(r.counts.pending for r in reports)
     if note := pending_note(pending, sum(r.counts.temperror for r in reports),
                             sum(r.counts.failed for r in reports)):
@@ -162,12 +269,12 @@ def render_company(console: Console, r: CompanyReport, limit: int) -> None:
         console.print(sender_table("Senders", r.senders))
     if note := pending_note(r.counts.pending, r.counts.temperror, r.counts.failed):
         console.print(f"[yellow]{note}[/]")
-    console.print(timeline_table(r.timeline, limit))
+    console.print(timeline_table(r.timeline, limit, r.counts.total))
 
 
-def timeline_table(timeline: Sequence[Sighting], limit: int) -> Table:
-    table = Table(title=f"Timeline (latest {min(limit, len(timeline))} of {len(timeline)})",
-                  title_justify="left")
+def timeline_table(timeline: Sequence[Sighting], limit: int, total: int) -> Table:
+    shown = min(limit, len(timeline))
+    table = Table(title=f"Timeline (latest {shown} of {total})", title_justify="left")
     for column in ("Received (UTC)", "Relation", "Sender", "Why", "Subject"):
         table.add_column(column, overflow="fold")
     for m in timeline[-limit:]:

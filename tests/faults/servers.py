@@ -478,8 +478,11 @@ def message_rows(database: Path) -> list[dict[str, Any]]:
     """Every row of table `message`, with the Message-ID read from the stored raw message."""
     with closing(read_only(database)) as db:
         rows = db.execute(
-            "SELECT message.*, rawmessage.content AS raw_content FROM message "
-            "JOIN rawmessage ON rawmessage.sha256 = message.sha256 ORDER BY message.id"
+            "SELECT message.*, messageevidence.authentication, messageevidence.dns_answers, "
+            "rawmessage.content AS raw_content FROM message "
+            "JOIN rawmessage ON rawmessage.sha256 = message.sha256 "
+            "LEFT JOIN messageevidence ON messageevidence.message_id = message.id "
+            "ORDER BY message.id"
         ).fetchall()
     result = []
     for row in rows:

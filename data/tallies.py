@@ -1,0 +1,365 @@
+"""Sender tallies: the analysed mail summed up per alias, sender and relation, kept current.
+
+`canary report` reads these rows instead of every message, so it reads
+thousands of rows however many millions of messages there are. A tally
+holds what the verdict and its evidence need (`canary.report.SenderGroup`):
+how many messages, how many of them marketing, first and last sighting, the
+first `EXAMPLES_KEPT` messages, and each distinct way the sender
+authenticated with when it first did.
+
+Every change of a message's relation, sender or authentication goes
+through here, in the same transaction as the change itself:
+`count_in` adds a newly analysed message; `recount` computes the tallies of
+some aliases (or of all) again from their messages, after reclassification,
+after `trust`, and for `canary analyse --rebuild`. A message counts once its
+relation is known (as `Counts` does): mail waiting for analysis is not in a
+tally, and the report counts it straight from the messages (few rows, on an
+index).
+
+A company's consent findings need each of its own marketing messages; they
+are kept too (`ConsentReview`), worked out by `review_consent` when the
+listener's analysis is idle and after `canary analyse`, and dropped in the
+same transaction as anything that changes them: new marketing of the
+company's own analysed, its tallies recounted, or its consent changed (a
+review names the consent record it judged by). The report works out the
+findings of a company without a valid review from its messages, as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import SQLModel
+
+from canary.attribution import Relation
+from canary.consent import (
+    Consent,
+    Finding,
+    FindingKind,
+    Frequency,
+    MarketingMail,
+    consent_findings,
+)
+from canary.report import EXAMPLES_KEPT
+from data.models import Message
+
+_CHUNK = 500
+"""Aliases recounted per query (bound parameters stay well under every backend's limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TallyKey:
+    alias_id: int
+    relation: str
+    organisation: str
+    """The sender's name; "" when it has none (the report names it `UNKNOWN_SENDER`)."""
+    kind: str
+    """A `canary.senders.SenderKind` value; "" when none was recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """One row of `sendertally`, decoded."""
+
+    key: TallyKey
+    count: int
+    marketing: int
+    first_seen: datetime
+    last_seen: datetime
+    examples: tuple[tuple[datetime, int, str | None, str, str | None], ...]
+    """The first `EXAMPLES_KEPT` messages, oldest first: (received, message row id,
+    Message-ID, SHA-256, via)."""
+    authentications: tuple[tuple[datetime, int, str | None, str | None], ...]
+    """Each distinct way the sender authenticated, with the first message that did:
+    (received, message row id, method, domain); method None when none was recorded."""
+
+
+def _table() -> sa.Table:
+    return SQLModel.metadata.tables["sendertally"]
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def decode(row: Any) -> Tally:
+    """A `sendertally` row (selected whole) as a `Tally`."""
+    return Tally(
+        TallyKey(row.alias_id, row.relation, row.organisation, row.kind),
+        row.count, row.marketing, row.first_seen, row.last_seen,
+        tuple((_when(at), number, message_id, sha256, via)
+              for at, number, message_id, sha256, via in json.loads(row.examples)),
+        tuple((_when(at), number, method, domain)
+              for at, number, method, domain in json.loads(row.authentications)),
+    )
+
+
+def _encode(tally: Tally) -> dict[str, Any]:
+    return {
+        "alias_id": tally.key.alias_id, "relation": tally.key.relation,
+        "organisation": tally.key.organisation, "kind": tally.key.kind,
+        "count": tally.count, "marketing": tally.marketing,
+        "first_seen": tally.first_seen, "last_seen": tally.last_seen,
+        "examples": json.dumps([[at.isoformat(), number, message_id, sha256, via]
+                                for at, number, message_id, sha256, via in tally.examples]),
+        "authentications": json.dumps([[at.isoformat(), number, method, domain]
+                                       for at, number, method, domain in tally.authentications]),
+    }
+
+
+def _key_of(message: Message) -> TallyKey:
+    assert message.relation is not None
+    return TallyKey(message.alias_id, message.relation, message.sender_org or "",
+                    message.sender_kind or "")
+
+
+def _where(key: TallyKey) -> sa.ColumnElement[bool]:
+    t = _table().c
+    return sa.and_(t.alias_id == key.alias_id, t.relation == key.relation,
+                   t.organisation == key.organisation, t.kind == key.kind)
+
+
+def count_in(connection: Connection, message: Message) -> None:
+    """Add a message whose relation was just decided to its tally (the caller's transaction).
+
+    On PostgreSQL the tally row is locked until the caller commits, so two listeners
+    analysing mail of the same sender count both messages.
+    """
+    assert message.id is not None
+    key = _key_of(message)
+    table = _table()
+    empty = _encode(Tally(key, 0, 0, message.received_at, message.received_at, (), ()))
+    insert = (postgresql_insert(table) if connection.dialect.name == "postgresql"
+              else sqlite_insert(table))
+    connection.execute(insert.values(**empty).on_conflict_do_nothing())
+    row = connection.execute(sa.select(table).where(_where(key)).with_for_update()).one()
+    tally = decode(row)
+    order = (message.received_at, message.id)
+    examples = sorted([*tally.examples, (*order, message.message_id, message.sha256,
+                                         message.sender_via)])[:EXAMPLES_KEPT]
+    way = (message.auth_method, message.auth_domain)
+    ways = {(method, domain): (at, number) for at, number, method, domain in tally.authentications}
+    if way not in ways or order < ways[way]:
+        ways[way] = order
+    counted = Tally(
+        key, tally.count + 1, tally.marketing + bool(message.marketing),
+        min(tally.first_seen, message.received_at) if tally.count else message.received_at,
+        max(tally.last_seen, message.received_at) if tally.count else message.received_at,
+        tuple(examples),
+        tuple(sorted((at, number, method, domain)
+                     for (method, domain), (at, number) in ways.items())),
+    )
+    values = _encode(counted)
+    connection.execute(sa.update(table).where(_where(key)).values(
+        {name: value for name, value in values.items() if name not in _KEY_COLUMNS}))
+    if message.marketing and message.relation in EXPECTED:
+        _forget_reviews(connection, [message.alias_id])
+
+
+_KEY_COLUMNS = ("alias_id", "relation", "organisation", "kind")
+
+
+def _counted(connection: Connection, alias_ids: Collection[int] | None) -> Iterator[Tally]:
+    """The tallies of these aliases (or of all), computed from their messages."""
+    m = SQLModel.metadata.tables["message"].c
+    organisation = sa.func.coalesce(m.sender_org, "")
+    kind = sa.func.coalesce(m.sender_kind, "")
+    group = (m.alias_id, m.relation, organisation, kind)
+    order = (m.received_at, m.id)
+    selling = sa.case((m.marketing.is_(True), 1), else_=0)
+    where = [m.relation.is_not(None)]
+    if alias_ids is not None:
+        where.append(m.alias_id.in_(list(alias_ids)))
+    numbered = (
+        sa.select(
+            m.alias_id, m.relation, organisation.label("organisation"), kind.label("kind"),
+            m.received_at, m.id, m.message_id, m.sha256, m.sender_via, m.auth_method,
+            m.auth_domain,
+            sa.func.row_number().over(partition_by=group, order_by=order).label("rank"),
+            sa.func.row_number().over(partition_by=(*group, m.auth_method, m.auth_domain),
+                                      order_by=order).label("way_rank"),
+            sa.func.count().over(partition_by=group).label("total"),
+            sa.func.sum(selling).over(partition_by=group).label("selling"),
+            sa.func.max(m.received_at).over(partition_by=group).label("last"))
+        .where(*where).subquery())
+    n = numbered.c
+    rows = connection.execute(
+        sa.select(numbered).where(sa.or_(n.rank <= EXAMPLES_KEPT, n.way_rank == 1)))
+    spans: dict[TallyKey, tuple[int, int, datetime, datetime]] = {}
+    examples: dict[TallyKey, list[tuple[datetime, int, str | None, str, str | None]]] = {}
+    ways: dict[TallyKey, list[tuple[datetime, int, str | None, str | None]]] = {}
+    for row in rows:
+        key = TallyKey(row.alias_id, row.relation, row.organisation, row.kind)
+        if row.rank == 1:
+            spans[key] = (row.total, row.selling, row.received_at, row.last)
+        if row.rank <= EXAMPLES_KEPT:
+            examples.setdefault(key, []).append(
+                (row.received_at, row.id, row.message_id, row.sha256, row.sender_via))
+        if row.way_rank == 1:
+            ways.setdefault(key, []).append(
+                (row.received_at, row.id, row.auth_method, row.auth_domain))
+    for key, (count, marketing, first, last) in spans.items():
+        yield Tally(key, count, marketing, first, last, tuple(sorted(examples[key])),
+                    tuple(sorted(ways[key])))
+
+
+def recount(connection: Connection, alias_ids: Collection[int] | None = None) -> int:
+    """Compute the tallies of these aliases (or of every alias) again from their messages,
+    in the caller's transaction; return how many tallies there are now. A caller with an
+    ORM session flushes it first, so that the messages read here are as it changed them."""
+    table = _table()
+    chunks: list[Collection[int] | None] = [None]
+    if alias_ids is not None:
+        ordered = sorted(set(alias_ids))
+        chunks = [ordered[start:start + _CHUNK] for start in range(0, len(ordered), _CHUNK)]
+    written = 0
+    for chunk in chunks:
+        _forget_reviews(connection, chunk)
+        if chunk is None:
+            connection.execute(sa.delete(table))
+        else:
+            connection.execute(sa.delete(table).where(table.c.alias_id.in_(list(chunk))))
+        batch: list[dict[str, Any]] = []
+        for tally in _counted(connection, chunk):
+            batch.append(_encode(tally))
+            if len(batch) >= 5_000:
+                connection.execute(sa.insert(table), batch)
+                written, batch = written + len(batch), []
+        if batch:
+            connection.execute(sa.insert(table), batch)
+            written += len(batch)
+    return written
+
+
+def tallies(connection: Connection, alias_ids: Collection[int] | None = None) -> list[Tally]:
+    """The stored tallies of these aliases (or of all), in a stable order."""
+    table = _table()
+    query = sa.select(table)
+    if alias_ids is not None:
+        query = query.where(table.c.alias_id.in_(list(alias_ids)))
+    return sorted((decode(row) for row in connection.execute(query)),
+                  key=lambda t: (t.key.alias_id, t.key.relation, t.key.organisation, t.key.kind))
+
+
+def _tables(*names: str) -> tuple[sa.Table, ...]:
+    return tuple(SQLModel.metadata.tables[name] for name in names)
+
+
+def _forget_reviews(connection: Connection, alias_ids: Collection[int] | None) -> None:
+    """Drop the consent reviews of these aliases' companies (of all, for None)."""
+    review, alias = _tables("consentreview", "alias")
+    if alias_ids is None:
+        connection.execute(sa.delete(review))
+        return
+    connection.execute(sa.delete(review).where(review.c.company_id.in_(
+        sa.select(alias.c.company_id).where(alias.c.id.in_(list(alias_ids))))))
+
+
+EXPECTED = tuple(r.value for r in Relation if r.expected)
+
+
+def own_marketing(connection: Connection, company_ids: Collection[int]
+                  ) -> dict[int, list[MarketingMail]]:
+    """Each company's own marketing mail (first party or processor), oldest first."""
+    message, alias = _tables("message", "alias")
+    m, a = message.c, alias.c
+    found: dict[int, list[MarketingMail]] = {}
+    if not company_ids:
+        return found
+    for company_id, received, message_id, sha256, subject in connection.execute(
+        sa.select(a.company_id, m.received_at, m.message_id, m.sha256, m.subject)
+        .select_from(sa.join(message, alias, a.id == m.alias_id))
+        .where(a.company_id.in_(list(company_ids)), m.relation.in_(EXPECTED),
+               m.marketing.is_(True))
+        .order_by(m.received_at, m.id)
+    ):
+        found.setdefault(company_id, []).append(
+            MarketingMail(received, message_id, sha256, subject))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentHistory:
+    """A company's consent records, oldest first, and the newest record's id."""
+
+    records: tuple[Consent, ...]
+    newest: int
+
+
+def consent_histories(connection: Connection, company_ids: Collection[int] | None = None
+                      ) -> dict[int, ConsentHistory]:
+    """The consent history of each company that has one (of these, or of all)."""
+    (record,) = _tables("consentrecord")
+    r = record.c
+    query = sa.select(r.id, r.company_id, r.since, r.marketing, r.frequency, r.opted_out)
+    if company_ids is not None:
+        query = query.where(r.company_id.in_(list(company_ids)))
+    records: dict[int, list[Consent]] = {}
+    newest: dict[int, int] = {}
+    for row in connection.execute(query.order_by(r.since, r.id)):
+        records.setdefault(row.company_id, []).append(Consent(
+            row.since, row.marketing, Frequency(row.frequency) if row.frequency else None,
+            row.opted_out))
+        newest[row.company_id] = max(newest.get(row.company_id, 0), row.id)
+    return {company: ConsentHistory(tuple(history), newest[company])
+            for company, history in records.items()}
+
+
+def _findings_json(findings: tuple[Finding, ...]) -> str:
+    return json.dumps([
+        {"kind": f.kind.value, "summary": f.summary, "observed": f.observed,
+         "agreed": f.agreed,
+         "messages": [[m.received_at.isoformat(), m.message_id, m.sha256, m.subject]
+                      for m in f.messages]}
+        for f in findings])
+
+
+def _findings_from(text: str) -> tuple[Finding, ...]:
+    return tuple(
+        Finding(FindingKind(f["kind"]), f["summary"],
+                tuple(MarketingMail(_when(at), message_id, sha256, subject)
+                      for at, message_id, sha256, subject in f["messages"]),
+                f["observed"], f["agreed"])
+        for f in json.loads(text))
+
+
+def kept_findings(connection: Connection, histories: dict[int, ConsentHistory]
+                  ) -> dict[int, tuple[Finding, ...]]:
+    """The kept findings still valid for these companies' consent histories."""
+    (review,) = _tables("consentreview")
+    kept: dict[int, tuple[Finding, ...]] = {}
+    if not histories:
+        return kept
+    for company_id, consent_id, findings in connection.execute(
+            sa.select(review.c.company_id, review.c.consent_id, review.c.findings)
+            .where(review.c.company_id.in_(list(histories)))):
+        if consent_id == histories[company_id].newest:
+            kept[company_id] = _findings_from(findings)
+    return kept
+
+
+def review_consent(connection: Connection, limit: int | None = None) -> int:
+    """Work out and keep the consent findings of up to `limit` companies (all, for None)
+    whose kept ones are missing or stale, in the caller's transaction; return how many."""
+    histories = consent_histories(connection)
+    kept = kept_findings(connection, histories)
+    due = sorted(company for company in histories if company not in kept)[:limit]
+    if not due:
+        return 0
+    (review,) = _tables("consentreview")
+    connection.execute(sa.delete(review).where(review.c.company_id.in_(due)))
+    mail = own_marketing(connection, due)
+    connection.execute(sa.insert(review), [
+        {"company_id": company, "consent_id": histories[company].newest,
+         "findings": _findings_json(consent_findings(histories[company].records,
+                                                     mail.get(company, ())))}
+        for company in due])
+    return len(due)
