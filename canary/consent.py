@@ -120,6 +120,12 @@ class Finding:
     """E.g. `12 in 7 days`."""
     agreed: str | None = None
     """E.g. `at most 1 a week (4 in 28 days)`."""
+    unlisted: int = 0
+    """Its messages left out of `messages` (a report that lists only the first few)."""
+
+    @property
+    def message_count(self) -> int:
+        return len(self.messages) + self.unlisted
 
 
 def next_consent(

@@ -154,7 +154,8 @@ class SenderGroup:
     earliest: tuple[EarlyMessage, ...]
     """The first `EXAMPLES_KEPT`, oldest first."""
     authentications: tuple[tuple[datetime, int, AuthenticatedBy | None], ...]
-    """Each distinct way it authenticated, with when (and in what order) it first did."""
+    """Each distinct way it authenticated, with when (and in what order) it first did,
+    oldest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,17 +466,25 @@ def _senders(groups: Iterable[SenderGroup], flagged: Iterable[str],
         merged.setdefault((group.organisation or UNKNOWN_SENDER, group.relation), []).append(group)
     summaries: list[tuple[SenderSummary, int]] = []
     for (org, relation), parts in merged.items():
-        earliest = sorted((m for part in parts for m in part.earliest),
-                          key=lambda m: (m.received_at, m.order))[:EXAMPLES_KEPT]
-        authentications = sorted((a for part in parts for a in part.authentications),
-                                 key=lambda a: (a[0], a[1]))
+        if len(parts) == 1:  # most senders write to one alias: already in order
+            (only,) = parts
+            earliest, authentications = list(only.earliest), list(only.authentications)
+            first, last, count = only.first_seen, only.last_seen, only.count
+        else:
+            earliest = sorted((m for part in parts for m in part.earliest),
+                              key=lambda m: (m.received_at, m.order))[:EXAMPLES_KEPT]
+            authentications = sorted((a for part in parts for a in part.authentications),
+                                     key=lambda a: (a[0], a[1]))
+            first = min(part.first_seen for part in parts)
+            last = max(part.last_seen for part in parts)
+            count = sum(part.count for part in parts)
         summaries.append((
             SenderSummary(
                 organisation=org,
                 relation=relation,
-                first_seen=min(part.first_seen for part in parts),
-                last_seen=max(part.last_seen for part in parts),
-                count=sum(part.count for part in parts),
+                first_seen=first,
+                last_seen=last,
+                count=count,
                 authenticated_by=tuple(dict.fromkeys(auth or NOT_AUTHENTICATED
                                                      for _, _, auth in authentications)),
                 examples=tuple(Example(m.message_id, m.sha256, m.received_at)
@@ -610,7 +619,7 @@ def _finding_json(finding: Finding, limit: int | None) -> dict[str, Any]:
         "summary": finding.summary,
         "observed": finding.observed,
         "agreed": finding.agreed,
-        "message_count": len(finding.messages),
+        "message_count": finding.message_count,
         "messages": [_cited(m.message_id, m.sha256, m.received_at)
                      for m in finding.messages[:limit]],
     }

@@ -54,7 +54,8 @@ def report(
     from data.reporting import build_reports
 
     with workspace(ctx, home, db) as space, space.store.reading() as session:
-        reports = build_reports(session, [*(names or ()), *(company or ())], timeline=False)
+        reports = build_reports(session, [*(names or ()), *(company or ())], timeline=False,
+                                listed=EVIDENCE_SHOWN)
         states = channel_states(session)
         channels = space.config.alerts.channels
     deliveries = {"failed": reports.deliveries_failed, "held": reports.held}

@@ -322,18 +322,20 @@ def _findings_json(findings: tuple[Finding, ...]) -> str:
         for f in findings])
 
 
-def _findings_from(text: str) -> tuple[Finding, ...]:
+def _findings_from(text: str, listed: int | None) -> tuple[Finding, ...]:
     return tuple(
         Finding(FindingKind(f["kind"]), f["summary"],
                 tuple(MarketingMail(_when(at), message_id, sha256, subject)
-                      for at, message_id, sha256, subject in f["messages"]),
-                f["observed"], f["agreed"])
+                      for at, message_id, sha256, subject in f["messages"][:listed]),
+                f["observed"], f["agreed"],
+                unlisted=max(len(f["messages"]) - listed, 0) if listed is not None else 0)
         for f in json.loads(text))
 
 
-def kept_findings(connection: Connection, histories: dict[int, ConsentHistory]
-                  ) -> dict[int, tuple[Finding, ...]]:
-    """The kept findings still valid for these companies' consent histories."""
+def kept_findings(connection: Connection, histories: dict[int, ConsentHistory],
+                  listed: int | None = None) -> dict[int, tuple[Finding, ...]]:
+    """The kept findings still valid for these companies' consent histories, each listing
+    its first `listed` messages (all, for None) and counting the rest."""
     (review,) = _tables("consentreview")
     kept: dict[int, tuple[Finding, ...]] = {}
     if not histories:
@@ -342,7 +344,7 @@ def kept_findings(connection: Connection, histories: dict[int, ConsentHistory]
             sa.select(review.c.company_id, review.c.consent_id, review.c.findings)
             .where(review.c.company_id.in_(list(histories)))):
         if consent_id == histories[company_id].newest:
-            kept[company_id] = _findings_from(findings)
+            kept[company_id] = _findings_from(findings, listed)
     return kept
 
 

@@ -21,7 +21,7 @@ from homes import START, fill_home
 from sqlmodel import SQLModel
 
 from canary.consent import Frequency
-from canary.report import report_document
+from canary.report import EVIDENCE_SHOWN, report_document
 from cli.render.documents import show_document
 from data.database import Store
 from data.registry import flag_sender, record_consent
@@ -44,6 +44,13 @@ def assert_same_reports(store: Store) -> dict[str, Any]:
     for mine, theirs in zip(summed["companies"], every["companies"], strict=True):
         assert mine == theirs, mine["name"]
     assert summed == every
+    # `canary report` reads only the first few messages of each finding, and counts the rest.
+    with store.reading() as session:
+        listed = build_reports(session, timeline=False, listed=EVIDENCE_SHOWN)
+        whole = build_reports(session, timeline=True)
+    assert (report_document(listed.companies, NOW, listed.probes, evidence_limit=EVIDENCE_SHOWN)
+            == report_document(whole.companies, NOW, whole.probes,
+                               evidence_limit=EVIDENCE_SHOWN))
     # One company asked for by name reads only its own mail, and still agrees.
     name = every["companies"][-1]["name"]
     one, one_every = both_documents(store, (name,))
@@ -118,5 +125,19 @@ def test_show_reads_only_the_latest_messages_and_shows_the_same(
         assert shown == show_document(every, limit)
         assert len(shown["timeline"]) == min(limit, shown["timeline_total"])
         assert shown["timeline_total"] > 50
+    finally:
+        store.dispose()
+
+
+def test_report_lists_the_first_messages_of_each_finding_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Consent findings kept from before: `canary report` reads only the messages it lists."""
+    store = new_store(tmp_path / "canary.db")
+    try:
+        fill_home(store, companies=10, messages=3000, seed=3, realistic=True)
+        every = assert_same_reports(store)
+        counts = [f["message_count"] for c in every["companies"] for f in c["findings"]]
+        assert max(counts) > EVIDENCE_SHOWN
     finally:
         store.dispose()

@@ -594,7 +594,7 @@ def _finding(finding: Finding) -> str:
                      f'<span class="mono">{_hostile(mail.message_id, "(no Message-ID)")}</span>'
                      f"{subject}</li>")
     parts.append("</ol>")
-    hidden = len(finding.messages) - EVIDENCE_SHOWN
+    hidden = finding.message_count - EVIDENCE_SHOWN
     if hidden > 0:
         parts.append(f'<p class="muted">…and {plural(hidden, "more message")}; '
                      "<code>canary report --json</code> lists them all.</p>")

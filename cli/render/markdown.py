@@ -57,8 +57,8 @@ def render_markdown(reports: Sequence[CompanyReport], generated_at: datetime, pr
             for m in finding.messages[:EVIDENCE_SHOWN]:
                 lines.append(f"- {m.received_at:%Y-%m-%d %H:%M} {_md(m.message_id or '(none)')} "
                              f"`{m.sha256}`")
-            if len(finding.messages) > EVIDENCE_SHOWN:
-                more = plural(len(finding.messages) - EVIDENCE_SHOWN, "more message")
+            if finding.message_count > EVIDENCE_SHOWN:
+                more = plural(finding.message_count - EVIDENCE_SHOWN, "more message")
                 lines.append(f"- …and {more} (all in the JSON report)")
             lines.append("")
     brokers = likely_brokers(reports)
