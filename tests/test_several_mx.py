@@ -25,6 +25,7 @@ from data.database import Store
 from data.home import Home
 from data.mailstore import Delivery, store_deliveries
 from data.models import Alias, Message
+from data.tallies import recount, tallies
 
 pytestmark = pytest.mark.slow
 
@@ -151,6 +152,17 @@ def test_both_mxes_store_everything_once_and_analyse_it(
 
     from faults.servers import poll
     poll(settled, "every message analysed", timeout=60)
+    # Both listeners counted their messages into the same sender's tally, none lost.
+    store = Store(postgres_url)
+    try:
+        with store.writer_connection() as connection, connection.begin() as transaction:
+            kept = tallies(connection)
+            recount(connection)
+            assert tallies(connection) == kept
+            transaction.rollback()
+    finally:
+        store.dispose()
+    assert sum(t.count for t in kept) == 41
 
 
 def test_a_database_that_stops_costs_451s_and_both_mxes_recover(

@@ -5,10 +5,10 @@ transaction as each change to the mail: a message analysed, a temporary
 DNS failure, analysis set aside, a sender trusted (its mail decided again),
 a sender flagged, imported mail judged again after the person trusts their
 provider, consent changed, and consent findings worked out and kept. After
-every step of many random sequences of these, on real SQLite files, the
-stored tallies must equal the tallies computed again from
-the messages (what `canary analyse --rebuild` does), and the report read
-from them must equal the report read message by message.
+every step of many random sequences of these, on real SQLite files and on a
+real PostgreSQL, the stored tallies must equal the tallies computed again
+from the messages (what `canary analyse --rebuild` does), and the report
+read from them must equal the report read message by message.
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def _authentication(rng: random.Random, domain: str) -> Authentication:
 class Home:
     """A home on a real SQLite file, and the random steps a person's mail takes."""
 
-    def __init__(self, path: Path, seed: int, *, create: bool = True) -> None:
+    def __init__(self, url: str, seed: int, *, create: bool = True) -> None:
         self.rng = random.Random(seed)
-        self.store = Store(f"sqlite:///{path}")
+        self.store = Store(url)
         if create:
             self.store.create_schema()
         self.now = START
@@ -181,9 +181,7 @@ def documents(store: Store) -> tuple[object, object]:
             report_document(every.companies, START, every.probes))
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_tallies_equal_a_recount_after_every_step(tmp_path: Path, seed: int) -> None:
-    home = Home(tmp_path / "canary.db", seed)
+def run_sequence(home: Home) -> None:
     try:
         done = []
         for _ in range(80):
@@ -200,12 +198,24 @@ def test_tallies_equal_a_recount_after_every_step(tmp_path: Path, seed: int) -> 
         home.store.dispose()
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_tallies_equal_a_recount_after_every_step(tmp_path: Path, seed: int) -> None:
+    run_sequence(Home(f"sqlite:///{tmp_path / 'canary.db'}", seed))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_tallies_equal_a_recount_after_every_step_on_postgresql(
+    postgres_url: str, seed: int,
+) -> None:
+    run_sequence(Home(postgres_url, seed))
+
+
 def test_rebuild_restores_tallies_that_went_wrong(tmp_path: Path) -> None:
     """`canary analyse --rebuild` puts right tallies damaged behind Canary's back (a
     restore by hand, a bug): the report is the messages' again."""
     canary = Canary(tmp_path / "home")
     assert canary("init", "--domain", CANARY_DOMAIN).exit_code == 0
-    home = Home(tmp_path / "home" / "canary.db", seed=99, create=False)
+    home = Home(f"sqlite:///{tmp_path / 'home' / 'canary.db'}", seed=99, create=False)
     try:
         for _ in range(12):
             home.deliver()
