@@ -113,6 +113,11 @@ class AuthenticatedBy:
 NOT_AUTHENTICATED = AuthenticatedBy(AuthMethod.NONE)
 
 
+def authenticated_by(method: str | None, domain: str | None) -> AuthenticatedBy | None:
+    """The typed form of a stored method and domain (None when none was stored)."""
+    return None if method is None else AuthenticatedBy(AuthMethod(method), domain)
+
+
 @dataclass(frozen=True, slots=True)
 class DnsAnswer:
     name: str

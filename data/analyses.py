@@ -24,7 +24,6 @@ from canary.analysis import Analysis, attribute
 from canary.attribution import Attribution, CompanyContext, company_names, learnable_accounts
 from canary.authentication import (
     AuthenticatedBy,
-    AuthMethod,
     DnsAnswer,
     authentication_from_dict,
     authentication_to_dict,
@@ -187,11 +186,6 @@ def _columns(authenticated_by: AuthenticatedBy | None) -> tuple[str | None, str 
     if authenticated_by is None:
         return None, None
     return authenticated_by.method.value, authenticated_by.domain
-
-
-def authenticated_by(method: str | None, domain: str | None) -> AuthenticatedBy | None:
-    """The typed form of a stored method and domain."""
-    return None if method is None else AuthenticatedBy(AuthMethod(method), domain)
 
 
 def _apply(message: Message, attribution: Attribution) -> None:

@@ -26,7 +26,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from canary.aliases import RetireReply
 from canary.attribution import Relation
-from canary.authentication import AuthenticatedBy
+from canary.authentication import AuthenticatedBy, authenticated_by
 from canary.report import (
     AliasView,
     CompanyFacts,
@@ -40,7 +40,6 @@ from canary.report import (
     worst_first,
 )
 from canary.senders import SenderKind
-from data.analyses import authenticated_by
 from data.deliveries import failed_count, held_count
 from data.mailstore import probe_count
 from data.models import Alias, Company, CompanyDomain, FlaggedSender

@@ -13,8 +13,9 @@ again later, with growing pauses; it is never settled as unauthenticated
 because of a timeout. A failure of analysis itself is Canary's, never
 evidence about the sender: the message stays stored and unclassified with
 its problem, is tried again a few times with pauses, then set aside and
-counted in the report. Each result is committed as soon as it is known, and
-the analyst thread survives any error.
+counted in the report. Results are committed as they come, a few at a time
+(`SAVE_WITHIN`: one disk sync for a group, not one per message), and the
+analyst thread survives any error.
 
 Most of analysis is waiting for DNS, so a batch is analysed `PARALLEL`
 messages at a time; the resolver asks each question once however many
@@ -58,6 +59,8 @@ log = logging.getLogger("canary.analysis")
 BATCH = 50
 PARALLEL = 8
 """Messages of a batch analysed at once (their DNS questions in flight together)."""
+SAVE_WITHIN = 0.25
+"""Seconds a known result may wait to be committed with the next ones (the listener)."""
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=6)
 MAX_FAILURES = 3
@@ -198,11 +201,14 @@ def _save(session: Session, message: PendingMessage, result: Outcome, now: datet
         save_analysis(session, message.id, result, now, settings.trusted_sealers)
 
 
-def save_result(store: Store, message: PendingMessage, result: Outcome, now: datetime,
-                settings: AnalysisSettings) -> None:
-    """Commit one message's result at once."""
+def save_results(store: Store, results: list[tuple[PendingMessage, Outcome, datetime]],
+                 settings: AnalysisSettings) -> None:
+    """Commit these messages' results together."""
+    if not results:
+        return
     with store.writing() as session:
-        _save(session, message, result, now, settings)
+        for message, result, at in results:
+            _save(session, message, result, at, settings)
 
 
 def analyse_pending(
@@ -216,9 +222,10 @@ def analyse_pending(
 ) -> int:
     """Analyse up to `limit` due messages; return how many.
 
-    Each result is committed as soon as it is known, or, `together`, the batch's
-    results in one short transaction after all are known (bulk analysis of an
-    import: one commit per batch, and no lock held while DNS is asked).
+    Results are committed as they come, those already known together (for at most
+    `SAVE_WITHIN`), or, `together`, the batch's results in one short transaction
+    after all are known (bulk analysis of an import: one commit per batch). No
+    lock is held while DNS is asked.
     `should_stop` is asked between messages, so a listener shutting down does
     not wait for a whole batch when DNS is slow.
     """
@@ -230,28 +237,29 @@ def analyse_pending(
     with store.reading() as session:
         pending = claimed_messages(session, limit, now) if claimed else pending_messages(
             session, limit, now)
-    done: list[tuple[PendingMessage, Outcome, datetime]] = []
-    for message, result in _analyse_many(pending, settings, should_stop, clock):
+    done = 0
+    unsaved: list[tuple[PendingMessage, Outcome, datetime]] = []
+    for message, result, more in _analyse_many(pending, settings, should_stop, clock):
         if result is None:
             break  # interrupted, not failed: it stays due, as it was
-        if together:
-            done.append((message, result, clock()))
-        else:
-            save_result(store, message, result, clock(), settings)
-            done.append((message, result, now))
-    if together and done:
-        with store.writing() as session:
-            for message, result, at in done:
-                _save(session, message, result, at, settings)
-    return len(done)
+        at = clock()
+        unsaved.append((message, result, at))
+        done += 1
+        # Commit what is known before waiting for the next result, and at least every
+        # `SAVE_WITHIN` while results keep coming.
+        if not together and (not more or (at - unsaved[0][2]).total_seconds() >= SAVE_WITHIN):
+            save_results(store, unsaved, settings)
+            unsaved = []
+    save_results(store, unsaved, settings)
+    return done
 
 
 def _analyse_many(
     pending: list[PendingMessage], settings: AnalysisSettings, should_stop: Callable[[], bool],
     clock: Callable[[], datetime],
-) -> Iterator[tuple[PendingMessage, Outcome | None]]:
-    """Each message with its outcome, in order, analysed up to `PARALLEL` at a time;
-    None once `should_stop` (the rest stay due)."""
+) -> Iterator[tuple[PendingMessage, Outcome | None, bool]]:
+    """Each message with its outcome, in order, analysed up to `PARALLEL` at a time (None
+    once `should_stop`: the rest stay due), and whether the next outcome is known already."""
 
     def analyse(message: PendingMessage) -> Outcome | None:
         if should_stop():
@@ -260,14 +268,15 @@ def _analyse_many(
         return None if isinstance(result, TemporaryFailure) and should_stop() else result
 
     if len(pending) <= 1:
-        yield from ((message, analyse(message)) for message in pending)
+        yield from ((message, analyse(message), False) for message in pending)
         return
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(pending)),
                             thread_name_prefix="canary-analyse") as pool:
         futures = [pool.submit(analyse, message) for message in pending]
         try:
-            for message, future in zip(pending, futures, strict=True):
-                yield message, future.result()
+            for index, (message, future) in enumerate(zip(pending, futures, strict=True)):
+                result = future.result()
+                yield message, result, index + 1 < len(futures) and futures[index + 1].done()
         finally:
             for future in futures:
                 future.cancel()
