@@ -69,24 +69,23 @@ def analyse(
     """Analyse stored mail that is not analysed yet (SPF, DKIM, DMARC, then the verdicts)."""
     from cli.render.documents import analyse_document
     from data.analyses import unsettled_count
-    from data.tallies import recount, review_consent
+    from data.tallies import rebuild as rebuild_tallies
 
-    tallies = None
+    counted = None
     with workspace(ctx, home, db, dns) as space:
         done = analyse_due(space, quiet=as_json)
         if rebuild:
             with space.store.writing() as session:
-                tallies = recount(session.connection())
-                review_consent(session.connection())
+                counted = rebuild_tallies(session.connection())
         with space.store.reading() as session:
             left = unsettled_count(session)
     if as_json:
-        print_json(analyse_document(done, left, tallies))
+        print_json(analyse_document(done, left, counted))
         return
     typer.echo(f"Analysed {done} message{'' if done == 1 else 's'}.")
-    if tallies is not None:
+    if counted is not None:
         typer.echo(f"Rebuilt the report's sender tallies from the stored mail: "
-                   f"{tallies} sender{'' if tallies == 1 else 's'} across the aliases.")
+                   f"{counted} sender{'' if counted == 1 else 's'} across the aliases.")
     if left:
         typer.echo(f"{left} still waiting to be analysed again after a temporary DNS failure; "
                    "run this again later, or keep `canary serve` running.", err=True)

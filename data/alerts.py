@@ -43,8 +43,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from canary.alerts import (
@@ -65,6 +63,7 @@ from canary.report import UNKNOWN_SENDER, CompanyReport
 from canary.senders import SenderKind
 from canary.wording import iso_time, plural
 from data.deliveries import failed_count
+from data.mailstore import insert_ignoring_duplicates
 from data.models import Alias, Company, DeliveryJob, Message, Probe, UTCDateTime
 from data.reporting import build_reports
 
@@ -441,12 +440,6 @@ def find_events(session: Session, now: datetime, probes_per_hour: int) -> Found:
     return found
 
 
-def _insert_ignoring_duplicates(session: Session) -> Any:
-    if session.connection().dialect.name == "postgresql":
-        return postgresql_insert(AlertEventRecord).on_conflict_do_nothing()
-    return sqlite_insert(AlertEventRecord).on_conflict_do_nothing()
-
-
 def record_events(session: Session, found: Found, now: datetime) -> int:
     """Insert the events not recorded yet (by key) and remember the marks; return how many
     were new."""
@@ -460,7 +453,8 @@ def record_events(session: Session, found: Found, now: datetime) -> int:
                  "created_at": now, "details": json.dumps(e.to_dict(), ensure_ascii=False)}
                 for e in dict((e.key, e) for e in fresh).values()]
         if rows:
-            result = session.connection().execute(_insert_ignoring_duplicates(session), rows)
+            result = session.connection().execute(insert_ignoring_duplicates(
+                session.connection().dialect.name, AlertEventRecord), rows)
             # Some drivers cannot count the rows of a multi-row insert: they were new when
             # looked up a moment ago, in this transaction.
             new = result.rowcount if result.rowcount is not None and result.rowcount >= 0 \

@@ -73,7 +73,7 @@ def issued_alias(session: Session, address: str) -> IssuedAddress | None:
 
 
 @functools.cache
-def _insert_ignoring_duplicates(dialect: str, table: type[SQLModel]) -> Any:
+def insert_ignoring_duplicates(dialect: str, table: type[SQLModel]) -> Any:
     """INSERT that skips rows whose key is already stored (SQLite and PostgreSQL)."""
     if dialect == "postgresql":
         return postgresql_insert(table).on_conflict_do_nothing()
@@ -111,9 +111,9 @@ def store_deliveries(target: Session | Connection, deliveries: Sequence[Delivery
     dialect = connection.dialect.name
     # Rows in a stable order: two listeners storing the same messages at once (several MXes
     # on one PostgreSQL) take their row locks in the same order and cannot deadlock.
-    connection.execute(_insert_ignoring_duplicates(dialect, RawMessage),
+    connection.execute(insert_ignoring_duplicates(dialect, RawMessage),
                        [raw_rows[k] for k in sorted(raw_rows)])
-    connection.execute(_insert_ignoring_duplicates(dialect, Message),
+    connection.execute(insert_ignoring_duplicates(dialect, Message),
                        [message_rows[k] for k in sorted(message_rows)])
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -238,6 +239,12 @@ def opt_out(session: Session, name: str, at: datetime) -> tuple[Company, Consent
                                     frequency=Frequency.NEVER, opted_out=True)
 
 
+def consent_of(record: Any) -> Consent:
+    """A stored consent record (a `ConsentRecord`, or a row selected with its columns)."""
+    return Consent(record.since, record.marketing,
+                   Frequency(record.frequency) if record.frequency else None, record.opted_out)
+
+
 def consent_history(session: Session, company_id: int) -> list[Consent]:
     """What the person agreed to with the company, oldest first."""
     records = session.exec(
@@ -245,11 +252,7 @@ def consent_history(session: Session, company_id: int) -> list[Consent]:
         .where(ConsentRecord.company_id == company_id)
         .order_by(col(ConsentRecord.since), col(ConsentRecord.id))
     ).all()
-    return [
-        Consent(r.since, r.marketing, Frequency(r.frequency) if r.frequency else None,
-                r.opted_out)
-        for r in records
-    ]
+    return [consent_of(r) for r in records]
 
 
 def active_aliases(session: Session, company_id: int) -> list[Alias]:

@@ -135,7 +135,7 @@ def company_facts(session: Session, names: Sequence[str] = ()) -> list[CompanyFa
 
 def _in(column: Any, ids: Sequence[int], every: bool) -> Any:
     """`column IN ids`, or no condition at all when every company is read."""
-    return True if every else col(column).in_(ids)
+    return sa.true() if every else col(column).in_(ids)
 
 
 def summed_facts(session: Session, names: Sequence[str] = (),
@@ -149,19 +149,19 @@ def summed_facts(session: Session, names: Sequence[str] = (),
     messages, alias_table = (SQLModel.metadata.tables[name] for name in ("message", "alias"))
     m, a = messages.c, alias_table.c
     mail = sa.join(messages, alias_table, a.id == m.alias_id)
-    chosen = sa.true() if every else a.company_id.in_(ids)
+    chosen = _in(a.company_id, ids, every)
 
     aliases: dict[int, list[Alias]] = {}
     for alias in session.exec(select(Alias).where(_in(Alias.company_id, ids, every))
                               .order_by(col(Alias.issued_at), col(Alias.id))):
         aliases.setdefault(alias.company_id, []).append(alias)
-    company_of = {alias.id: company for company, listed in aliases.items() for alias in listed}
+    company_of = {alias.id or 0: company for company, owned in aliases.items() for alias in owned}
 
     # The analysed mail, summed up per alias, sender and relation (`data.tallies`).
     per_alias: dict[int, int] = {}
     states: dict[int, list[MailState]] = {}
     groups: dict[int, list[SenderGroup]] = {}
-    slugs = {alias.id: alias.slug for listed in aliases.values() for alias in listed}
+    slugs = {alias.id: alias.slug for owned in aliases.values() for alias in owned}
     relations = {r.value: r for r in Relation}
     kinds: dict[str, SenderKind | None] = {k.value: k for k in SenderKind}
     kinds[""] = None
@@ -172,7 +172,7 @@ def summed_facts(session: Session, names: Sequence[str] = (),
     rows = session.execute(
         sa.select(c.alias_id, c.relation, c.organisation, c.kind, c.count, c.marketing,
                   c.first_seen, c.last_seen, c.examples, c.authentications)
-        .where(sa.true() if every else c.alias_id.in_(list(company_of)))).all()
+        .where(_in(c.alias_id, list(company_of), every))).all()
     # Decoded here rather than through `data.tallies.decode`, and every row's JSON in one
     # call: tens of thousands of rows.
     decoded = json.loads(
@@ -262,12 +262,11 @@ class Reports:
 def third_party_spread(session: Session) -> dict[str, int]:
     """Per identifiable business, how many *other* companies' aliases it mailed as a third
     party (it shares each company's report with that many)."""
-    t = SQLModel.metadata.tables["sendertally"].c
-    alias = SQLModel.metadata.tables["alias"].c
+    tallies, aliases = (SQLModel.metadata.tables[name] for name in ("sendertally", "alias"))
+    t, alias = tallies.c, aliases.c
     rows = session.execute(
         sa.select(t.organisation, sa.func.count(sa.distinct(alias.company_id)))
-        .select_from(sa.join(SQLModel.metadata.tables["sendertally"],
-                             SQLModel.metadata.tables["alias"], alias.id == t.alias_id))
+        .select_from(sa.join(tallies, aliases, alias.id == t.alias_id))
         .where(t.relation == Relation.THIRD_PARTY.value,
                t.kind.in_([k.value for k in SenderKind if k.identifiable]))
         .group_by(t.organisation)

@@ -35,8 +35,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel
 
 from canary.attribution import Relation
@@ -44,12 +42,13 @@ from canary.consent import (
     Consent,
     Finding,
     FindingKind,
-    Frequency,
     MarketingMail,
     consent_findings,
 )
 from canary.report import EXAMPLES_KEPT
-from data.models import Message
+from data.mailstore import insert_ignoring_duplicates
+from data.models import Message, SenderTally
+from data.registry import consent_of
 
 _CHUNK = 500
 """Aliases recounted per query (bound parameters stay well under every backend's limit)."""
@@ -86,18 +85,14 @@ def _table() -> sa.Table:
     return SQLModel.metadata.tables["sendertally"]
 
 
-def _when(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
 def decode(row: Any) -> Tally:
     """A `sendertally` row (selected whole) as a `Tally`."""
     return Tally(
         TallyKey(row.alias_id, row.relation, row.organisation, row.kind),
         row.count, row.marketing, row.first_seen, row.last_seen,
-        tuple((_when(at), number, message_id, sha256, via)
+        tuple((datetime.fromisoformat(at), number, message_id, sha256, via)
               for at, number, message_id, sha256, via in json.loads(row.examples)),
-        tuple((_when(at), number, method, domain)
+        tuple((datetime.fromisoformat(at), number, method, domain)
               for at, number, method, domain in json.loads(row.authentications)),
     )
 
@@ -137,9 +132,8 @@ def count_in(connection: Connection, message: Message) -> None:
     key = _key_of(message)
     table = _table()
     empty = _encode(Tally(key, 0, 0, message.received_at, message.received_at, (), ()))
-    insert = (postgresql_insert(table) if connection.dialect.name == "postgresql"
-              else sqlite_insert(table))
-    connection.execute(insert.values(**empty).on_conflict_do_nothing())
+    connection.execute(
+        insert_ignoring_duplicates(connection.dialect.name, SenderTally).values(**empty))
     row = connection.execute(sa.select(table).where(_where(key)).with_for_update()).one()
     tally = decode(row)
     order = (message.received_at, message.id)
@@ -209,6 +203,15 @@ def _counted(connection: Connection, alias_ids: Collection[int] | None) -> Itera
     for key, (count, marketing, first, last) in spans.items():
         yield Tally(key, count, marketing, first, last, tuple(sorted(examples[key])),
                     tuple(sorted(ways[key])))
+
+
+def rebuild(connection: Connection) -> int:
+    """Compute every tally, and every company's consent findings, again from the stored
+    mail (`canary analyse --rebuild`, the migration that made them); return how many
+    tallies there are."""
+    tallies = recount(connection)
+    review_consent(connection)
+    return tallies
 
 
 def recount(connection: Connection, alias_ids: Collection[int] | None = None) -> int:
@@ -305,9 +308,7 @@ def consent_histories(connection: Connection, company_ids: Collection[int] | Non
     records: dict[int, list[Consent]] = {}
     newest: dict[int, int] = {}
     for row in connection.execute(query.order_by(r.since, r.id)):
-        records.setdefault(row.company_id, []).append(Consent(
-            row.since, row.marketing, Frequency(row.frequency) if row.frequency else None,
-            row.opted_out))
+        records.setdefault(row.company_id, []).append(consent_of(row))
         newest[row.company_id] = max(newest.get(row.company_id, 0), row.id)
     return {company: ConsentHistory(tuple(history), newest[company])
             for company, history in records.items()}
@@ -325,7 +326,7 @@ def _findings_json(findings: tuple[Finding, ...]) -> str:
 def _findings_from(text: str, listed: int | None) -> tuple[Finding, ...]:
     return tuple(
         Finding(FindingKind(f["kind"]), f["summary"],
-                tuple(MarketingMail(_when(at), message_id, sha256, subject)
+                tuple(MarketingMail(datetime.fromisoformat(at), message_id, sha256, subject)
                       for at, message_id, sha256, subject in f["messages"][:listed]),
                 f["observed"], f["agreed"],
                 unlisted=max(len(f["messages"]) - listed, 0) if listed is not None else 0)

@@ -400,7 +400,8 @@ def try_channels(channels: Sequence[Channel], now: datetime) -> list[tuple[Chann
 
 
 def wait_seconds(due: datetime | None, now: datetime, longest: float) -> float:
-    """How long an idle alerter sleeps: until the next retry, at most `longest`."""
+    """How long an idle pass loop (alerts, delivery) sleeps: until the next retry, at most
+    `longest`."""
     if due is None:
         return longest
     return min(max((due - now).total_seconds(), 0.05), longest)

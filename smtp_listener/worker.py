@@ -108,9 +108,14 @@ class _PassLoop:
         """One pass; True if it found something to do."""
         raise NotImplementedError
 
+    def _next_due(self) -> datetime | None:
+        """When something retried later is due, if anything is."""
+        return None
+
     def _pause(self) -> float:
-        """How long to wait for a wake before the next pass."""
-        return self.idle_seconds
+        """How long to wait for a wake before the next pass: until the next retry is due,
+        at most `idle_seconds`."""
+        return wait_seconds(self._next_due(), utc_now(), self.idle_seconds)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -148,12 +153,8 @@ class _DeliveryLoop(_PassLoop):
     def _pass(self) -> bool:
         return bool(self.deliverer.run_once(should_stop=self._stopping.is_set).handled)
 
-    def _pause(self) -> float:
-        """Until the next retry is due, at most `DELIVERY_IDLE_SECONDS`."""
-        due = self.deliverer.next_due()
-        if due is None:
-            return DELIVERY_IDLE_SECONDS
-        return min(max((due - utc_now()).total_seconds(), POLL_SECONDS), DELIVERY_IDLE_SECONDS)
+    def _next_due(self) -> datetime | None:
+        return self.deliverer.next_due()
 
 
 class _AlertLoop(_PassLoop):
@@ -170,8 +171,8 @@ class _AlertLoop(_PassLoop):
         done = self.alerter.run_once(should_stop=self._stopping.is_set)
         return bool(done.handled or done.events)
 
-    def _pause(self) -> float:
-        return wait_seconds(self.alerter.next_due(), utc_now(), ALERT_IDLE_SECONDS)
+    def _next_due(self) -> datetime | None:
+        return self.alerter.next_due()
 
 
 def _worker_process(sock: socket.socket, config: WorkerConfig,

@@ -25,7 +25,7 @@ from canary.consent import Frequency
 from canary.report import UNKNOWN_SENDER
 from canary.senders import SenderKind
 from data.database import Store
-from data.tallies import recount, review_consent
+from data.tallies import rebuild
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SENDERS = ("acme.example", "dealblaster.example", "brokerhub.example", "gmail.com",
@@ -107,8 +107,7 @@ def fill_home(store: Store, *, companies: int, messages: int, seed: int = 0,
             connection.execute(sa.insert(_table("message")), rows)
     with store.writer_connection() as connection, connection.begin():
         # What analysis keeps as it goes, made at once for the whole home.
-        recount(connection)
-        review_consent(connection)
+        rebuild(connection)
 
 
 def _fit(rows: list[dict[str, Any]], table: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from data.tallies import recount, review_consent
+from data.tallies import rebuild
 
 revision = "0007"
 down_revision = "0006"
@@ -57,8 +57,7 @@ def upgrade() -> None:
         sa.Column("consent_id", sa.Integer(), nullable=False),
         sa.Column("findings", sa.String(), nullable=False),
     )
-    recount(op.get_bind())
-    review_consent(op.get_bind())
+    rebuild(op.get_bind())
 
 
 def downgrade() -> None:
