@@ -29,9 +29,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from canary.attribution import Relation
 from canary.authentication import AuthenticatedBy, AuthMethod
 from canary.errors import CanaryError, InvalidValue
 from canary.events import EVENT_GROUPS as EVENT_GROUPS
@@ -39,8 +38,11 @@ from canary.events import KIND_SEVERITY as KIND_SEVERITY
 from canary.events import EventKind as EventKind
 from canary.events import Severity as Severity
 from canary.events import event_names as event_names
-from canary.senders import SenderKind
+from canary.relation import Relation
 from canary.wording import iso_time, plural, toml_number, toml_string
+
+if TYPE_CHECKING:  # every command reads the alert settings; the sender rules load when used
+    from canary.senders import SenderKind
 
 SCHEMA_VERSION = 1
 """The version of the webhook payload (`alert.schema.json`)."""
@@ -110,6 +112,8 @@ class AlertsNotSent(CanaryError):
 def new_sender_severity(relation: Relation, kind: SenderKind | None) -> Severity:
     """High for a business authenticated as itself (it makes the company `shared`), low for
     backscatter (it only proves the address is in use), medium for the rest (leaked)."""
+    from canary.senders import SenderKind
+
     if relation is Relation.THIRD_PARTY and (kind or SenderKind.ORGANISATION).identifiable:
         return Severity.HIGH
     if relation is Relation.BACKSCATTER:
@@ -193,6 +197,8 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], event_id: int | None = None) -> Event:
+        from canary.senders import SenderKind
+
         auth = data.get("authenticated_by")
         return cls(
             kind=EventKind(data["kind"]), key=str(data["key"]),
@@ -233,6 +239,8 @@ def _line(text: str, limit: int = 200) -> str:
 
 
 def _how(event: Event) -> str:
+    from canary.senders import SenderKind
+
     relation = event.relation.value if event.relation else "unknown"
     kind = (f" {event.sender_kind.value}" if event.sender_kind
             and event.sender_kind is not SenderKind.ORGANISATION else "")

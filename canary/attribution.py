@@ -27,7 +27,6 @@ sender the company's own (`canary trust`). Pure: plain values in and out.
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass, field
 
@@ -43,6 +42,7 @@ from canary.esp import EspSending
 from canary.lookalike import lookalike_host
 from canary.message import MessageFacts
 from canary.platforms import MerchantSource
+from canary.relation import Relation
 from canary.senders import (
     UNKNOWN_SENDER,
     Merchant,
@@ -74,27 +74,6 @@ ACCOUNT_SOURCES = frozenset({MerchantSource.FROM_LOCAL_PART, MerchantSource.HEAD
 """Where platforms put an account id rather than a name a person reads."""
 MIN_NAME = 4
 """Company names shorter than this (`HP`) appear in too many honest display names."""
-
-
-class Relation(enum.StrEnum):
-    FIRST_PARTY = "first_party"
-    PROCESSOR = "processor"
-    THIRD_PARTY = "third_party"
-    UNVERIFIED = "unverified"
-    SPOOFED = "spoofed"
-    IMPERSONATION = "impersonation"
-    BACKSCATTER = "backscatter"
-    UNPROVEN = "unproven"
-
-    @property
-    def expected(self) -> bool:
-        """Mail the company may send: its own, or a service's sending for it."""
-        return self in (Relation.FIRST_PARTY, Relation.PROCESSOR)
-
-    @property
-    def unexpected(self) -> bool:
-        """Mail that shows the address reached someone other than the company."""
-        return not self.expected and self is not Relation.UNPROVEN
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.header import Header
 
-from canary.attribution import Relation
 from canary.authentication import Authentication, Result
+from canary.relation import Relation
 from canary.wording import toml_number, toml_string
 
 ANALYSIS_WAIT = timedelta(minutes=10)

@@ -105,7 +105,7 @@ def consent_lines(report: CompanyReport) -> list[str]:
 
 def _how(sender: SenderSummary) -> str:
     """What the evidence lets the person say about one sender, and no more."""
-    from canary.attribution import Relation
+    from canary.relation import Relation
     from canary.senders import SenderKind
 
     if sender.relation is Relation.THIRD_PARTY and sender.kind is SenderKind.MERCHANT:

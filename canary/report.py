@@ -37,9 +37,9 @@ from datetime import datetime
 from typing import Any
 
 from canary.aliases import RetireReply
-from canary.attribution import Relation
 from canary.authentication import NOT_AUTHENTICATED, AuthenticatedBy, AuthMethod
 from canary.consent import Consent, Finding, MarketingMail, consent_findings
+from canary.relation import Relation
 from canary.senders import SenderKind
 from canary.wording import iso_time, plural
 

@@ -20,6 +20,7 @@ from cli.workspace import (
     HomeOption,
     JsonOption,
     MarketingOption,
+    alias_directory,
     noun_app,
     utc,
     workspace,
@@ -140,19 +141,17 @@ def aliases_command(
     db: DbOption = None,
 ) -> None:
     """List every alias: company, address, issue date, domains and message counts."""
-    from rich.table import Table
-
     from cli.render.documents import aliases_document
-    from data.registry import list_aliases
 
-    with workspace(ctx, home, db) as space, space.store.reading() as session:
-        listing = list_aliases(session)
+    listing = alias_directory(ctx, home, db)
     if as_json:
         print_json(aliases_document(listing))
         return
     if not listing:
         messages().print("No aliases yet. Issue one with [bold]canary issue NAME[/].")
         return
+    from rich.table import Table
+
     table = Table(title="Aliases")
     table.add_column("Company")
     # Fold, never truncate: the address is what the user copies from this table.

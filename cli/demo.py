@@ -7,9 +7,7 @@ The tour itself (its companies, mail servers, DNS and six weeks of mail) is
 
 from __future__ import annotations
 
-import mailbox
 import tempfile
-from email.header import decode_header, make_header
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,6 +25,9 @@ app = noun_app()
 
 def _delivered(maildir: Path) -> list[str]:
     """The subjects of the messages delivered into the Maildir, as a mail client shows them."""
+    import mailbox  # here, not at start: every command imports this module
+    from email.header import decode_header, make_header
+
     box = mailbox.Maildir(maildir, create=False)
     try:
         return [str(make_header(decode_header(str(m.get("Subject", ""))))) for m in box]
@@ -56,7 +57,7 @@ def _alerts(events: tuple[Event, ...]) -> None:
 def _tour(home: Path) -> None:
     from rich.markup import escape
 
-    from canary.attribution import Relation
+    from canary.relation import Relation
     from cli.render.terminal import render_report
     from smtp_listener.testing.demo import RETAILER, run_tour
 

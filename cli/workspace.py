@@ -25,6 +25,7 @@ from canary.consent import Frequency
 if TYPE_CHECKING:  # the CLI starts fast: the database and the listener load when used
     from canary.delivery import DeliveryConfig
     from data.database import Store
+    from data.directory import AliasListing
     from data.home import Config, Home
     from smtp_listener.analysis import AnalysisConfig
 
@@ -217,3 +218,18 @@ def workspace(
         yield Workspace(opened, config, store, dns_server(ctx, dns))
     finally:
         store.dispose()
+
+
+def alias_directory(ctx: typer.Context, home: Path | None, db: str | None) -> list[AliasListing]:
+    """Every alias of the home; a default SQLite home is read with sqlite3 alone, so
+    `canary aliases` starts without loading SQLAlchemy."""
+    from data.directory import list_aliases, read_sqlite
+    from data.home import open_home
+
+    opened = open_home(home_path(ctx, home))
+    if opened.database_url(database_url(ctx, db)) is None:
+        listing = read_sqlite(opened.database_path)
+        if listing is not None:
+            return listing
+    with workspace(ctx, home, db) as space, space.store.reading() as session:
+        return list_aliases(session)

@@ -57,8 +57,8 @@ from canary.alerts import (
     verdict_severity,
     worsened,
 )
-from canary.attribution import Relation
 from canary.authentication import AuthenticatedBy, AuthMethod
+from canary.relation import Relation
 from canary.report import UNKNOWN_SENDER, CompanyReport
 from canary.senders import SenderKind
 from canary.wording import iso_time, plural

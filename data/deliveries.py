@@ -22,9 +22,9 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from canary.aliases import RetireReply
-from canary.attribution import Relation
 from canary.authentication import Authentication, authentication_from_dict
 from canary.delivery import Action, DeliveryState
+from canary.relation import Relation
 from data.mailstore import raw_message
 from data.models import (
     Alias,

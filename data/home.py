@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
-from sqlmodel import Session
 
 from canary.addresses import AddressPatterns, parse_sub_address, patterns_toml, read_patterns
 from canary.alerts import AlertsConfig, AlertsConfigError, alerts_toml, read_alerts
@@ -45,9 +45,11 @@ from canary.errors import (
     SecretDamaged,
 )
 from canary.wording import toml_number, toml_string
-from data.database import Store, sqlite_url
-from data.deliveries import register_destinations
-from data.models import SharedHome
+
+if TYPE_CHECKING:  # the database loads when a command opens it: `canary aliases` reads
+    from sqlmodel import Session  # a default home with sqlite3 alone (`data.directory`)
+
+    from data.database import Store
 
 CONFIG_NAME = "canary.toml"
 DEFAULT_XFORWARD_PEERS = ("127.0.0.1", "::1")
@@ -158,9 +160,15 @@ class Home:
 
     def store(self, database_url: str | None = None) -> Store:
         """The store at `database_url`, else the one named at init, else SQLite in the home."""
+        from data.database import Store, sqlite_url
+
+        return Store(self.database_url(database_url) or sqlite_url(self.database_path))
+
+    def database_url(self, database_url: str | None = None) -> str | None:
+        """`database_url`, else the one named at init; None for SQLite in the home."""
         if database_url is None and self.config_path.exists():
             database_url = self.config().database
-        return Store(database_url or sqlite_url(self.database_path))
+        return database_url
 
     def _days(self, table: object, key: str, default: float) -> float:
         value = table.get(key, default) if isinstance(table, dict) else default
@@ -303,6 +311,8 @@ def init_home(
             with store.writing() as session:
                 share_home(session, secret, canary_domains, datetime.now(UTC))
         if config.delivery.urls:
+            from data.deliveries import register_destinations
+
             # A destination gets the mail received from now on, not the history.
             with store.writing() as session:
                 register_destinations(session, [d.key for d in config.delivery.destinations],
@@ -319,6 +329,8 @@ def init_home(
 def share_home(session: Session, secret: bytes, domains: Iterable[str], now: datetime) -> None:
     """Record the home's secret and domains in a shared database, or check they match what
     is there; raise `DatabaseTaken` if another home's secret is."""
+    from data.models import SharedHome
+
     shared = session.get(SharedHome, 1)
     if shared is None:
         session.add(SharedHome(id=1, secret=secret.hex(), domains=" ".join(domains),
@@ -333,6 +345,9 @@ def share_home(session: Session, secret: bytes, domains: Iterable[str], now: dat
 def join_home(path: Path, database_url: str, *, force: bool = False) -> Home:
     """Make this machine another MX of the home whose shared database is `database_url`:
     the secret and domains come from the database, never from a guess."""
+    from data.database import Store
+    from data.models import SharedHome
+
     home = Home(path)
     if home.config_path.exists() and not force:
         raise AlreadyInitialised(path)

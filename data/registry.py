@@ -18,7 +18,6 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from canary.aliases import DomainSource, RetireReply, alias_local_part, numbered_slug, slugify
-from canary.attribution import Relation
 from canary.consent import Consent, Frequency, next_consent
 from canary.domains import registrable_or_self
 from canary.errors import (
@@ -31,7 +30,7 @@ from canary.errors import (
     SenderTrusted,
     UnknownCompany,
 )
-from data.models import Alias, Company, CompanyDomain, ConsentRecord, FlaggedSender, Message
+from data.models import Alias, Company, CompanyDomain, ConsentRecord, FlaggedSender
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,51 +345,3 @@ def flag_sender(session: Session, name: str, domain: str, now: datetime) -> tupl
         session.add(FlaggedSender(company_id=company.id, organisation=organisation,
                                   flagged_at=now))
     return company, organisation
-
-
-@dataclass(frozen=True, slots=True)
-class AliasListing:
-    company: str
-    address: str
-    issued_at: datetime
-    domains: tuple[str, ...]
-    note: str | None
-    messages: int
-    unexpected: int
-    retired_at: datetime | None = None
-    retire_reply: RetireReply | None = None
-
-
-def list_aliases(session: Session) -> list[AliasListing]:
-    counts = dict(
-        session.exec(
-            select(Message.alias_id, func.count()).group_by(col(Message.alias_id))
-        ).all()
-    )
-    unexpected = dict(
-        session.exec(
-            select(Message.alias_id, func.count())
-            .where(col(Message.relation).in_([r.value for r in Relation if not r.expected]))
-            .group_by(col(Message.alias_id))
-        ).all()
-    )
-    listing = []
-    rows = session.exec(
-        select(Alias, Company).join(Company).order_by(col(Company.name), col(Alias.issued_at))
-    ).all()
-    for alias, company in rows:
-        assert company.id is not None and alias.id is not None
-        listing.append(
-            AliasListing(
-                company=company.name,
-                address=alias.address,
-                issued_at=alias.issued_at,
-                domains=tuple(company_domains(session, company.id)),
-                note=company.note,
-                messages=counts.get(alias.id, 0),
-                unexpected=unexpected.get(alias.id, 0),
-                retired_at=alias.retired_at,
-                retire_reply=RetireReply(alias.retire_reply) if alias.retire_reply else None,
-            )
-        )
-    return listing

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from canary.aliases import RetireReply
-from canary.attribution import Relation
 from canary.authentication import AuthenticatedBy, authenticated_by
+from canary.relation import Relation
 from canary.report import (
     AliasView,
     CompanyFacts,

@@ -17,12 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, inspect, text
-
 from canary.errors import SchemaOutdated, SchemaTooNew
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `canary aliases` checks the revision with sqlite3 alone
     from alembic.config import Config
+    from sqlalchemy import Connection
 
 REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 """Every revision, oldest first; the last is the one this code needs."""
@@ -42,6 +41,8 @@ def reattribution_needed(before: str | None) -> bool:
 
 def revision_of(connection: Connection) -> str | None:
     """The database's revision; None for an empty database or one older than migrations."""
+    from sqlalchemy import inspect, text
+
     if not inspect(connection).has_table(VERSION_TABLE):
         return None
     found = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
@@ -50,7 +51,11 @@ def revision_of(connection: Connection) -> str | None:
 
 def check(connection: Connection) -> None:
     """Raise `SchemaOutdated` or `SchemaTooNew` unless the database is at this code's revision."""
-    found = revision_of(connection)
+    check_revision(revision_of(connection))
+
+
+def check_revision(found: str | None) -> None:
+    """Raise `SchemaOutdated` or `SchemaTooNew` unless `found` is this code's revision."""
     if found == SCHEMA_REVISION:
         return
     if found is not None and found not in REVISIONS:
@@ -60,6 +65,8 @@ def check(connection: Connection) -> None:
 
 def stamp(connection: Connection, revision: str = SCHEMA_REVISION) -> None:
     """Record `revision` in a database whose tables were made by this code."""
+    from sqlalchemy import text
+
     connection.execute(text(
         f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
         "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)"
@@ -106,6 +113,7 @@ def upgrade(connection: Connection) -> tuple[str | None, str]:
     Raises `SchemaTooNew` for a database made by a newer Canary.
     """
     from alembic import command
+    from sqlalchemy import inspect
 
     found = revision_of(connection)
     release_0_1_0 = found is None and inspect(connection).has_table("message")

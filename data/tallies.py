@@ -37,7 +37,6 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from canary.attribution import Relation
 from canary.consent import (
     Consent,
     Finding,
@@ -45,6 +44,7 @@ from canary.consent import (
     MarketingMail,
     consent_findings,
 )
+from canary.relation import Relation
 from canary.report import EXAMPLES_KEPT
 from data.mailstore import insert_ignoring_duplicates
 from data.models import Message, SenderTally

@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from canary.attribution import Relation
 from canary.authentication import AuthMethod
 from canary.consent import Frequency
+from canary.relation import Relation
 from canary.report import UNKNOWN_SENDER
 from canary.senders import SenderKind
 from data.database import Store

@@ -40,8 +40,8 @@ from canary.alerts import (
     stuck,
     worsened,
 )
-from canary.attribution import Relation
 from canary.authentication import AuthenticatedBy, AuthMethod
+from canary.relation import Relation
 from canary.senders import SenderKind
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)

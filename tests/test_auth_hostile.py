@@ -23,8 +23,9 @@ from mailflow import rows, wait_for
 from signing import DkimKey, crlf, rsa_key
 
 from canary.analysis import Analysis
-from canary.attribution import CompanyContext, Relation
+from canary.attribution import CompanyContext
 from canary.authentication import Result
+from canary.relation import Relation
 from data.analyses import PendingMessage
 from data.database import Store
 from data.home import Home

@@ -31,7 +31,6 @@ from mailflow import rows, sql, wait_for
 from servers.dovecot import Dovecot, strip_lmtp_trace
 from signing import DkimKey, crlf, rsa_key
 
-from canary.attribution import Relation
 from canary.delivery import (
     DEFAULT_ACTIONS,
     Action,
@@ -39,6 +38,7 @@ from canary.delivery import (
     DeliveryPolicy,
     parse_destination,
 )
+from canary.relation import Relation
 from data.database import Store
 from data.home import Home
 from data.models import DeliveryJob, Message

@@ -19,7 +19,6 @@ from pathlib import Path
 import authres
 import pytest
 
-from canary.attribution import Relation
 from canary.authentication import (
     ArcResult,
     Authentication,
@@ -49,6 +48,7 @@ from canary.delivery import (
     subject_tag,
 )
 from canary.errors import ConfigInvalid, InvalidDestination
+from canary.relation import Relation
 from data.home import Home, init_home
 
 CANARY = "canary.example.org"

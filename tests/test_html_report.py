@@ -24,9 +24,9 @@ import pytest
 from commands import build_demo_home
 from factories import dkim
 
-from canary.attribution import Relation
 from canary.authentication import AuthenticatedBy
 from canary.consent import Consent, FindingKind, Frequency
+from canary.relation import Relation
 from canary.report import AliasView, CompanyFacts, CompanyReport, Sighting, company_report
 from cli.render.html import render_html
 from data.home import open_home

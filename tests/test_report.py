@@ -10,8 +10,8 @@ import pytest
 from commands import SCHEMAS, assert_valid_report
 from factories import dkim, spf
 
-from canary.attribution import Relation
 from canary.authentication import NOT_AUTHENTICATED, AuthenticatedBy
+from canary.relation import Relation
 from canary.report import (
     EXAMPLES_KEPT,
     SCHEMA_VERSION,

@@ -21,8 +21,8 @@ from factories import dkim, make_message
 from mailflow import analyse, store_mail
 from rich.console import Console
 
-from canary.attribution import Relation
 from canary.consent import Consent
+from canary.relation import Relation
 from canary.report import AliasView, CompanyFacts, CompanyReport, Sighting, company_report
 from cli.main import app
 from cli.render.terminal import DETAILS_SHOWN, OTHERS_LISTED, render_report

@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # types only: `canary aliases` should not load the report or 
     from canary.report import CompanyReport, Sighting
     from data.analyses import Trusted
     from data.deliveries import JobListing
-    from data.registry import AliasListing, IssuedAlias, Rotation
+    from data.directory import AliasListing
+    from data.registry import IssuedAlias, Rotation
     from smtp_listener.delivery import Pass
     from smtp_listener.evidence import Verification
     from smtp_listener.importer import Found, ImportRun

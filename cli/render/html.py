@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from canary.aliases import RetireReply
-from canary.attribution import Relation
 from canary.consent import Consent, Finding, FindingKind
+from canary.relation import Relation
 from canary.report import (
     EVIDENCE_SHOWN,
     UNKNOWN_SENDER,

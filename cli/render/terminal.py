@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from canary.alerts import Channel, ChannelState
-from canary.attribution import Relation
+from canary.relation import Relation
 from canary.report import (
     EVIDENCE_SHOWN,
     UNKNOWN_SENDER,

@@ -27,9 +27,9 @@ import dkim
 import nacl.signing
 
 from canary.alerts import Event
-from canary.attribution import Relation
 from canary.consent import Frequency
 from canary.delivery import DEFAULT_ACTIONS, Action, DeliveryPolicy
+from canary.relation import Relation
 from data.alerts import recorded_events
 from data.deliveries import JobListing, held
 from data.home import init_home

@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from canary.analysis import Analysis
-from canary.attribution import CompanyContext, Relation, company_names, learnable_accounts
+from canary.attribution import CompanyContext, company_names, learnable_accounts
+from canary.relation import Relation
 from canary.report import AliasView, CompanyFacts, CompanyReport, Sighting, Verdict, company_report
 from data.analyses import PendingMessage
 from smtp_listener.analysis import AnalysisSettings, analyse_message

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from canary.attribution import Relation
+from canary.relation import Relation
 from canary.report import Verdict
 from corpus import ALIAS, ISSUED, Mail, Scenario, Seal, arriving, ed25519, rsa_key
 from corpus.baseline import (

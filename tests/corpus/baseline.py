@@ -7,7 +7,7 @@ scenario says otherwise.
 
 from __future__ import annotations
 
-from canary.attribution import Relation
+from canary.relation import Relation
 from canary.report import Verdict
 from corpus import Mail, Scenario, Seal
 

@@ -19,7 +19,7 @@ ESPs from 198.51.100.128/25 and 203.0.113.0/25, other businesses and phishers fr
 
 from __future__ import annotations
 
-from canary.attribution import Relation
+from canary.relation import Relation
 from canary.report import Verdict
 from corpus import ALIAS, Mail, Scenario
 from corpus.baseline import dmarc, spf

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from canary.attribution import Relation
+from canary.relation import Relation
 from canary.report import Verdict
 from corpus import Mail, Scenario
 from corpus.baseline import dmarc, spf
