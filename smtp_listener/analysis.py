@@ -14,8 +14,10 @@ because of a timeout. A failure of analysis itself is Canary's, never
 evidence about the sender: the message stays stored and unclassified with
 its problem, is tried again a few times with pauses, then set aside and
 counted in the report. Results are committed as they come, a few at a time
-(`SAVE_WITHIN`: one disk sync for a group, not one per message), and the
-analyst thread survives any error.
+(`SAVE_WITHIN`: one disk sync for a group, not one per message); a group that
+cannot be committed is saved one message at a time, and a result the
+database refuses counts as such a failure. The analyst thread survives any
+error.
 
 Most of analysis is waiting for DNS, so a batch is analysed `PARALLEL`
 messages at a time; the resolver asks each question once however many
@@ -32,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from canary.analysis import Analysis, attribute
@@ -201,14 +203,70 @@ def _save(session: Session, message: PendingMessage, result: Outcome, now: datet
         save_analysis(session, message.id, result, now, settings.trusted_sealers)
 
 
-def save_results(store: Store, results: list[tuple[PendingMessage, Outcome, datetime]],
-                 settings: AnalysisSettings) -> None:
-    """Commit these messages' results together."""
-    if not results:
-        return
+Analysed = tuple[PendingMessage, Outcome, datetime]
+"""A message, what its analysis found, and when."""
+
+
+def _commit(store: Store, results: list[Analysed], settings: AnalysisSettings) -> None:
     with store.writing() as session:
         for message, result, at in results:
             _save(session, message, result, at, settings)
+
+
+def save_results(store: Store, results: list[Analysed], settings: AnalysisSettings) -> None:
+    """Commit these messages' results, together if they can be.
+
+    A group that cannot be committed is saved again one message per transaction:
+    on PostgreSQL two MXes committing groups can deadlock on the tally rows they
+    lock, and one message's result must not hold back the others. A result the
+    database refuses (not a passing conflict: say a value it cannot store) is
+    recorded as a failed analysis, so the message is tried again later and set
+    aside after `MAX_FAILURES`, instead of stopping analysis. A database that
+    keeps failing (`OperationalError`: unreachable, locked, deadlocked twice)
+    raises, and the pass is tried again later.
+    """
+    if not results:
+        return
+    try:
+        _commit(store, results, settings)
+        return
+    except Exception as error:
+        if len(results) == 1:
+            _save_alone(store, results[0], settings, error)
+            return
+        log.warning("saving %d analysis results together failed (%s); saving each alone",
+                    len(results), _brief(error))
+    for result in results:
+        _save_alone(store, result, settings, None)
+
+
+def _save_alone(store: Store, result: Analysed, settings: AnalysisSettings,
+                failed: Exception | None) -> None:
+    """Save one message's result in a transaction of its own, trying twice through a
+    passing conflict (a deadlock's loser); record a result the database refuses as a
+    failed analysis."""
+    message, outcome, at = result
+    tries = 0 if failed is None else 1
+    while (failed is None or isinstance(failed, OperationalError)) and tries < 2:
+        try:
+            _commit(store, [result], settings)
+            return
+        except Exception as error:
+            failed, tries = error, tries + 1
+    assert failed is not None
+    if isinstance(failed, OperationalError) or isinstance(outcome, AnalysisFailure):
+        raise failed  # the database's trouble, or not even a failure can be saved
+    # A database's refusal is told in a line; a bug of Canary's with its traceback.
+    log.error("the analysis of message %s could not be saved: %s", message.sha256,
+              _brief(failed), exc_info=None if isinstance(failed, SQLAlchemyError) else failed)
+    problem = f"saving the analysis failed: {_brief(failed)}"[:300]
+    _commit(store, [(message, AnalysisFailure(problem), at)], settings)
+
+
+def _brief(error: Exception) -> str:
+    """An error in one line, without the SQL and the values SQLAlchemy appends."""
+    first = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return f"{type(error).__name__}: {first[0] if first else ''}"
 
 
 def analyse_pending(
@@ -238,7 +296,7 @@ def analyse_pending(
         pending = claimed_messages(session, limit, now) if claimed else pending_messages(
             session, limit, now)
     done = 0
-    unsaved: list[tuple[PendingMessage, Outcome, datetime]] = []
+    unsaved: list[Analysed] = []
     for message, result, more in _analyse_many(pending, settings, should_stop, clock):
         if result is None:
             break  # interrupted, not failed: it stays due, as it was

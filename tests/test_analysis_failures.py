@@ -88,3 +88,37 @@ def test_a_company_whose_mail_all_waits_for_analysis_is_pending_not_quiet(
     assert company["confidence"] == "low"
     assert company["counts"]["pending"] == 1
     assert "not analysed yet" in company["confidence_reason"]
+
+
+def test_a_result_the_database_refuses_does_not_hold_back_the_rest(
+    home: Home, store: Store, empty_dns: str,
+) -> None:
+    """The database refuses one message's result (here a trigger does, as a constraint
+    would a value it cannot store): the results analysed with it are saved all the same,
+    and the refused one counts as a failed analysis, tried again and then set aside,
+    instead of stopping analysis at that message for good."""
+    acme = issue(home, store, "Acme", "acme.example").address
+    for subject in ("first", "refused", "third"):
+        store_mail(store, acme, make_message(sender="news@acme.example", to=acme,
+                                             subject=subject))
+    sql(home, "CREATE TRIGGER refuse BEFORE UPDATE OF relation ON message "
+              "WHEN NEW.relation IS NOT NULL AND NEW.subject = 'refused' "
+              "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+
+    clock = [datetime.now(UTC)]
+    assert analyse(store, empty_dns, lambda: clock[0]) == 3
+    first, refused, third = sorted(rows(store, Message), key=lambda m: m["id"])
+    assert first["relation"] == third["relation"] == "first_party"
+    assert first["subject"] == "first" and third["subject"] == "third"
+    assert refused["relation"] is None and refused["failures"] == 1
+    assert refused["problem"].startswith("saving the analysis failed: IntegrityError")
+    assert refused["retry_at"] > clock[0]
+
+    for _ in range(MAX_FAILURES - 1):
+        clock[0] += timedelta(days=1)
+        assert analyse(store, empty_dns, lambda: clock[0]) == 1
+    (refused,) = [m for m in rows(store, Message) if m["id"] == refused["id"]]
+    assert refused["set_aside_at"] is not None and refused["failures"] == MAX_FAILURES
+    (company,) = Canary(home.path).json("report")["companies"]
+    assert company["counts"]["failed"] == 1 and company["counts"]["pending"] == 0
+    assert company["counts"]["total"] == 3

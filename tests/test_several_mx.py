@@ -17,15 +17,22 @@ import pytest
 from commands import Canary, assert_one_sentence, assert_usage_error
 from conftest import CANARY_DOMAIN
 from faults.servers import Serve, serving
-from mailflow import mail
+from mailflow import mail, store_mail
 from sqlmodel import col, select
 
-from data.analyses import claim_pending
+from data.analyses import claim_pending, pending_count, pending_messages
 from data.database import Store
 from data.home import Home
 from data.mailstore import Delivery, store_deliveries
 from data.models import Alias, Message
+from data.registry import issue_alias
 from data.tallies import recount, tallies
+from smtp_listener.analysis import (
+    AnalysisSettings,
+    analyse_all,
+    analyse_message,
+    save_results,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -182,3 +189,76 @@ def test_a_database_that_stops_costs_451s_and_both_mxes_recover(
         poll(lambda serve=serve: serve.send(alias, mail(subject="back")).code == 250,  # type: ignore[misc]
              "250 again once the database is back", timeout=60, interval=1.0)
         assert serve.up()
+
+
+def test_analysis_results_saved_together_survive_a_deadlock(
+    postgres_url: str, empty_dns: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two MXes commit groups of analysis results that lock the same tally rows in
+    opposite orders, and PostgreSQL aborts one group to break the deadlock. That group
+    is saved again, one message at a time: nothing waits for its claim to run out."""
+    store = Store(postgres_url)
+    store.create_schema()
+    settings = AnalysisSettings.from_setting(empty_dns)
+    try:
+        with store.writing() as session:
+            acme = issue_alias(session, secret=b"s" * 32, name="Acme", alias_domain=CANARY_DOMAIN,
+                               domains=["acme.example"], note=None, new=False,
+                               now=datetime.now(UTC))
+        for round_ in ("first", "second"):
+            for sender in ("news@acme.example", "offers@dealblaster.example"):
+                store_mail(store, acme.address, mail(sender=sender, to=acme.address,
+                                                     subject=f"{round_} from {sender}"))
+            if round_ == "first":  # the tally rows both groups will lock
+                analyse_all(store, settings, lambda: datetime.now(UTC))
+        with store.reading() as session:
+            pending = pending_messages(session, 10, datetime.now(UTC))
+        group = [(message, analyse_message(message, settings), datetime.now(UTC))
+                 for message in pending]
+        assert [type(result).__name__ for _, result, _ in group] == ["Analysis", "Analysis"]
+        first_org, second_org = "acme.example", "dealblaster.example"  # the group's order
+
+        other = store.writer_connection()
+        other.begin()
+        other.exec_driver_sql("SET LOCAL deadlock_timeout = '30s'")  # the group's wait loses
+        lock = ("SELECT id FROM sendertally WHERE organisation = %(organisation)s "
+                "AND count > 0 FOR UPDATE")
+        assert other.exec_driver_sql(lock, {"organisation": second_org}).all()
+        failures: list[BaseException] = []
+
+        def save() -> None:
+            try:
+                save_results(store, group, settings)
+            except BaseException as error:
+                failures.append(error)
+
+        saving = threading.Thread(target=save)
+        saving.start()
+        watcher = Store(postgres_url)
+
+        def group_waits() -> bool:
+            with watcher.reading() as session:
+                return bool(session.connection().exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()").scalar())
+
+        from faults.servers import poll
+        poll(group_waits, "the group waiting for the second tally row", timeout=20)
+        other.exec_driver_sql(lock, {"organisation": first_org})  # the deadlock
+        other.commit()
+        other.close()
+        watcher.dispose()
+        saving.join(timeout=60)
+        assert not saving.is_alive() and failures == []
+        assert "saving 2 analysis results together failed" in caplog.text
+        assert "deadlock detected" in caplog.text
+        with store.reading() as session:
+            assert pending_count(session, datetime.now(UTC) + timedelta(days=1)) == 0
+        with store.writer_connection() as connection, connection.begin() as transaction:
+            kept = tallies(connection)
+            recount(connection)
+            assert tallies(connection) == kept
+            transaction.rollback()
+        assert sum(t.count for t in kept) == 4
+    finally:
+        store.dispose()
