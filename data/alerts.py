@@ -343,12 +343,15 @@ def _analysis_events(session: Session, found: Found, marks: dict[str, str], now:
     window = [col(Message.analysed_at) <= upper]
     if scan_from is not None:
         window.append(col(Message.analysed_at) > scan_from)
-    pairs = session.exec(
-        select(Alias.company_id, _sender_column()).select_from(Message).join(
+    # Grouped by the column itself: PostgreSQL does not see two COALESCEs with a bound
+    # parameter each as the same expression, so the unknown sender is named here.
+    pairs = list(dict.fromkeys((company_id, sender or UNKNOWN_SENDER) for company_id, sender
+                               in session.exec(
+        select(Alias.company_id, Message.sender_org).select_from(Message).join(
             Alias, col(Alias.id) == col(Message.alias_id))
         .where(col(Message.relation).in_(_UNEXPECTED), *window)
-        .group_by(col(Alias.company_id), _sender_column())
-    ).all()
+        .group_by(col(Alias.company_id), col(Message.sender_org))
+    ).all()))
     known = existing_keys(session, (_new_sender_key(c, s) for c, s in pairs))
     new_senders: dict[int, list[str]] = {}
     for company_id, sender in pairs:

@@ -603,9 +603,20 @@ def test_a_known_sender_authenticating_later_changes_the_verdict(
     assert second["severity"] == "high" and "SPF" in (second["detail"] or "")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Home, Store]]:
+    """A home on SQLite, then the same on a real PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    home = init_home(tmp_path / "home", [CANARY_DOMAIN], database_url=url)
+    store = home.store()
+    yield home, store
+    store.dispose()
+
+
 def test_a_sender_on_two_companies_aliases_is_a_broker(
-    home: Home, store: Store, dns_server: str, marketer_key: DkimKey, webhook: Webhook,
+    any_store: tuple[Home, Store], dns_server: str, marketer_key: DkimKey, webhook: Webhook,
 ) -> None:
+    home, store = any_store
     config = AlertsConfig(channels=(channel(webhook.url),))
     for name in ("MegaMart", "Fretwork Guitars"):
         address = issue(home, store, name, f"{name.split()[0].lower()}.example").address

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from commands import Canary, build_demo_home, issue
 from factories import make_message
 from mailflow import rows, store_mail
@@ -122,7 +121,6 @@ def test_an_outdated_sqlite_home_is_refused_by_the_quick_reading(tmp_path: Path)
     assert "canary upgrade" in refused.stderr
 
 
-@pytest.mark.slow
 def test_the_directory_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     canary = Canary(tmp_path / "home")
     assert canary("init", "--domain", "canary.example.org", "--db", postgres_url).exit_code == 0
