@@ -62,7 +62,8 @@ class MessageFacts:
     """Authentication-Results values, topmost first."""
     headers: tuple[tuple[str, str], ...] = ()
     """The first `HEADERS_KEPT` headers (name, raw value cut to `HEADER_TEXT_MAX`) for
-    fingerprints; undecoded, and never the body."""
+    fingerprints; undecoded (bytes that are not UTF-8 as `\\xNN`, see `storable`), and
+    never the body."""
     precedence: str | None = None
     from_name: str | None = None
     """The display name of the first From address, decoded."""
@@ -91,12 +92,32 @@ class MessageFacts:
         return cls((), None, None, (), None, (), None, None, None, None, (problem,))
 
 
+_STRAY_SURROGATES = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+"""Surrogates other than the escapes of bytes that are not UTF-8 (U+DC80 to U+DCFF)."""
+
+
+def storable(text: str, bad_bytes: str = "backslashreplace") -> str:
+    """Text as received, in a form any database can store.
+
+    Python keeps bytes that are not UTF-8 as surrogate escapes (aiosmtpd, the
+    email parser), which no database accepts: they become `\\xNN` (with
+    `bad_bytes="replace"`, U+FFFD). A stray surrogate, which a hostile
+    charset (`unicode-escape`, `utf-7`) decodes into, becomes U+FFFD. Anything
+    else is unchanged.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", bad_bytes)
+    except UnicodeEncodeError:
+        text = _STRAY_SURROGATES.sub("\ufffd", text)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", bad_bytes)
+
+
 def _text(value: object, limit: int = HEADER_TEXT_MAX) -> str:
     """Header value as readable text: encoded words decoded, bad bytes replaced."""
     raw = str(value)
     if not raw.isascii():
         # 8-bit header: UTF-8 as RFC 6532 allows, anything else replaced below.
-        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raw = storable(raw, "replace")
     try:
         parts = email.header.decode_header(raw)
         text = "".join(
@@ -107,7 +128,7 @@ def _text(value: object, limit: int = HEADER_TEXT_MAX) -> str:
         )
     except (LookupError, ValueError, email.errors.HeaderParseError):
         text = raw
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = storable(text, "replace")
     text = " ".join(text.replace("\x00", "").split())
     return text[:limit]
 
@@ -212,7 +233,7 @@ def read_message(raw: bytes) -> MessageFacts:
             _text(v, 4 * HEADER_TEXT_MAX) for v in message.get_all("Authentication-Results") or []
         ),
         headers=tuple(
-            (str(name)[:100], str(value)[:HEADER_TEXT_MAX])
+            (storable(str(name)[:100]), storable(str(value)[:HEADER_TEXT_MAX]))
             for name, value in message.items()[:HEADERS_KEPT]
         ),
         precedence=_first(message.get_all("Precedence")),

@@ -8,6 +8,7 @@ is locked" halfway through. The file is created mode 0600.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -86,6 +87,30 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+@functools.cache
+def _dumpers_without_nul() -> tuple[type[Any], ...]:
+    from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
+
+    class BinaryText(StrBinaryDumper):
+        def dump(self, obj: str) -> bytes:
+            return obj.replace("\x00", "\ufffd").encode(self._encoding)
+
+    class Text(StrDumperUnknown):
+        def dump(self, obj: str) -> bytes:
+            return obj.replace("\x00", "\ufffd").encode(self._encoding)
+
+    return BinaryText, Text  # the last registered is the one `%s` parameters use
+
+
+def _text_without_nul(dbapi_connection: Any, _record: Any) -> None:
+    """PostgreSQL text cannot hold NUL, which hostile mail puts anywhere (an envelope
+    address, a DKIM tag quoted in a DNS error). It is written as U+FFFD (SQLite keeps it)
+    rather than failing the transaction, which would answer the sender 451 for ever or
+    set the message aside. The message itself is stored as bytes, untouched."""
+    for dumper in _dumpers_without_nul():
+        dbapi_connection.adapters.register_dumper(str, dumper)
+
+
 class Store:
     """Opens sessions on Canary's database; one per process, passed explicitly."""
 
@@ -121,6 +146,8 @@ class Store:
                 raise DatabaseUrlInvalid(
                     url, f"its driver {error.name} is not installed (for PostgreSQL: "
                     "pip install 'canary[postgres]')") from error
+            if parsed.get_driver_name() == "psycopg":
+                event.listen(self._writer, "connect", _text_without_nul)
 
     def create_schema(self) -> None:
         """Create the tables of a new database, at this code's revision.

@@ -21,6 +21,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from sqlalchemy.exc import SQLAlchemyError
 
 from canary.aliases import RecipientKind, check_recipient
+from canary.message import storable
 from data.database import Store
 from data.mailstore import Delivery, IssuedAddress, ProbeAttempt, issued_alias
 from smtp_listener import replies
@@ -90,15 +91,6 @@ class IssuedAliases:
     def _query(self, address: str) -> IssuedAddress | None:
         with self._store.reading() as session:
             return issued_alias(session, address)
-
-
-def storable(text: str) -> str:
-    """Envelope text as received, in a form the database can store.
-
-    aiosmtpd keeps bytes that are not UTF-8 as surrogate escapes, which no
-    database accepts; they are kept as `\\xNN`. Anything else is unchanged.
-    """
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _storable(address: str) -> bool:

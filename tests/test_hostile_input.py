@@ -9,15 +9,18 @@ holding up the next message. Helpers are shared with `test_listener.py`.
 from __future__ import annotations
 
 import smtplib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CANARY_DOMAIN, RunningListener, issue
-from mailflow import SENDER, connect, deliver, mail, rows, stored_raw, wait_for
+from conftest import CANARY_DOMAIN, RunningListener, issue, start_listener
+from mailflow import SENDER, connect, deliver, mail, rows, store_mail, stored_raw, wait_for
 
 from canary.message import HEADER_TEXT_MAX
+from data.analyses import save_temporary_failure
 from data.database import Store
-from data.home import Home
+from data.home import Home, init_home
 from data.models import Message, Probe
 
 
@@ -219,6 +222,20 @@ HOSTILE = {
         # Never the company's own: a second From is a DMARC evasion trick.
         "2 From headers", {"unverified", "spoofed"},
     ),
+    # Charsets that decode into lone surrogates, which no database can store.
+    "surrogate-charsets": (
+        b"From: =?unicode-escape?q?\\udfff?= <news@acme.example>\r\n" + COMMON
+        + b"Subject: =?utf-7?q?+2AA-?= x =?unicode-escape?q?\\ud800?=\r\n"
+        + b"List-Unsubscribe: =?unicode-escape?q?\\ud800?= <https://acme.example/u>\r\n"
+        + b"\r\nbody\r\n",
+        None, {"first_party"},
+    ),
+    # An old autoresponder mark with 8-bit bytes: its raw value is quoted in the reason.
+    "8-bit-autoreply-mark": (
+        b"From: Out of office <someone@elsewhere.example>\r\n" + COMMON
+        + b"X-Autoreply: yes \xff\xfe\r\nSubject: away\r\n\r\nbody\r\n",
+        None, {"backscatter"},
+    ),
     "200kb-header": (
         ACME_FROM + COMMON + b"Subject: " + b"A" * 200_000 + b"\r\n\r\nbody\r\n",
         None, {"first_party"},
@@ -249,3 +266,64 @@ def test_hostile_message_is_stored_exactly_marked_and_does_not_stop_analysis(
         assert hostile_row["subject"].startswith("Caf")
     assert stored_raw(store, normal_row["sha256"]) == normal
     assert (normal_row["relation"], normal_row["problem"]) == ("first_party", None)
+
+
+# --- NUL on PostgreSQL, whose text columns cannot hold it -----------------------------------
+
+
+def test_nul_in_the_envelope_costs_no_mail_on_postgresql(tmp_path: Path,
+                                                          postgres_url: str) -> None:
+    """SQLite stores a NUL; PostgreSQL refuses it in text. A NUL in MAIL FROM or HELO was
+    answered 451 for ever (the sender retries until it bounces), a NUL in a recipient 451
+    instead of 550. Canary writes U+FFFD in its place; the message is stored byte for byte."""
+    home = init_home(tmp_path / "home", [CANARY_DOMAIN], database_url=postgres_url)
+    store = home.store()
+    acme = issue(home, store, "Acme", "acme.example").address
+    running = start_listener(home, store)
+    try:
+        raws = [mail(subject=f"NUL in the {where}") for where in ("helo", "mail from")]
+        for raw, helo, sender in ((raws[0], b"EHLO mx.\x00.example", b"<news@acme.example>"),
+                                  (raws[1], b"EHLO mx.acme.example", b"<bou\x00nce@acme.example>")):
+            with connect(running) as client:
+                replies = [send_line(client, line)[0]
+                           for line in (helo, b"MAIL FROM:" + sender, f"RCPT TO:<{acme}>".encode(),
+                                        b"DATA")]
+                assert replies == [250, 250, 250, 354]
+                client.send(stuffed(raw))
+                assert client.getreply()[0] == 250
+        with connect(running) as client:
+            client.ehlo()
+            client.mail(SENDER)
+            local, _, domain = acme.partition("@")
+            assert send_line(client, f"RCPT TO:<{local}\x00@{domain}>".encode())[0] == 550
+            assert send_line(client, f"RCPT TO:<no\x00such@{domain}>".encode())[0] == 550
+        helo_row, from_row = wait_for(lambda: analysed(store, 2), "both messages analysed")
+        assert [stored_raw(store, r["sha256"]) for r in (helo_row, from_row)] == raws
+        assert helo_row["helo"] == "mx.\ufffd.example"
+        assert from_row["mail_from"] == "bou\ufffdnce@acme.example"
+        assert wait_for(lambda: [p for p in rows(store, Probe) if "such@" in p["address"]],
+                        "the probe recorded")[0]["address"] == f"no\ufffdsuch@{domain}"
+    finally:
+        running.stop()
+        store.dispose()
+
+
+def test_a_dns_error_quoting_a_nul_is_saved_on_postgresql(tmp_path: Path,
+                                                           postgres_url: str) -> None:
+    """A DKIM tag with a NUL, quoted in the DNS error of its key lookup, is saved with the
+    message's temporary failure; it does not fail the save and set the message aside."""
+    home = init_home(tmp_path / "home", [CANARY_DOMAIN], database_url=postgres_url)
+    store = home.store()
+    try:
+        acme = issue(home, store, "Acme", "acme.example").address
+        store_mail(store, acme, mail(subject="DKIM d= with a NUL"))
+        (message,) = rows(store, Message)
+        with store.writing() as session:
+            save_temporary_failure(session, message["id"],
+                                   "s1._domainkey.x\x00.example TXT: timed out",
+                                   datetime.now(UTC) + timedelta(minutes=1))
+        (message,) = rows(store, Message)
+        assert message["temperror"] == "s1._domainkey.x\ufffd.example TXT: timed out"
+        assert message["failures"] == 0
+    finally:
+        store.dispose()
