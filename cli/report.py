@@ -49,7 +49,6 @@ def report(
     """
     from canary.alerts import failing_for_days
     from canary.report import EVIDENCE_SHOWN, report_document
-    from cli.render.terminal import render_alert_channels, render_deliveries, render_report
     from data.alerts import channel_states
     from data.reporting import build_reports
 
@@ -64,6 +63,8 @@ def report(
         print_json(report_document(reports.companies, now, reports.probes, deliveries,
                                    evidence_limit=EVIDENCE_SHOWN))
     else:
+        from cli.render.terminal import render_alert_channels, render_deliveries, render_report
+
         render_report(console(), reports.companies, reports.probes, every=every)
         render_deliveries(console(), reports.deliveries_failed, reports.held)
         render_alert_channels(console(), [
@@ -83,14 +84,16 @@ def show(
     """One company: its aliases, every sender and the timeline of its messages."""
     from dataclasses import replace
 
-    from cli.render.documents import show_document
-    from cli.render.terminal import render_company
     from data.reporting import build_reports, latest_sightings
 
     with workspace(ctx, home, db) as space, space.store.reading() as session:
         (r,) = build_reports(session, [name], timeline=False).companies
         r = replace(r, timeline=latest_sightings(session, name, limit))
     if as_json:
+        from cli.render.documents import show_document
+
         print_json(show_document(r, limit))
     else:
+        from cli.render.terminal import render_company  # rich, for the table alone
+
         render_company(console(), r, limit)

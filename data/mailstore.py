@@ -18,8 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, select
 
 from canary.aliases import RetireReply
@@ -74,9 +72,16 @@ def issued_alias(session: Session, address: str) -> IssuedAddress | None:
 
 @functools.cache
 def insert_ignoring_duplicates(dialect: str, table: type[SQLModel]) -> Any:
-    """INSERT that skips rows whose key is already stored (SQLite and PostgreSQL)."""
+    """INSERT that skips rows whose key is already stored (SQLite and PostgreSQL).
+
+    Each dialect is imported when first used: a command on an SQLite home never loads
+    PostgreSQL's (a tenth of a second)."""
     if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
         return postgresql_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
