@@ -17,6 +17,7 @@ from canary.errors import NoDestination, NothingHeld
 from canary.wording import iso_time, plural
 from cli.output import console, messages, print_json
 from cli.workspace import (
+    LARGEST_ID,
     CompaniesArgument,
     CompanyOption,
     DbOption,
@@ -33,7 +34,8 @@ app = noun_app()
 
 MessageIds = Annotated[
     list[int] | None,
-    typer.Argument(help="Held messages, by the ID `canary held` shows.", show_default=False),
+    typer.Argument(help="Held messages, by the ID `canary held` shows.", show_default=False,
+                   min=1, max=LARGEST_ID),
 ]
 ReleaseCompany = Annotated[
     str | None,

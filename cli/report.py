@@ -14,6 +14,7 @@ import typer
 
 from cli.output import console, print_json
 from cli.workspace import (
+    LARGEST_ID,
     CompaniesArgument,
     CompanyArgument,
     CompanyOption,
@@ -76,7 +77,8 @@ def report(
 def show(
     ctx: typer.Context,
     name: CompanyArgument,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Most recent messages shown.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=LARGEST_ID,
+                                       help="Most recent messages shown.")] = 50,
     as_json: JsonOption = False,
     home: HomeOption = None,
     db: DbOption = None,

@@ -72,6 +72,9 @@ DnsOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON (a versioned schema).")
 ]
+LARGEST_ID = 2**31 - 1
+"""The largest row id (PostgreSQL's INTEGER): a larger number given as an ID or a limit is a
+usage error, not a database error."""
 CompanyArgument = Annotated[str, typer.Argument(help="The company, e.g. \"MegaMart\".")]
 CompaniesArgument = Annotated[
     list[str] | None,

@@ -47,8 +47,7 @@ _COUNTS = ("SELECT alias_id, count(*), "
 _DOMAINS = "SELECT company_id, domain FROM companydomain ORDER BY company_id, domain"
 _ALIASES = ("SELECT alias.id, company.id, company.name, company.note, alias.address, "
             "alias.issued_at, alias.retired_at, alias.retire_reply "
-            "FROM alias JOIN company ON company.id = alias.company_id "
-            "ORDER BY company.name, alias.issued_at")
+            "FROM alias JOIN company ON company.id = alias.company_id")
 
 
 def _utc(value: Any) -> datetime:
@@ -80,6 +79,9 @@ def read_directory(connection: Any) -> list[AliasListing]:
             domains=tuple(domains.get(company_id, ())), note=note, messages=total,
             unexpected=unexpected, retired_at=_utc(retired_at) if retired_at else None,
             retire_reply=RetireReply(reply) if reply else None))
+    # Sorted here, not by the database, whose collation may differ (PostgreSQL's ICU
+    # locales ignore case): the same order on every database, as the report's.
+    listing.sort(key=lambda a: (a.company, a.issued_at))
     return listing
 
 

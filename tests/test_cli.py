@@ -585,3 +585,12 @@ def test_trust_records_an_esp_customer_as_the_companys_own(canary: Canary) -> No
     assert_usage_error(canary("trust", "Acme", "--esp-customer", "NoSuchEsp:1"),
                        "--esp-customer")
     assert_usage_error(canary("trust", "Acme"), "DOMAIN")
+
+
+@pytest.mark.parametrize("argv", [["release", "2147483648"], ["drop", "99999999999"],
+                                  ["release", "0"],
+                                  ["show", "Acme", "--limit", "9223372036854775808"]])
+def test_an_id_or_limit_beyond_any_row_is_a_usage_error(canary: Canary, argv: list[str]) -> None:
+    """Not a database error: PostgreSQL's INTEGER ids end at 2**31 - 1."""
+    issue(canary, "Acme")
+    assert_usage_error(canary(*argv), "is not in the range")
