@@ -9,11 +9,15 @@ The same client load and the same message set go to two servers (three with
   line limit is raised exactly as `CanarySMTP` raises it before the CLI's
   `main` runs. Nothing else differs from `python -m aiosmtpd -n -c ...Sink`.
 - canary: `canary serve` on a fresh home made by `canary init` and
-  `canary issue`: SQLite WAL, `synchronous=FULL`, group commit, 250 only
-  after the commit, and the analyst thread running as in production. Its
+  `canary issue`, on its event loop (uvloop where installed): SQLite WAL,
+  `synchronous=FULL`, group commit, 250 only after the commit, and the
+  analyst thread running as in production. Its
   SPF, DKIM and DMARC lookups go to a small DNS server on loopback
   (`cli.zone_server`) that serves the senders' records, never to the
   system resolver.
+- asyncio (only with `--asyncio`): `canary serve` as above, on asyncio's own
+  event loop (`CANARY_EVENT_LOOP=asyncio`) instead of uvloop, to show what
+  the loop is worth.
 - postgres (only with `--postgres`): `canary serve` as above, on a home made
   by `canary init --db URL` whose database is a fresh one on a throw-away
   PostgreSQL cluster, started with the tests' harness `tests/servers/postgres.py`
@@ -39,7 +43,8 @@ A lost message, a refused one or a non-zero exit makes this script exit 1.
 Each canary run also says how far analysis had got when the last 250 went
 out and how long it then took to catch up (not part of the timed figure).
 
-    python benchmarks/ingest.py [--messages 2000] [--connections 8] [--rounds 3] [--postgres]
+    python benchmarks/ingest.py [--messages 2000] [--connections 8] [--rounds 3] [--asyncio]
+                                [--postgres]
 """
 
 from __future__ import annotations
@@ -374,11 +379,13 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
 
 @contextlib.contextmanager
 def server(argv: Sequence[str], port: int, log: Path, stop: signal.Signals,
-           expect_status: int) -> Iterator[subprocess.Popen[bytes]]:
+           expect_status: int, env: dict[str, str] | None = None,
+           ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server, yield it once it answers, then stop it with `stop` and wait."""
     with log.open("wb") as output:
         process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   env=env)
     clean = False
     try:
         _wait_ready(process, port, log)
@@ -573,14 +580,15 @@ def run_sink(bench: Bench) -> Outcome:
 
 
 def _serve_checked(bench: Bench, home: Path, log: Path, count: Count,
-                   db: str | None = None, database_pid: int | None = None) -> Outcome:
+                   db: str | None = None, database_pid: int | None = None,
+                   env: dict[str, str] | None = None) -> Outcome:
     """`canary serve` on `home`; the load, then exactly one stored row per accepted message,
     while serving and after SIGTERM."""
     port = free_port()
     argv = [str(bench.canary), "serve", "--home", str(home), "--port", str(port),
             "--dns", bench.dns, *(["--db", db] if db is not None else [])]
     expected = bench.load.total
-    with server(argv, port, log, signal.SIGTERM, 0) as process:
+    with server(argv, port, log, signal.SIGTERM, 0, env) as process:
         timing = drive(port, process.pid, bench.load, database_pid)
         while_serving = count_messages(count)
         analysis = analysis_catch_up(count, expected)
@@ -592,13 +600,19 @@ def _serve_checked(bench: Bench, home: Path, log: Path, count: Count,
     return Outcome(timing, analysis)
 
 
-def run_canary(bench: Bench) -> Outcome:
-    log = bench.log("canary")
+def run_canary(bench: Bench, kind: str = "canary", env: dict[str, str] | None = None
+               ) -> Outcome:
+    log = bench.log(kind)
     home = bench.work / f"home-{bench.runs}"
     shutil.copytree(bench.template, home)
-    outcome = _serve_checked(bench, home, log, sqlite_count(home / "canary.db"))
+    outcome = _serve_checked(bench, home, log, sqlite_count(home / "canary.db"), env=env)
     shutil.rmtree(home)
     return outcome
+
+
+def run_asyncio(bench: Bench) -> Outcome:
+    """`canary serve` as above, on asyncio's own event loop instead of uvloop."""
+    return run_canary(bench, "asyncio", {**os.environ, "CANARY_EVENT_LOOP": "asyncio"})
 
 
 def run_postgres(bench: Bench) -> Outcome:
@@ -625,7 +639,7 @@ def run_postgres(bench: Bench) -> Outcome:
 
 
 RUNS: dict[str, Callable[[Bench], Outcome]] = {
-    "sink": run_sink, "canary": run_canary, "postgres": run_postgres}
+    "sink": run_sink, "canary": run_canary, "asyncio": run_asyncio, "postgres": run_postgres}
 
 
 def _report(kind: str, round_no: int, outcome: Outcome, width: int = 6) -> None:
@@ -654,6 +668,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="runs of each server, in alternating order; the best is reported")
     parser.add_argument("--budget", type=float, default=100.0,
                         help="seconds after which no further round is started")
+    parser.add_argument("--asyncio", action="store_true",
+                        help="also run canary on asyncio's own event loop (it runs on uvloop "
+                        "where installed), to compare the two")
     parser.add_argument("--postgres", action="store_true",
                         help="also run canary on a throw-away PostgreSQL cluster, each run on "
                         "a fresh database (needs Debian's postgresql and psycopg)")
@@ -684,7 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.messages} messages (+{args.warmup} warm-up) per run over "
                   f"{args.connections} connections to {len(aliases)} aliases; "
                   f"set up in {time.monotonic() - began:.0f} s{on_postgres}", flush=True)
-            kinds = ("sink", "canary", "postgres") if args.postgres else ("sink", "canary")
+            kinds = ("sink", "canary", *(["asyncio"] if args.asyncio else []),
+                     *(["postgres"] if args.postgres else []))
             width = max(len(kind) for kind in kinds)
             for round_no in range(1, args.rounds + 1):
                 elapsed = time.monotonic() - began
@@ -711,6 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     postgres = "" if pg_rate is None else f"postgres: {pg_rate:.0f} msg/s  "
     print(f"sink: {sink:.0f} msg/s  canary: {canary_rate:.0f} msg/s  {postgres}"
           f"ratio: {ratio:.2f} (target >= {TARGET_RATIO:.2f}){verdict}")
+    if "asyncio" in best:
+        print(f"uvloop/asyncio: {canary_rate / best['asyncio'].timing.rate:.2f}  "
+              f"asyncio/sink: {best['asyncio'].timing.rate / sink:.2f}  (best of rounds)")
     if pg_rate is not None:
         print(f"pg/sqlite: {pg_rate / canary_rate:.2f}  pg/sink: {pg_rate / sink:.2f}  "
               "(best of rounds; no target)")

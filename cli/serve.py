@@ -95,7 +95,7 @@ def serve(
     arrives, and sends alerts."""
     import asyncio
 
-    from smtp_listener.server import Listener, ListenerSettings
+    from smtp_listener.server import Listener, ListenerSettings, new_event_loop
     from smtp_listener.writer import StoreUnavailable
 
     configure_logging()
@@ -115,7 +115,8 @@ def serve(
                             delivery=space.delivery_config(),
                             alerts=space.config.alerts)
         try:
-            asyncio.run(_serve(listener))
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(_serve(listener))
         except StoreUnavailable as error:
             raise CanaryError(f"The listener cannot use its database: {error}.") from error
         except PermissionError as error:

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, AnyStr
+from typing import Any, AnyStr, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from sqlalchemy.exc import SQLAlchemyError
@@ -298,8 +298,10 @@ class CanarySMTP(SMTP):
             if why is not None:
                 self._refused = True
                 log.info("peer=%s refused: %s", client, why)
-                assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(f"{replies.TOO_MANY_CONNECTIONS}\r\n".encode())
+                # Not `isinstance(transport, asyncio.WriteTransport)`: uvloop's transports
+                # implement the interface without deriving from asyncio's classes.
+                cast(asyncio.WriteTransport, transport).write(
+                    f"{replies.TOO_MANY_CONNECTIONS}\r\n".encode())
                 transport.close()
                 return
             self._client = client
@@ -346,8 +348,7 @@ class CanarySMTP(SMTP):
 
     def _close_with(self, reply: replies.Reply) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            assert isinstance(self.transport, asyncio.WriteTransport)
-            self.transport.write(f"{reply}\r\n".encode())
+            cast(asyncio.WriteTransport, self.transport).write(f"{reply}\r\n".encode())
             self.transport.close()
 
     async def push(self, status: AnyStr) -> None:

@@ -59,7 +59,7 @@ log = logging.getLogger("canary.listener")
 PROBE_WINDOW = 60.0
 SAME_PASS_SECONDS = 0.25
 """Connections accepted this soon after a failed accept came in the same accept pass, before
-it (asyncio then pauses a second before it tries again): they prove nothing is free."""
+it (the acceptor then pauses a second before it tries again): they prove nothing is free."""
 DISK_CHECK_SECONDS = 1.0
 
 
@@ -93,7 +93,7 @@ class Clients:
         self._failed_at = float("-inf")
 
     def accept_failed(self) -> None:
-        """The event loop could not accept a connection for want of file descriptors (it
+        """The listener could not accept a connection for want of file descriptors (it
         pauses accepting, then tries again): said once per episode, not per attempt."""
         self._failed_at = self._clock()
         if not self.out_of_descriptors:
@@ -105,7 +105,7 @@ class Clients:
 
     def accepted(self) -> None:
         """A connection was accepted. The accept that took the last free descriptor comes
-        just before the failure it causes; only one after asyncio's pause shows descriptors
+        just before the failure it causes; only one after the acceptor's pause shows descriptors
         are free again."""
         if self.out_of_descriptors and self._clock() - self._failed_at >= SAME_PASS_SECONDS:
             self.out_of_descriptors = False

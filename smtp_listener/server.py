@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import threading
@@ -18,13 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from canary.alerts import AlertsConfig
 from canary.delivery import DeliveryConfig
 from data.database import Store
 from data.deliveries import register_destinations
 from data.home import DEFAULT_XFORWARD_PEERS
+from smtp_listener.accepting import Acceptor, bind
 from smtp_listener.alerts import AlertSettings
 from smtp_listener.analysis import AnalysisConfig
 from smtp_listener.handler import CanaryHandler, CanarySMTP, IssuedAliases
@@ -48,6 +49,24 @@ ALIAS_CACHE_SECONDS = 10.0
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The listener's event loop: uvloop's where it is installed (a dependency on Linux and
+    macOS; about a third more mail a second, `benchmarks/ingest.py`), else asyncio's.
+
+    `CANARY_EVENT_LOOP=asyncio` chooses asyncio's own loop, should uvloop misbehave on
+    some platform. Canary behaves the same on both: it accepts connections itself
+    (`smtp_listener.accepting`) and relies on no loop's internals.
+    """
+    if os.environ.get("CANARY_EVENT_LOOP", "").lower() != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +117,7 @@ class Listener:
             xforward_peers=settings.xforward_peers,
         )
         self._connections: set[CanarySMTP] = set()
-        self._server: asyncio.Server | None = None
+        self._acceptor: Acceptor | None = None
         self._hostname = socket.gethostname()
 
     def _protocol(self) -> CanarySMTP:
@@ -119,24 +138,22 @@ class Listener:
         Raises `StoreUnavailable` if the store process cannot open the database:
         then nothing listens, rather than a listener that can only answer 451.
         """
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(self._loop_exception)
-        self._server = await loop.create_server(
-            self._protocol, host=self._settings.host, port=self._settings.port,
-            start_serving=False,
-        )
+        # Bound here, accepted by Canary itself: the same on asyncio's loop and uvloop, out of
+        # file descriptors too (smtp_listener.accepting).
+        self._acceptor = Acceptor(asyncio.get_running_loop(),
+                                  bind(self._settings.host, self._settings.port),
+                                  self._protocol, self.clients)
         try:
             await self._writer.start()
         except StoreUnavailable:
-            self._server.close()
-            await self._server.wait_closed()
+            self._acceptor.close()
             raise
         # A destination gets the mail received from the moment it is first served: registered
         # before the first 250, so no message falls between start and the first delivery pass.
         await asyncio.to_thread(self._register_destinations)
-        await self._server.start_serving()
+        self._acceptor.start()
         self._worker.start()
-        host, port = self._server.sockets[0].getsockname()[:2]
+        host, port = self._acceptor.sockets[0].getsockname()[:2]
         log.info("listening on %s port %d", host, port)
         return str(host), int(port)
 
@@ -146,17 +163,10 @@ class Listener:
             with self._store.writing() as session:
                 register_destinations(session, keys, utc_now())
 
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """Out of file descriptors, asyncio logs a traceback per accept attempt: said once."""
-        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
-            self.clients.accept_failed()
-            return
-        loop.default_exception_handler(context)
-
     async def stop(self) -> None:
         """Stop accepting, finish transactions under way, then close everything."""
-        if self._server is not None:
-            self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.close()
         if not self._worker.started:
             await self._writer.close()
             return
@@ -165,8 +175,6 @@ class Listener:
             await asyncio.sleep(0.05)
         for connection in list(self._connections):
             await connection.close_for_shutdown()
-        if self._server is not None:
-            await self._server.wait_closed()
         await self._writer.close()
         await asyncio.to_thread(self._worker.stop)
         log.info("listener stopped")
@@ -209,7 +217,7 @@ class ListenerThread:
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="canary-listener",
                                         daemon=True)
 
