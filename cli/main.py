@@ -41,6 +41,10 @@ from cli import (
 )
 from cli.workspace import GlobalDbOption, GlobalDnsOption, GlobalHomeOption, GlobalOptions
 
+CONFLICTS = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock and serialization failure: the database works, the command met
+another writer (several MXes share it)."""
+
 
 def describe(error: CanaryError) -> str:
     """The sentence for the command line: the error's own, or one naming the flag to use."""
@@ -77,6 +81,10 @@ class CanaryGroup(TyperGroup):
             # SQLAlchemy's errors, without importing SQLAlchemy for commands that never do.
             database = sys.modules.get("sqlalchemy.exc")
             if database is not None and isinstance(error, database.OperationalError):
+                if getattr(error.orig, "sqlstate", None) in CONFLICTS:
+                    typer.echo("Error: a listener or another Canary command changed the same "
+                               "records at the same moment; run this one again.", err=True)
+                    raise typer.Exit(1) from error
                 typer.echo(f"Error: {DatabaseUnavailable(str(error.orig))}", err=True)
                 raise typer.Exit(1) from error
             if database is not None and isinstance(error, database.IntegrityError):

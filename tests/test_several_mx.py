@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from commands import Canary, assert_one_sentence, assert_usage_error
@@ -260,5 +261,56 @@ def test_analysis_results_saved_together_survive_a_deadlock(
             assert tallies(connection) == kept
             transaction.rollback()
         assert sum(t.count for t in kept) == 4
+    finally:
+        store.dispose()
+
+
+def test_a_command_that_meets_a_deadlock_says_to_run_it_again(
+    tmp_path: Path, postgres_url: str, empty_dns: str,
+) -> None:
+    """`canary trust` recounts the company's tallies while a listener on another MX counts
+    into them; PostgreSQL aborts one to break the deadlock. If it is the command, it says
+    so in one sentence (not "the database cannot be used"), and nothing of it is kept."""
+    canary = Canary(tmp_path / "mx1")
+    assert canary("init", "--domain", CANARY_DOMAIN, "--db", postgres_url).exit_code == 0
+    address = canary("issue", "Acme", "--domain", "acme.example").stdout.strip()
+    store = Store(postgres_url)
+    try:
+        for sender in ("news@acme.example", "offers@dealblaster.example"):
+            store_mail(store, address, mail(sender=sender, to=address))
+        analyse_all(store, AnalysisSettings.from_setting(empty_dns), lambda: datetime.now(UTC))
+        other = store.writer_connection()
+        other.begin()
+        other.exec_driver_sql("SET LOCAL deadlock_timeout = '30s'")  # the command's wait loses
+        lock = "SELECT id FROM sendertally WHERE organisation = %(organisation)s FOR UPDATE"
+        assert other.exec_driver_sql(lock, {"organisation": "dealblaster.example"}).all()
+        results: list[Any] = []
+        trusting = threading.Thread(
+            target=lambda: results.append(canary("trust", "Acme", "dealblaster.example")))
+        trusting.start()
+        watcher = Store(postgres_url)
+
+        def command_waits() -> bool:
+            with watcher.reading() as session:
+                return bool(session.connection().exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()").scalar())
+
+        from faults.servers import poll
+        poll(command_waits, "the command waiting for the second tally row", timeout=20)
+        other.exec_driver_sql(lock, {"organisation": "acme.example"})  # the deadlock
+        other.commit()
+        other.close()
+        watcher.dispose()
+        trusting.join(timeout=60)
+        (result,) = results
+        assert_one_sentence(result, "run this one again")
+        assert "cannot be used" not in result.stderr
+        with store.reading() as session:
+            trusted = session.connection().exec_driver_sql(
+                "SELECT domain FROM companydomain ORDER BY domain").scalars().all()
+        assert trusted == ["acme.example"], "the aborted trust left nothing behind"
+        again = canary("trust", "Acme", "dealblaster.example")
+        assert again.exit_code == 0, again.output
     finally:
         store.dispose()
