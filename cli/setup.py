@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -121,6 +122,13 @@ def upgrade(
 
     with workspace(ctx, home, db, check_schema=False) as space:
         before, after = space.store.upgrade_schema()
+        if not space.store.is_sqlite:
+            # A database older than shared homes (or one made empty) gets this home's secret
+            # and domains, so other MXes can join it; another home's is refused.
+            from data.home import share_home
+
+            with space.store.writing() as session:
+                share_home(session, space.secret, space.config.domains, datetime.now(UTC))
         if reattribution_needed(before):
             with space.store.reading() as session:
                 total = analysed_count(session)

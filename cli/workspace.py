@@ -208,7 +208,8 @@ def workspace(
     """Open the initialised home and its store; close the store afterwards.
 
     The database must be at this code's schema revision, unless `check_schema`
-    is False (for `canary upgrade`, which brings it there).
+    is False (for `canary upgrade`, which brings it there); a shared database
+    (PostgreSQL) must be this home's, with its secret.
     """
     from data.home import open_home
 
@@ -218,6 +219,11 @@ def workspace(
     try:
         if check_schema:
             store.check_schema()
+            if not store.is_sqlite:  # a shared database: this home's, or refused
+                from data.home import check_share
+
+                with store.reading() as session:
+                    check_share(session, opened.secret())
         yield Workspace(opened, config, store, dns_server(ctx, dns))
     finally:
         store.dispose()

@@ -342,6 +342,16 @@ def share_home(session: Session, secret: bytes, domains: Iterable[str], now: dat
         session.add(shared)
 
 
+def check_share(session: Session, secret: bytes) -> None:
+    """Raise `DatabaseTaken` if the shared database belongs to a home with another secret:
+    a command given another home's `--db` must not write aliases no MX will accept."""
+    from data.models import SharedHome
+
+    shared = session.get(SharedHome, 1)
+    if shared is not None and not secrets.compare_digest(shared.secret, secret.hex()):
+        raise DatabaseTaken()
+
+
 def join_home(path: Path, database_url: str, *, force: bool = False) -> Home:
     """Make this machine another MX of the home whose shared database is `database_url`:
     the secret and domains come from the database, never from a guess."""

@@ -314,3 +314,37 @@ def test_a_command_that_meets_a_deadlock_says_to_run_it_again(
         assert again.exit_code == 0, again.output
     finally:
         store.dispose()
+
+
+def test_another_homes_shared_database_is_refused_to_every_command(
+    tmp_path: Path, first: tuple[Canary, str], postgres_url: str,
+) -> None:
+    """An alias issued with another home's secret would be answered 550 by every MX of
+    this database: `--db` pointing at a database shared by another home is refused."""
+    elsewhere = Canary(tmp_path / "elsewhere")
+    assert elsewhere("init", "--domain", CANARY_DOMAIN).exit_code == 0
+    for argv in (["issue", "Globex"], ["aliases"], ["report"]):
+        assert_one_sentence(elsewhere("--db", postgres_url, *argv), "another Canary home",
+                            "canary init --join")
+    canary, _ = first
+    assert [a["company"] for a in canary.json("aliases")["aliases"]] == ["Acme"]
+
+
+def test_upgrade_gives_a_database_without_a_shared_home_this_homes_secret(
+    tmp_path: Path, first: tuple[Canary, str], postgres_url: str,
+) -> None:
+    """A database made before shared homes has no record of its secret, so a second MX
+    could not join it; `canary upgrade` records the upgrading home's."""
+    canary, address = first
+    store = Store(postgres_url)
+    try:
+        with store.writing() as session:
+            session.connection().exec_driver_sql("DELETE FROM sharedhome")
+    finally:
+        store.dispose()
+    second = Canary(tmp_path / "mx2")
+    assert_one_sentence(second("init", "--join", postgres_url), "no Canary home to join")
+    assert canary("upgrade").exit_code == 0
+    assert second("init", "--join", postgres_url).exit_code == 0
+    assert Home(tmp_path / "mx2").secret() == Home(canary.home).secret()
+    assert [a["address"] for a in second.json("aliases")["aliases"]] == [address]
