@@ -69,9 +69,9 @@ class DatabaseUrlInvalid(DatabaseError):
 
 class DatabaseUnavailable(DatabaseError):
     def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"The database cannot be used ({reason}); check the database URL and "
-                         "the home's permissions.")
+        self.reason = " ".join(reason.split())  # libpq's hints come on lines of their own
+        super().__init__(f"The database cannot be used ({self.reason.rstrip('.?')}); check the "
+                         "database URL, that its server is running, and the home's permissions.")
 
 
 class SchemaOutdated(DatabaseError):

@@ -594,3 +594,10 @@ def test_an_id_or_limit_beyond_any_row_is_a_usage_error(canary: Canary, argv: li
     """Not a database error: PostgreSQL's INTEGER ids end at 2**31 - 1."""
     issue(canary, "Acme")
     assert_usage_error(canary(*argv), "is not in the range")
+
+
+def test_a_database_server_that_refuses_is_one_sentence(canary: Canary) -> None:
+    """libpq explains a refused connection over several lines, with a question: the command
+    still says it in one sentence, with what to check."""
+    refused = canary("--db", "postgresql+psycopg://canary@127.0.0.1:1/canary", "aliases")
+    assert_one_sentence(refused, "cannot be used", "Connection refused", "server is running")
