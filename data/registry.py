@@ -30,6 +30,7 @@ from canary.errors import (
     SenderTrusted,
     UnknownCompany,
 )
+from data.mailstore import insert_ignoring_duplicates
 from data.models import Alias, Company, CompanyDomain, ConsentRecord, FlaggedSender
 
 
@@ -71,16 +72,18 @@ def flagged_senders(session: Session, company_id: int) -> list[str]:
 def _add_domains(
     session: Session, company_id: int, domains: Sequence[str], source: DomainSource,
     now: datetime,
-) -> list[str]:
-    """Add registrable domains the company does not have yet; return the added ones."""
-    known = set(company_domains(session, company_id))
-    added = []
-    for domain in dict.fromkeys(registrable_or_self(d) for d in domains):
-        if domain not in known:
-            session.add(CompanyDomain(company_id=company_id, domain=domain, source=source.value,
-                                      added_at=now))
-            added.append(domain)
-    return added
+) -> None:
+    """Add registrable domains the company does not have yet.
+
+    A domain another command (on another MX) adds at the same moment is skipped, not
+    a unique-key violation that fails this command."""
+    rows = [{"company_id": company_id, "domain": domain, "source": source.value, "added_at": now}
+            for domain in dict.fromkeys(registrable_or_self(d) for d in domains)]
+    if rows:
+        session.flush()
+        connection = session.connection()
+        connection.execute(insert_ignoring_duplicates(connection.dialect.name, CompanyDomain),
+                           rows)
 
 
 def issue_alias(

@@ -348,3 +348,44 @@ def test_upgrade_gives_a_database_without_a_shared_home_this_homes_secret(
     assert second("init", "--join", postgres_url).exit_code == 0
     assert Home(tmp_path / "mx2").secret() == Home(canary.home).secret()
     assert [a["address"] for a in second.json("aliases")["aliases"]] == [address]
+
+
+def test_trusting_a_domain_another_mx_trusts_at_the_same_moment_succeeds(
+    first: tuple[Canary, str], postgres_url: str,
+) -> None:
+    """Another command adds the same domain to the company and commits while this one
+    waits on it: this one skips the domain it now has, not a unique-key failure."""
+    canary, _ = first
+    store = Store(postgres_url)
+    try:
+        other = store.writer_connection()
+        other.begin()
+        other.exec_driver_sql(
+            "INSERT INTO companydomain (company_id, domain, source, added_at) "
+            "SELECT id, 'dealblaster.example', 'trusted', now() FROM company")
+        results: list[Any] = []
+        trusting = threading.Thread(
+            target=lambda: results.append(canary("trust", "Acme", "dealblaster.example")))
+        trusting.start()
+        watcher = Store(postgres_url)
+
+        def command_waits() -> bool:
+            with watcher.reading() as session:
+                return bool(session.connection().exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()").scalar())
+
+        from faults.servers import poll
+        poll(command_waits, "the command waiting on the other's row", timeout=20)
+        other.commit()
+        other.close()
+        watcher.dispose()
+        trusting.join(timeout=60)
+        (result,) = results
+        assert result.exit_code == 0, result.output
+        with store.reading() as session:
+            domains = session.connection().exec_driver_sql(
+                "SELECT domain FROM companydomain ORDER BY domain").scalars().all()
+        assert domains == ["acme.example", "dealblaster.example"]
+    finally:
+        store.dispose()
