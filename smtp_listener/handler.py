@@ -282,8 +282,8 @@ class CanarySMTP(SMTP):
         if plain is None or rest.startswith("("):  # a comment: the parser's to read
             try:
                 return super()._getaddr(arg)
-            except IndexError:  # the parser's own failure on a lone "<": malformed, 553
-                return None, None
+            except Exception:  # the email parser fails on some hostile input ("<", "0@["):
+                return None, None  # a malformed address, 553
         address = plain.group(1)
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None

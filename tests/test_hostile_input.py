@@ -89,10 +89,11 @@ def test_garbage_command_gets_5xx_and_the_server_keeps_serving(
         ("RCPT TO:{alias}", (250, b"2.1.5")),
         ("MAIL FROM:<", (553, b"5.1.3")),
         ("RCPT TO:<", (553, b"5.1.3")),
+        ("MAIL FROM:0@[", (553, b"5.1.3")),
     ],
     ids=["mail-null", "mail-at-at", "mail-two-ats", "mail-no-brackets",
          "rcpt-null", "rcpt-at-at", "rcpt-two-ats", "rcpt-no-brackets",
-         "mail-lone-bracket", "rcpt-lone-bracket"],
+         "mail-lone-bracket", "rcpt-lone-bracket", "mail-open-literal"],
 )
 def test_invalid_address_gets_a_definite_reply_and_never_crashes(
     listener: RunningListener, store: Store, acme: str, line: str, reply: tuple[int, bytes]
