@@ -331,12 +331,11 @@ def share_home(session: Session, secret: bytes, domains: Iterable[str], now: dat
     is there; raise `DatabaseTaken` if another home's secret is."""
     from data.models import SharedHome
 
+    check_share(session, secret)
     shared = session.get(SharedHome, 1)
     if shared is None:
         session.add(SharedHome(id=1, secret=secret.hex(), domains=" ".join(domains),
                                created_at=now))
-    elif shared.secret != secret.hex():
-        raise DatabaseTaken()
     else:
         shared.domains = " ".join(dict.fromkeys((*shared.domains.split(), *domains)))
         session.add(shared)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from commands import Canary, assert_one_sentence, assert_usage_error
 from conftest import CANARY_DOMAIN
-from faults.servers import Serve, serving
+from faults.servers import Serve, poll, serving
 from mailflow import mail, store_mail
 from sqlmodel import col, select
 
@@ -36,6 +36,23 @@ from smtp_listener.analysis import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+def wait_until_blocked(postgres_url: str, what: str) -> None:
+    """Return once a session of the database waits for a lock: the command or group under
+    test, blocked on a row another transaction of the test holds."""
+    watcher = Store(postgres_url)
+
+    def blocked() -> bool:
+        with watcher.reading() as session:
+            return bool(session.connection().exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()").scalar())
+
+    try:
+        poll(blocked, what, timeout=20)
+    finally:
+        watcher.dispose()
 
 
 @pytest.fixture
@@ -158,7 +175,6 @@ def test_both_mxes_store_everything_once_and_analyse_it(
     def settled() -> bool:
         return all(analysed is not None for _, analysed in _rows(postgres_url))
 
-    from faults.servers import poll
     poll(settled, "every message analysed", timeout=60)
     # Both listeners counted their messages into the same sender's tally, none lost.
     store = Store(postgres_url)
@@ -185,7 +201,6 @@ def test_a_database_that_stops_costs_451s_and_both_mxes_recover(
             assert outcome.code == 451 and outcome.seconds < 30, outcome
     finally:
         cluster.start()  # type: ignore[attr-defined]
-    from faults.servers import poll
     for serve in (one, two):
         poll(lambda serve=serve: serve.send(alias, mail(subject="back")).code == 250,  # type: ignore[misc]
              "250 again once the database is back", timeout=60, interval=1.0)
@@ -235,20 +250,10 @@ def test_analysis_results_saved_together_survive_a_deadlock(
 
         saving = threading.Thread(target=save)
         saving.start()
-        watcher = Store(postgres_url)
-
-        def group_waits() -> bool:
-            with watcher.reading() as session:
-                return bool(session.connection().exec_driver_sql(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()").scalar())
-
-        from faults.servers import poll
-        poll(group_waits, "the group waiting for the second tally row", timeout=20)
+        wait_until_blocked(postgres_url, "the group waiting for the second tally row")
         other.exec_driver_sql(lock, {"organisation": first_org})  # the deadlock
         other.commit()
         other.close()
-        watcher.dispose()
         saving.join(timeout=60)
         assert not saving.is_alive() and failures == []
         assert "saving 2 analysis results together failed" in caplog.text
@@ -288,20 +293,10 @@ def test_a_command_that_meets_a_deadlock_says_to_run_it_again(
         trusting = threading.Thread(
             target=lambda: results.append(canary("trust", "Acme", "dealblaster.example")))
         trusting.start()
-        watcher = Store(postgres_url)
-
-        def command_waits() -> bool:
-            with watcher.reading() as session:
-                return bool(session.connection().exec_driver_sql(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()").scalar())
-
-        from faults.servers import poll
-        poll(command_waits, "the command waiting for the second tally row", timeout=20)
+        wait_until_blocked(postgres_url, "the command waiting for the second tally row")
         other.exec_driver_sql(lock, {"organisation": "acme.example"})  # the deadlock
         other.commit()
         other.close()
-        watcher.dispose()
         trusting.join(timeout=60)
         (result,) = results
         assert_one_sentence(result, "run this one again")
@@ -367,19 +362,9 @@ def test_trusting_a_domain_another_mx_trusts_at_the_same_moment_succeeds(
         trusting = threading.Thread(
             target=lambda: results.append(canary("trust", "Acme", "dealblaster.example")))
         trusting.start()
-        watcher = Store(postgres_url)
-
-        def command_waits() -> bool:
-            with watcher.reading() as session:
-                return bool(session.connection().exec_driver_sql(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()").scalar())
-
-        from faults.servers import poll
-        poll(command_waits, "the command waiting on the other's row", timeout=20)
+        wait_until_blocked(postgres_url, "the command waiting on the other's row")
         other.commit()
         other.close()
-        watcher.dispose()
         trusting.join(timeout=60)
         (result,) = results
         assert result.exit_code == 0, result.output
