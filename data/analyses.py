@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import ColumnElement, and_, func, or_, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from canary.analysis import Analysis, attribute
 from canary.attribution import Attribution, CompanyContext, company_names, learnable_accounts
@@ -40,7 +42,7 @@ from data.models import (
     RawMessage,
 )
 from data.registry import company_domains, find_company, trust_domain
-from data.tallies import count_in, recount
+from data.tallies import Counted, TallyKey, count_in, recount
 
 LEARNED = "learned"
 TRUSTED = "trusted"
@@ -197,63 +199,110 @@ def _apply(message: Message, attribution: Attribution) -> None:
     message.auth_method, message.auth_domain = _columns(attribution.authenticated_by)
 
 
-def _company_of(session: Session, message: Message) -> int:
-    alias = session.get(Alias, message.alias_id)
-    assert alias is not None
-    return alias.company_id
-
-
 def save_analysis(session: Session, message_id: int, analysis: Analysis, now: datetime,
                   trusted_sealers: Iterable[str] = ()) -> None:
-    """Record what analysis found; confirm an ESP customer id the company's own mail shows."""
-    message = session.get(Message, message_id)
-    if message is None:
+    """Record what analysis found for one message (see `save_analyses`)."""
+    save_analyses(session, [(message_id, analysis, now)], trusted_sealers)
+
+
+def save_analyses(session: Session, results: Sequence[tuple[int, Analysis, datetime]],
+                  trusted_sealers: Iterable[str] = ()) -> None:
+    """Record what analysis found for each message (id, analysis, when), and count them in
+    their tallies, in a few statements for the whole group; then confirm the ESP customer
+    ids the company's own mail shows, deciding its stored mail again when one is new.
+
+    A message decided before (an import judged again) has its aliases' tallies counted
+    again from the messages instead."""
+    if not results:
         return
-    counted = message.relation is not None  # decided before (an import judged again)
-    facts = analysis.facts
-    message.analysed_at = now
-    message.attempts += 1
-    message.retry_at = None
-    message.temperror = None
-    message.problem = "; ".join(facts.problems) or None
-    message.from_address = facts.from_address
-    message.from_orgs = " ".join(facts.from_orgs) or None
-    message.return_path = facts.return_path
-    message.dkim_domains = " ".join(facts.dkim_domains) or None
-    message.list_unsubscribe = facts.list_unsubscribe
-    message.message_id = facts.message_id
-    message.sent_at = facts.date
-    message.subject = facts.subject
-    message.precedence = facts.precedence
-    evidence = session.get(MessageEvidence, message_id) or MessageEvidence(
-        message_id=message_id, authentication="", dns_answers="")
-    evidence.authentication = json.dumps(authentication_to_dict(analysis.authentication))
-    evidence.dns_answers = json.dumps([a.to_dict() for a in analysis.dns_answers])
-    session.add(evidence)
-    if analysis.marketing is not None:
-        message.marketing, message.marketing_reason = analysis.marketing
-    if analysis.esp is not None:
-        message.esp = analysis.esp.esp
-        message.esp_customer = analysis.esp.customer_id
-        message.esp_auth_method, message.esp_auth_domain = _columns(
-            analysis.esp.authenticated_by)
-    _apply(message, analysis.attribution)
-    session.add(message)
-    if counted:
-        session.flush()
-        recount(session.connection(), [message.alias_id])
-    else:
-        count_in(session.connection(), message)
-    if not analysis.attribution.confirms and (analysis.esp is None
-                                              or not analysis.esp.customer_id):
+    session.flush()  # what this session changed before, written ahead of the statements here
+    message_table, evidence_table = (SQLModel.metadata.tables[name]
+                                     for name in ("message", "messageevidence"))
+    m, connection = message_table.c, session.connection()
+    stored = {row.id: row for row in connection.execute(
+        sa.select(m.id, m.alias_id, m.relation, m.received_at, m.sha256, m.attempts,
+                  m.marketing, m.marketing_reason, m.esp, m.esp_customer, m.esp_auth_method,
+                  m.esp_auth_domain)
+        .where(m.id.in_(sorted({message_id for message_id, _, _ in results}))))}
+    rows: dict[int, dict[str, Any]] = {}
+    evidence: dict[int, dict[str, Any]] = {}
+    for message_id, analysis, now in results:
+        if (before := stored.get(message_id)) is None:
+            continue
+        facts, attribution = analysis.facts, analysis.attribution
+        selling = analysis.marketing or (before.marketing, before.marketing_reason)
+        esp = ((analysis.esp.esp, analysis.esp.customer_id,
+                *_columns(analysis.esp.authenticated_by)) if analysis.esp is not None else
+               (before.esp, before.esp_customer, before.esp_auth_method, before.esp_auth_domain))
+        method, domain = _columns(attribution.authenticated_by)
+        attempts = rows[message_id]["attempts"] if message_id in rows else before.attempts
+        rows[message_id] = {
+            "message_row": message_id, "analysed_at": now, "attempts": attempts + 1,
+            "retry_at": None, "temperror": None, "problem": "; ".join(facts.problems) or None,
+            "from_address": facts.from_address, "from_orgs": " ".join(facts.from_orgs) or None,
+            "return_path": facts.return_path,
+            "dkim_domains": " ".join(facts.dkim_domains) or None,
+            "list_unsubscribe": facts.list_unsubscribe, "message_id": facts.message_id,
+            "sent_at": facts.date, "subject": facts.subject, "precedence": facts.precedence,
+            "marketing": selling[0], "marketing_reason": selling[1],
+            "esp": esp[0], "esp_customer": esp[1], "esp_auth_method": esp[2],
+            "esp_auth_domain": esp[3],
+            "relation": attribution.relation.value, "sender_org": attribution.sender.name,
+            "sender_kind": attribution.sender.kind.value, "sender_via": attribution.sender.via,
+            "reason": attribution.reason, "auth_method": method, "auth_domain": domain,
+        }
+        evidence[message_id] = {
+            "message_id": message_id,
+            "authentication": json.dumps(authentication_to_dict(analysis.authentication)),
+            "dns_answers": json.dumps([a.to_dict() for a in analysis.dns_answers]),
+        }
+    if not rows:
         return
-    company_id = _company_of(session, message)
-    accounts = learnable_accounts(analysis.attribution, analysis.esp,
-                                  company_context(session, company_id))
-    learned = [confirm_esp_customer(session, company_id, service, account, LEARNED, now)
-               for service, account in accounts]
-    if any(learned):
+    ids = sorted(rows)
+    connection.execute(sa.update(message_table).where(m.id == sa.bindparam("message_row")),
+                       [rows[i] for i in ids])
+    connection.execute(sa.delete(evidence_table).where(evidence_table.c.message_id.in_(ids)))
+    connection.execute(sa.insert(evidence_table), [evidence[i] for i in ids])
+    session.expire_all()  # rows this session loaded before are read again, as written here
+    recounted = sorted({stored[i].alias_id for i in ids if stored[i].relation is not None})
+    recount(connection, recounted)
+    count_in(connection, [_counted(stored[i], rows[i]) for i in ids
+                          if stored[i].alias_id not in recounted])
+    _learn_accounts(session, [(stored[message_id].alias_id, analysis)
+                              for message_id, analysis, _ in results if message_id in rows],
+                    max(now for _, _, now in results), trusted_sealers)
+
+
+def _counted(stored: Any, row: dict[str, Any]) -> Counted:
+    return Counted(
+        TallyKey(stored.alias_id, row["relation"], row["sender_org"] or "",
+                 row["sender_kind"] or ""),
+        stored.id, stored.received_at, row["message_id"], stored.sha256, row["sender_via"],
+        row["auth_method"], row["auth_domain"], bool(row["marketing"]))
+
+
+def _learn_accounts(session: Session, analysed: Sequence[tuple[int, Analysis]], now: datetime,
+                    trusted_sealers: Iterable[str]) -> None:
+    """Confirm the ESP customer ids the company's own authenticated mail shows; decide a
+    company's stored mail again when one is new to it."""
+    learning = [(alias_id, analysis) for alias_id, analysis in analysed
+                if analysis.attribution.confirms
+                or (analysis.esp is not None and analysis.esp.customer_id)]
+    if not learning:
+        return
+    companies = dict(session.exec(select(Alias.id, Alias.company_id).where(
+        col(Alias.id).in_({alias_id for alias_id, _ in learning}))).all())
+    learned: set[int] = set()
+    for alias_id, analysis in learning:
+        company_id = companies[alias_id]
+        accounts = learnable_accounts(analysis.attribution, analysis.esp,
+                                      company_context(session, company_id))
+        if any([confirm_esp_customer(session, company_id, service, account, LEARNED, now)
+                for service, account in accounts]):
+            learned.add(company_id)
+    if learned:
         session.flush()
+    for company_id in sorted(learned):
         reclassify_company(session, company_id, trusted_sealers)
 
 

@@ -9,7 +9,7 @@ authenticated with when it first did.
 
 Every change of a message's relation, sender or authentication goes
 through here, in the same transaction as the change itself:
-`count_in` adds a newly analysed message; `recount` computes the tallies of
+`count_in` adds newly analysed messages; `recount` computes the tallies of
 some aliases (or of all) again from their messages, after reclassification,
 after `trust`, and for `canary analyse --rebuild`. A message counts once its
 relation is known (as `Counts` does): mail waiting for analysis is not in a
@@ -28,7 +28,7 @@ findings of a company without a valid review from its messages, as before.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,7 +47,7 @@ from canary.consent import (
 from canary.relation import Relation
 from canary.report import EXAMPLES_KEPT
 from data.mailstore import insert_ignoring_duplicates
-from data.models import Message, SenderTally
+from data.models import SenderTally
 from data.registry import consent_of
 
 _CHUNK = 500
@@ -110,52 +110,79 @@ def _encode(tally: Tally) -> dict[str, Any]:
     }
 
 
-def _key_of(message: Message) -> TallyKey:
-    assert message.relation is not None
-    return TallyKey(message.alias_id, message.relation, message.sender_org or "",
-                    message.sender_kind or "")
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A message whose relation was just decided, as its tally counts it."""
+
+    key: TallyKey
+    id: int
+    received_at: datetime
+    message_id: str | None
+    sha256: str
+    via: str | None
+    auth_method: str | None
+    auth_domain: str | None
+    marketing: bool
 
 
-def _where(key: TallyKey) -> sa.ColumnElement[bool]:
-    t = _table().c
-    return sa.and_(t.alias_id == key.alias_id, t.relation == key.relation,
-                   t.organisation == key.organisation, t.kind == key.kind)
-
-
-def count_in(connection: Connection, message: Message) -> None:
-    """Add a message whose relation was just decided to its tally (the caller's transaction).
-
-    On PostgreSQL the tally row is locked until the caller commits, so two listeners
-    analysing mail of the same sender count both messages.
-    """
-    assert message.id is not None
-    key = _key_of(message)
-    table = _table()
-    empty = _encode(Tally(key, 0, 0, message.received_at, message.received_at, (), ()))
-    connection.execute(
-        insert_ignoring_duplicates(connection.dialect.name, SenderTally).values(**empty))
-    row = connection.execute(sa.select(table).where(_where(key)).with_for_update()).one()
-    tally = decode(row)
-    order = (message.received_at, message.id)
-    examples = sorted([*tally.examples, (*order, message.message_id, message.sha256,
-                                         message.sender_via)])[:EXAMPLES_KEPT]
-    way = (message.auth_method, message.auth_domain)
+def _fold(tally: Tally, messages: Sequence[Counted]) -> Tally:
+    """The tally with these messages counted in."""
+    examples = list(tally.examples)
     ways = {(method, domain): (at, number) for at, number, method, domain in tally.authentications}
-    if way not in ways or order < ways[way]:
-        ways[way] = order
-    counted = Tally(
-        key, tally.count + 1, tally.marketing + bool(message.marketing),
-        min(tally.first_seen, message.received_at) if tally.count else message.received_at,
-        max(tally.last_seen, message.received_at) if tally.count else message.received_at,
-        tuple(examples),
-        tuple(sorted((at, number, method, domain)
-                     for (method, domain), (at, number) in ways.items())),
-    )
-    values = _encode(counted)
-    connection.execute(sa.update(table).where(_where(key)).values(
-        {name: value for name, value in values.items() if name not in _KEY_COLUMNS}))
-    if message.marketing and message.relation in EXPECTED:
-        _forget_reviews(connection, [message.alias_id])
+    count, marketing = tally.count, tally.marketing
+    first, last = tally.first_seen, tally.last_seen
+    for message in messages:
+        order = (message.received_at, message.id)
+        examples.append((*order, message.message_id, message.sha256, message.via))
+        way = (message.auth_method, message.auth_domain)
+        if way not in ways or order < ways[way]:
+            ways[way] = order
+        first = min(first, message.received_at) if count else message.received_at
+        last = max(last, message.received_at) if count else message.received_at
+        count, marketing = count + 1, marketing + message.marketing
+    return Tally(tally.key, count, marketing, first, last, tuple(sorted(examples)[:EXAMPLES_KEPT]),
+                 tuple(sorted((at, number, method, domain)
+                              for (method, domain), (at, number) in ways.items())))
+
+
+def count_in(connection: Connection, messages: Sequence[Counted]) -> None:
+    """Add messages whose relation was just decided to their tallies (the caller's
+    transaction): a few statements for the whole group, however many messages.
+
+    Rows are created, locked and written in the order of their keys. On PostgreSQL the
+    tally rows stay locked until the caller commits, so two listeners analysing mail of
+    the same sender count both messages, and cannot deadlock on the order they lock in.
+    """
+    if not messages:
+        return
+    table = _table()
+    c = table.c
+    grouped: dict[TallyKey, list[Counted]] = {}
+    for message in messages:
+        grouped.setdefault(message.key, []).append(message)
+    keys = sorted(grouped, key=_sort_key)
+    connection.execute(insert_ignoring_duplicates(connection.dialect.name, SenderTally), [
+        _encode(Tally(key, 0, 0, grouped[key][0].received_at, grouped[key][0].received_at,
+                      (), ()))
+        for key in keys])
+    columns = (c.alias_id, c.relation, c.organisation, c.kind)
+    rows = connection.execute(
+        sa.select(table).where(sa.tuple_(*columns).in_([_sort_key(key) for key in keys]))
+        .order_by(*columns).with_for_update()).all()
+    counted = [_fold(tally, grouped[tally.key]) for tally in map(decode, rows)]
+    connection.execute(
+        sa.update(table).where(*(column == sa.bindparam(f"key_{column.name}")
+                                 for column in columns)),
+        [{**{f"key_{name}": value for name, value in values.items() if name in _KEY_COLUMNS},
+          **{name: value for name, value in values.items() if name not in _KEY_COLUMNS}}
+         for values in map(_encode, counted)])
+    marketing = {m.key.alias_id for m in messages if m.marketing and m.key.relation in EXPECTED}
+    if marketing:
+        _forget_reviews(connection, marketing)
+
+
+def _sort_key(key: TallyKey) -> tuple[int, str, str, str]:
+    return (key.alias_id, key.relation, key.organisation, key.kind)
 
 
 _KEY_COLUMNS = ("alias_id", "relation", "organisation", "kind")

@@ -46,7 +46,7 @@ from data.analyses import (
     claimed_messages,
     pending_count,
     pending_messages,
-    save_analysis,
+    save_analyses,
     save_failure,
     save_temporary_failure,
     with_sealers,
@@ -188,8 +188,8 @@ def _analyse_safely(
 Outcome = Analysis | TemporaryFailure | AnalysisFailure
 
 
-def _save(session: Session, message: PendingMessage, result: Outcome, now: datetime,
-          settings: AnalysisSettings) -> None:
+def _save_failure(session: Session, message: PendingMessage,
+                  result: TemporaryFailure | AnalysisFailure, now: datetime) -> None:
     if isinstance(result, TemporaryFailure):
         save_temporary_failure(session, message.id, result.problem,
                                now + _retry_delay(message.attempts))
@@ -199,8 +199,6 @@ def _save(session: Session, message: PendingMessage, result: Outcome, now: datet
         if retry is None:
             log.error("message %s set aside after %d failed analyses", message.sha256, failures)
         save_failure(session, message.id, result.problem, retry, now)
-    else:
-        save_analysis(session, message.id, result, now, settings.trusted_sealers)
 
 
 Analysed = tuple[PendingMessage, Outcome, datetime]
@@ -209,8 +207,11 @@ Analysed = tuple[PendingMessage, Outcome, datetime]
 
 def _commit(store: Store, results: list[Analysed], settings: AnalysisSettings) -> None:
     with store.writing() as session:
+        save_analyses(session, [(message.id, result, at) for message, result, at in results
+                                if isinstance(result, Analysis)], settings.trusted_sealers)
         for message, result, at in results:
-            _save(session, message, result, at, settings)
+            if not isinstance(result, Analysis):
+                _save_failure(session, message, result, at)
 
 
 def save_results(store: Store, results: list[Analysed], settings: AnalysisSettings) -> None:

@@ -23,7 +23,7 @@ from commands import Canary
 from factories import make_message
 from sqlmodel import select
 
-from canary.analysis import attribute
+from canary.analysis import Analysis, attribute
 from canary.authentication import Authentication, DkimResult, DmarcResult, Result, SpfResult
 from canary.consent import Frequency
 from canary.errors import CanaryError
@@ -31,6 +31,7 @@ from canary.message import read_message
 from canary.report import report_document
 from data.analyses import (
     pending_messages,
+    save_analyses,
     save_analysis,
     save_failure,
     save_temporary_failure,
@@ -69,6 +70,8 @@ class Home:
 
     def __init__(self, url: str, seed: int, *, create: bool = True) -> None:
         self.rng = random.Random(seed)
+        self.grouping = random.Random(seed)
+        """Apart, so that the sequences of steps stay as they were."""
         self.store = Store(url)
         if create:
             self.store.create_schema()
@@ -104,7 +107,10 @@ class Home:
             store_deliveries(session, batch)
 
     def analyse(self, limit: int = 6) -> None:
-        """The due mail: analysed, waiting for DNS, or set aside after analysis failed."""
+        """The due mail: analysed, waiting for DNS, or set aside after analysis failed. The
+        analyses are saved one at a time or in groups (as the listener commits them), often
+        several of one sender in a group."""
+        analysed: list[tuple[int, Analysis, datetime]] = []
         with self.store.writing() as session:
             for message in pending_messages(session, limit, self.now + timedelta(days=365)):
                 assert message.raw is not None
@@ -117,9 +123,16 @@ class Home:
                 elif roll < 0.15:
                     save_failure(session, message.id, "analysis failed", None, self.now)
                 else:
-                    analysis = attribute(facts, _authentication(self.rng, domain),
-                                         message.company, null_sender=False)
-                    save_analysis(session, message.id, analysis, self.now)
+                    analysed.append((message.id, attribute(
+                        facts, _authentication(self.rng, domain), message.company,
+                        null_sender=False), self.now))
+            while analysed:
+                size = self.grouping.choice((1, len(analysed)))
+                if size == 1:
+                    save_analysis(session, *analysed[0])
+                else:
+                    save_analyses(session, analysed)
+                analysed = analysed[size:]
 
     def trust(self) -> None:
         with contextlib.suppress(CanaryError), self.store.writing() as session:
