@@ -31,15 +31,13 @@ from canary.authentication import (
     authentication_to_dict,
 )
 from canary.message import read_message
-from data.mailstore import raw_message
+from data.mailstore import raw_contents, raw_message
 from data.models import (
     Alias,
     Company,
     EspCustomer,
-    ImportSource,
     Message,
     MessageEvidence,
-    RawMessage,
 )
 from data.registry import company_domains, find_company, trust_domain
 from data.tallies import Counted, TallyKey, count_in, recount
@@ -115,8 +113,15 @@ def company_context(session: Session, company_id: int,
 
 
 def _read_raw(session: Session, sha256: str) -> tuple[bytes | None, str | None]:
+    return _decompressed(raw_contents(session, [sha256]).get(sha256), sha256)
+
+
+def _decompressed(content: bytes | None, sha256: str) -> tuple[bytes | None, str | None]:
+    """The raw message, or None and why it cannot be read back."""
     try:
-        return raw_message(session, sha256), None
+        if content is None:
+            raise KeyError(sha256)
+        return zlib.decompress(content), None
     except (zlib.error, KeyError) as error:
         return None, f"stored message cannot be read back: {type(error).__name__}"
 
@@ -154,33 +159,40 @@ def pending_messages(session: Session, limit: int, now: datetime,
     The batch stops at `limit` messages or `PENDING_BYTES` of raw mail, so a
     burst of large messages cannot exhaust the listener's memory.
     """
-    rows = session.exec(
-        select(Message, Alias.company_id, RawMessage.size, ImportSource.trusted_authserv_id)
-        .join(Alias, col(Alias.id) == col(Message.alias_id))
-        .join(RawMessage, col(RawMessage.sha256) == col(Message.sha256))
-        .join(ImportSource, col(ImportSource.id) == col(Message.import_id), isouter=True)
-        .where(_due(now) if claimed_at is None else Message.claimed_at == claimed_at)
-        .order_by(col(Message.id))
+    message, alias, stored, source = (SQLModel.metadata.tables[name] for name in (
+        "message", "alias", "rawmessage", "importsource"))
+    m = message.c
+    rows = session.execute(  # plain columns: no ORM object per message
+        sa.select(m.id, m.sha256, m.peer_ip, m.mail_from, m.helo, m.attempts, m.failures,
+                  m.received_at, m.import_id, alias.c.company_id, stored.c.size,
+                  source.c.trusted_authserv_id)
+        .select_from(message.join(alias, alias.c.id == m.alias_id)
+                     .join(stored, stored.c.sha256 == m.sha256)
+                     .outerjoin(source, source.c.id == m.import_id))
+        .where(_due(now) if claimed_at is None else m.claimed_at == claimed_at)
+        .order_by(m.id)
         .limit(limit)
     ).all()
+    chosen: list[Any] = []
+    held = 0
+    for row in rows:
+        if chosen and held + row.size > PENDING_BYTES:
+            break
+        held += row.size
+        chosen.append(row)
+    contents = raw_contents(session, {row.sha256 for row in chosen})
     companies: dict[int, CompanyContext] = {}
     pending: list[PendingMessage] = []
-    held = 0
-    for message, company_id, size, provider in rows:
-        if pending and held + size > PENDING_BYTES:
-            break
-        held += size
-        if company_id not in companies:
-            companies[company_id] = company_context(session, company_id)
-        assert message.id is not None
-        raw, unreadable = _read_raw(session, message.sha256)
+    for row in chosen:
+        if row.company_id not in companies:
+            companies[row.company_id] = company_context(session, row.company_id)
+        raw, unreadable = _decompressed(contents.get(row.sha256), row.sha256)
         pending.append(
-            PendingMessage(message.id, message.sha256, raw, companies[company_id],
-                           message.peer_ip, message.mail_from, message.helo, message.attempts,
-                           message.failures, unreadable, message.received_at,
-                           historic=message.import_id is not None,
-                           trusted_upstream=(provider,) if provider else ())
-        )
+            PendingMessage(row.id, row.sha256, raw, companies[row.company_id], row.peer_ip,
+                           row.mail_from, row.helo, row.attempts, row.failures, unreadable,
+                           row.received_at, historic=row.import_id is not None,
+                           trusted_upstream=(row.trusted_authserv_id,)
+                           if row.trusted_authserv_id else ()))
     return pending
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from canary.aliases import RetireReply
 from data.models import Alias, Message, Probe, RawMessage
@@ -142,3 +142,12 @@ def raw_message(session: Session, sha256: str) -> bytes:
     if stored is None:
         raise KeyError(sha256)
     return zlib.decompress(stored.content)
+
+
+def raw_contents(session: Session, sha256s: Collection[str]) -> dict[str, bytes]:
+    """The stored (compressed) bytes of these messages, by SHA-256, in one query."""
+    if not sha256s:
+        return {}
+    return dict(session.execute(
+        select(RawMessage.sha256, RawMessage.content)
+        .where(col(RawMessage.sha256).in_(sorted(sha256s)))).all())

@@ -27,6 +27,7 @@ was stored.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -329,16 +330,21 @@ def _analyse_many(
     if len(pending) <= 1:
         yield from ((message, analyse(message), False) for message in pending)
         return
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(pending)),
-                            thread_name_prefix="canary-analyse") as pool:
-        futures = [pool.submit(analyse, message) for message in pending]
-        try:
-            for index, (message, future) in enumerate(zip(pending, futures, strict=True)):
-                result = future.result()
-                yield message, result, index + 1 < len(futures) and futures[index + 1].done()
-        finally:
-            for future in futures:
-                future.cancel()
+    futures = [_pool().submit(analyse, message) for message in pending]
+    try:
+        for index, (message, future) in enumerate(zip(pending, futures, strict=True)):
+            result = future.result()
+            yield message, result, index + 1 < len(futures) and futures[index + 1].done()
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The analysis threads, kept for the process's life: starting them for every batch
+    cost the listener a tenth of its analysis time."""
+    return ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="canary-analyse")
 
 
 def due_count(store: Store, clock: Callable[[], datetime]) -> int:
