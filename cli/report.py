@@ -21,8 +21,9 @@ from cli.workspace import (
     DbOption,
     HomeOption,
     JsonOption,
+    home_config,
     noun_app,
-    workspace,
+    read_plainly,
 )
 
 app = noun_app()
@@ -50,14 +51,12 @@ def report(
     """
     from canary.alerts import failing_for_days
     from canary.report import EVIDENCE_SHOWN, report_document
-    from data.alerts import channel_states
-    from data.reporting import build_reports
+    from data.summary import channel_states, summed_reports
 
-    with workspace(ctx, home, db) as space, space.store.reading() as session:
-        reports = build_reports(session, [*(names or ()), *(company or ())], timeline=False,
-                                listed=EVIDENCE_SHOWN)
-        states = channel_states(session)
-        channels = space.config.alerts.channels
+    chosen = [*(names or ()), *(company or ())]
+    channels = home_config(ctx, home).alerts.channels
+    reports, states = read_plainly(ctx, home, db, lambda connection: (
+        summed_reports(connection, chosen, EVIDENCE_SHOWN), channel_states(connection)))
     deliveries = {"failed": reports.deliveries_failed, "held": reports.held}
     now = datetime.now(UTC)
     if as_json:
@@ -84,13 +83,9 @@ def show(
     db: DbOption = None,
 ) -> None:
     """One company: its aliases, every sender and the timeline of its messages."""
-    from dataclasses import replace
+    from data.summary import company_view
 
-    from data.reporting import build_reports, latest_sightings
-
-    with workspace(ctx, home, db) as space, space.store.reading() as session:
-        (r,) = build_reports(session, [name], timeline=False).companies
-        r = replace(r, timeline=latest_sightings(session, name, limit))
+    r = read_plainly(ctx, home, db, lambda connection: company_view(connection, name, limit))
     if as_json:
         from cli.render.documents import show_document
 

@@ -10,12 +10,12 @@ text, so a flag never looks as if it took a value.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the CLI starts fast: the database and the listener load whe
     from data.directory import AliasListing
     from data.home import Config, Home
     from smtp_listener.analysis import AnalysisConfig
+
+T = TypeVar("T")
 
 # The environment is read once, by the group's callback (`canary --home X cmd`).
 # A command's own options read only the command line, so an explicit option beats
@@ -229,16 +231,30 @@ def workspace(
         store.dispose()
 
 
-def alias_directory(ctx: typer.Context, home: Path | None, db: str | None) -> list[AliasListing]:
-    """Every alias of the home; a default SQLite home is read with sqlite3 alone, so
-    `canary aliases` starts without loading SQLAlchemy."""
-    from data.directory import list_aliases, read_sqlite
+def read_plainly(ctx: typer.Context, home: Path | None, db: str | None,
+                 reader: Callable[[Any], T]) -> T:
+    """What `reader` reads through a DB-API connection: on a default SQLite home with
+    sqlite3 alone, so the command starts without loading SQLAlchemy; otherwise through the
+    store's session, with every check a command's workspace makes."""
+    from data.directory import read_sqlite
     from data.home import open_home
 
     opened = open_home(home_path(ctx, home))
-    if opened.database_url(database_url(ctx, db)) is None:
-        listing = read_sqlite(opened.database_path)
-        if listing is not None:
-            return listing
+    if opened.database_url(database_url(ctx, db)) is None and opened.database_path.is_file():
+        return read_sqlite(opened.database_path, reader)
     with workspace(ctx, home, db) as space, space.store.reading() as session:
-        return list_aliases(session)
+        return reader(session.connection().connection.driver_connection)
+
+
+def home_config(ctx: typer.Context, home: Path | None) -> Config:
+    """The home's configuration, as a workspace reads it."""
+    from data.home import open_home
+
+    return open_home(home_path(ctx, home)).config()
+
+
+def alias_directory(ctx: typer.Context, home: Path | None, db: str | None) -> list[AliasListing]:
+    """Every alias of the home (`data.directory`)."""
+    from data.directory import read_directory
+
+    return read_plainly(ctx, home, db, read_directory)

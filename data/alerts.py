@@ -66,6 +66,7 @@ from data.deliveries import failed_count
 from data.mailstore import insert_ignoring_duplicates
 from data.models import Alias, Company, DeliveryJob, Message, Probe, UTCDateTime
 from data.reporting import build_reports
+from data.summary import channel_states as read_channel_states
 
 WATERMARK = "analysed_until"
 """Mark: the newest `analysed_at` detection has looked at."""
@@ -634,19 +635,8 @@ def next_due(session: Session) -> datetime | None:
 
 
 def channel_states(session: Session) -> dict[str, ChannelState]:
-    """How each channel the queue knows has been doing."""
-    counts: dict[tuple[str, str], int] = {
-        (channel, state): count for channel, state, count in session.exec(
-            select(AlertSendRecord.channel, AlertSendRecord.state, func.count())
-            .group_by(col(AlertSendRecord.channel), col(AlertSendRecord.state))).all()}
-    states = {}
-    for record in session.exec(select(AlertChannelRecord)).all():
-        states[record.key] = ChannelState(
-            key=record.key, added_at=record.added_at, last_sent_at=record.last_sent_at,
-            failing_since=record.failing_since, last_error=record.last_error,
-            pending=counts.get((record.key, "pending"), 0),
-            failed=counts.get((record.key, "failed"), 0))
-    return states
+    """How each channel the queue knows has been doing (`data.summary.channel_states`)."""
+    return read_channel_states(session.connection().connection.driver_connection)
 
 
 def recorded_events(session: Session, after_id: int = 0) -> list[Event]:

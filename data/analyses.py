@@ -276,8 +276,8 @@ def save_analyses(session: Session, results: Sequence[tuple[int, Analysis, datet
     connection.execute(sa.delete(evidence_table).where(evidence_table.c.message_id.in_(ids)))
     connection.execute(sa.insert(evidence_table), [evidence[i] for i in ids])
     session.expire_all()  # rows this session loaded before are read again, as written here
-    recounted = sorted({stored[i].alias_id for i in ids if stored[i].relation is not None})
-    recount(connection, recounted)
+    recounted = {stored[i].alias_id for i in ids if stored[i].relation is not None}
+    recount(connection, sorted(recounted))
     count_in(connection, [_counted(stored[i], rows[i]) for i in ids
                           if stored[i].alias_id not in recounted])
     _learn_accounts(session, [(stored[message_id].alias_id, analysis)

@@ -3,25 +3,29 @@
 `canary aliases` is the command a person or a script runs most often, so it
 is read with plain SQL through a DB-API connection: on the default SQLite
 home, `read_sqlite` needs only the standard library's `sqlite3` and the
-command starts without loading SQLAlchemy. `list_aliases` reads the same
-rows through a session's connection, for PostgreSQL and for callers that
-already have a session. Nothing here writes.
+command starts without loading SQLAlchemy (`canary show` reads the same
+way, `data.summary`). On PostgreSQL, or with `--db`, the same SQL runs
+through the store session's connection (`cli.workspace.read_plainly`).
+Nothing here writes.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from canary.aliases import RetireReply
 from canary.relation import Relation
 from data import schema
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
+    pass
+
+T = TypeVar("T")
 
 BUSY_SECONDS = 30.0
 """As long as the store waits for a writer's lock (`data.database.BUSY_TIMEOUT_MS`)."""
@@ -50,7 +54,7 @@ _ALIASES = ("SELECT alias.id, company.id, company.name, company.note, alias.addr
             "FROM alias JOIN company ON company.id = alias.company_id")
 
 
-def _utc(value: Any) -> datetime:
+def stored_time(value: Any) -> datetime:
     """A stored time as an aware UTC datetime (SQLite keeps text, PostgreSQL a naive time)."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return moment.replace(tzinfo=UTC)
@@ -75,9 +79,9 @@ def read_directory(connection: Any) -> list[AliasListing]:
     for alias_id, company_id, name, note, address, issued_at, retired_at, reply in rows:
         total, unexpected = counts.get(alias_id, (0, 0))
         listing.append(AliasListing(
-            company=name, address=address, issued_at=_utc(issued_at),
+            company=name, address=address, issued_at=stored_time(issued_at),
             domains=tuple(domains.get(company_id, ())), note=note, messages=total,
-            unexpected=unexpected, retired_at=_utc(retired_at) if retired_at else None,
+            unexpected=unexpected, retired_at=stored_time(retired_at) if retired_at else None,
             retire_reply=RetireReply(reply) if reply else None))
     # Sorted here, not by the database, whose collation may differ (PostgreSQL's ICU
     # locales ignore case): the same order on every database, as the report's.
@@ -85,28 +89,21 @@ def read_directory(connection: Any) -> list[AliasListing]:
     return listing
 
 
-def list_aliases(session: Session) -> list[AliasListing]:
-    """The directory, read in the session's transaction."""
-    return read_directory(session.connection().connection.driver_connection)
-
-
-def read_sqlite(path: Path) -> list[AliasListing] | None:
-    """The directory of the SQLite database at `path`, read with `sqlite3` alone; None
-    when there is no such file (the store then says what is wrong).
+def read_sqlite(path: Path, reader: Callable[[Any], T]) -> T:
+    """What `reader` reads, in one snapshot, from the SQLite database at `path` through
+    `sqlite3` alone (the caller has checked that the file exists).
 
     Raises `SchemaOutdated` or `SchemaTooNew` like every command that opens a store.
     """
-    if not path.is_file():
-        return None
     connection = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
     try:
-        connection.execute("BEGIN")  # one snapshot for the counts and the aliases
+        connection.execute("BEGIN")  # one snapshot for everything read
         try:
             found = connection.execute(
                 f"SELECT version_num FROM {schema.VERSION_TABLE}").fetchone()
         except sqlite3.OperationalError:  # no version table: empty, or release 0.1.0
             found = None
         schema.check_revision(str(found[0]) if found else None)
-        return read_directory(connection)
+        return reader(connection)
     finally:
         connection.close()

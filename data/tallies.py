@@ -37,18 +37,11 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from canary.consent import (
-    Consent,
-    Finding,
-    FindingKind,
-    MarketingMail,
-    consent_findings,
-)
-from canary.relation import Relation
+from canary.consent import consent_findings
 from canary.report import EXAMPLES_KEPT
 from data.mailstore import insert_ignoring_duplicates
 from data.models import SenderTally
-from data.registry import consent_of
+from data.summary import EXPECTED, consent_histories, findings_json, kept_findings, own_marketing
 
 _CHUNK = 500
 """Aliases recounted per query (bound parameters stay well under every backend's limit)."""
@@ -293,103 +286,21 @@ def _forget_reviews(connection: Connection, alias_ids: Collection[int] | None) -
         sa.select(alias.c.company_id).where(alias.c.id.in_(list(alias_ids))))))
 
 
-EXPECTED = tuple(r.value for r in Relation if r.expected)
-
-
-def own_marketing(connection: Connection, company_ids: Collection[int]
-                  ) -> dict[int, list[MarketingMail]]:
-    """Each company's own marketing mail (first party or processor), oldest first."""
-    message, alias = _tables("message", "alias")
-    m, a = message.c, alias.c
-    found: dict[int, list[MarketingMail]] = {}
-    if not company_ids:
-        return found
-    for company_id, received, message_id, sha256, subject in connection.execute(
-        sa.select(a.company_id, m.received_at, m.message_id, m.sha256, m.subject)
-        .select_from(sa.join(message, alias, a.id == m.alias_id))
-        .where(a.company_id.in_(list(company_ids)), m.relation.in_(EXPECTED),
-               m.marketing.is_(True))
-        .order_by(m.received_at, m.id)
-    ):
-        found.setdefault(company_id, []).append(
-            MarketingMail(received, message_id, sha256, subject))
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentHistory:
-    """A company's consent records, oldest first, and the newest record's id."""
-
-    records: tuple[Consent, ...]
-    newest: int
-
-
-def consent_histories(connection: Connection, company_ids: Collection[int] | None = None
-                      ) -> dict[int, ConsentHistory]:
-    """The consent history of each company that has one (of these, or of all)."""
-    (record,) = _tables("consentrecord")
-    r = record.c
-    query = sa.select(r.id, r.company_id, r.since, r.marketing, r.frequency, r.opted_out)
-    if company_ids is not None:
-        query = query.where(r.company_id.in_(list(company_ids)))
-    records: dict[int, list[Consent]] = {}
-    newest: dict[int, int] = {}
-    for row in connection.execute(query.order_by(r.since, r.id)):
-        records.setdefault(row.company_id, []).append(consent_of(row))
-        newest[row.company_id] = max(newest.get(row.company_id, 0), row.id)
-    return {company: ConsentHistory(tuple(history), newest[company])
-            for company, history in records.items()}
-
-
-def _findings_json(findings: tuple[Finding, ...]) -> str:
-    return json.dumps([
-        {"kind": f.kind.value, "summary": f.summary, "observed": f.observed,
-         "agreed": f.agreed,
-         "messages": [[m.received_at.isoformat(), m.message_id, m.sha256, m.subject]
-                      for m in f.messages]}
-        for f in findings])
-
-
-def _findings_from(text: str, listed: int | None) -> tuple[Finding, ...]:
-    return tuple(
-        Finding(FindingKind(f["kind"]), f["summary"],
-                tuple(MarketingMail(datetime.fromisoformat(at), message_id, sha256, subject)
-                      for at, message_id, sha256, subject in f["messages"][:listed]),
-                f["observed"], f["agreed"],
-                unlisted=max(len(f["messages"]) - listed, 0) if listed is not None else 0)
-        for f in json.loads(text))
-
-
-def kept_findings(connection: Connection, histories: dict[int, ConsentHistory],
-                  listed: int | None = None) -> dict[int, tuple[Finding, ...]]:
-    """The kept findings still valid for these companies' consent histories, each listing
-    its first `listed` messages (all, for None) and counting the rest."""
-    (review,) = _tables("consentreview")
-    kept: dict[int, tuple[Finding, ...]] = {}
-    if not histories:
-        return kept
-    for company_id, consent_id, findings in connection.execute(
-            sa.select(review.c.company_id, review.c.consent_id, review.c.findings)
-            .where(review.c.company_id.in_(list(histories)))):
-        if consent_id == histories[company_id].newest:
-            kept[company_id] = _findings_from(findings, listed)
-    return kept
-
-
 def review_consent(connection: Connection, limit: int | None = None) -> int:
     """Work out and keep the consent findings of up to `limit` companies (all, for None)
     whose kept ones are missing or stale, in the caller's transaction; return how many."""
-    histories = consent_histories(connection)
-    kept = kept_findings(connection, histories)
+    driver = connection.connection.driver_connection
+    histories = consent_histories(driver)
+    kept = kept_findings(driver, histories)
     due = sorted(company for company in histories if company not in kept)[:limit]
     if not due:
         return 0
     (review,) = _tables("consentreview")
     connection.execute(sa.delete(review).where(review.c.company_id.in_(due)))
-    mail = own_marketing(connection, due)
+    mail = own_marketing(driver, due)
     connection.execute(sa.insert(review), [
         {"company_id": company, "consent_id": histories[company].newest,
-         "findings": _findings_json(consent_findings(histories[company].records,
-                                                     mail.get(company, ())))}
+         "findings": findings_json(consent_findings(histories[company].records,
+                                                    mail.get(company, ())))}
         for company in due])
     return len(due)

@@ -34,7 +34,8 @@ from data.alerts import recorded_events
 from data.deliveries import JobListing, held
 from data.home import init_home
 from data.registry import issue_alias, opt_out
-from data.reporting import Reports, build_reports
+from data.reporting import build_reports
+from data.summary import Reports
 from smtp_listener.analysis import AnalysisConfig
 from smtp_listener.server import Listener, ListenerSettings, ListenerThread
 from smtp_listener.testing.zone_server import Zones, ZoneServer
