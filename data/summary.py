@@ -371,7 +371,7 @@ def channel_states(connection: Any) -> dict[str, ChannelState]:
             failing_since=stored_time(failing) if failing else None, last_error=error,
             pending=counts.get((key, "pending"), 0), failed=counts.get((key, "failed"), 0))
         for key, added, sent, failing, error in rows(
-            connection, "SELECT key, added_at, last_sent_at, failing_since, last_error "
+            connection, "SELECT \"key\", added_at, last_sent_at, failing_since, last_error "
             "FROM alertchannel")}
 
 

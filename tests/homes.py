@@ -44,14 +44,15 @@ def _company_rows(companies: int, rng: random.Random) -> Iterator[dict[str, Any]
 
 
 def fill_home(store: Store, *, companies: int, messages: int, seed: int = 0,
-              chunk: int = 20_000, realistic: bool = False) -> None:
+              chunk: int = 20_000, realistic: bool = False, busiest: int = 0) -> None:
     """Add `companies` companies (one or two aliases each) and `messages` analysed or
     pending messages spread over them, deterministically from `seed`.
 
     By default every company gets every kind of sender, to reach every corner of the
     report. `realistic` mail is mostly the company's own and its processor's, with a
     few third parties from a shared pool (brokers) and some spam, as a person's home
-    grows: the shape `benchmarks/report.py` measures.
+    grows: the shape `benchmarks/report.py` measures. The first `busiest` messages all go
+    to the first company (`show` of a company with much mail).
     """
     rng = random.Random(seed)
     aliases: list[tuple[int, int, str]] = []
@@ -92,12 +93,13 @@ def fill_home(store: Store, *, companies: int, messages: int, seed: int = 0,
             connection.execute(sa.insert(_table("flaggedsender")),
                                _fit(flag_rows, "flaggedsender"))
 
+    first = [alias for alias in aliases if alias[1] == 1]
     for begin in range(0, messages, chunk):
         raws, rows = [], []
         for number in range(begin, min(begin + chunk, messages)):
             sha256 = hashlib.sha256(f"{seed}:{number}".encode()).hexdigest()
             raws.append({"sha256": sha256, "size": 1, "content": b"x"})
-            alias = rng.choice(aliases)
+            alias = rng.choice(aliases if number >= busiest else first)
             row = _message(rng, number, sha256, alias)
             if realistic:
                 row.update(_realistic_sender(rng, alias[1]))

@@ -132,3 +132,7 @@ def test_show_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     company = shown["company"]
     assert company["verdict"] == "shared" and company["counts"]["pending"] == 1
     assert [s["organisation"] for s in company["unexpected_senders"]] == ["dealblaster.example"]
+    # The report reads the same way, with the alert channels' states.
+    assert canary("alerts", "add", "json://127.0.0.1:9/hook").exit_code == 0
+    assert canary.json("report")["companies"] == [company]
+    assert canary.json("alerts", "list")["channels"][0]["pending"] == 0
