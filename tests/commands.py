@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,6 +95,29 @@ class Canary:
         document = json.loads(result.stdout)
         assert_valid(document, schema or args[0])
         return document
+
+
+HEAVY_MODULES = ("sqlalchemy", "sqlmodel", "pydantic", "rich", "alembic")
+
+
+def run_counting_imports(canary: Canary, *args: str) -> tuple[int, list[str], str]:
+    """Run `canary --home HOME ARGS` in a fresh interpreter: its exit code, which of
+    `HEAVY_MODULES` it imported, and what it printed on stdout."""
+    probe = (
+        "import sys\n"
+        "from cli.main import run\n"
+        f"sys.argv = ['canary', '--home', {str(canary.home)!r}, *{list(args)!r}]\n"
+        "try:\n"
+        "    run()\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY_MODULES)!r})\n"
+        "print(code, *heavy, file=sys.stderr)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=False, timeout=60)
+    code, *heavy = ran.stderr.split("\n")[-2].split()
+    return int(code), heavy, ran.stdout
 
 
 def issue(canary: Canary, name: str, *options: str) -> str:

@@ -9,13 +9,12 @@ must list the same thing, and what they list must match the stored rows.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from commands import Canary, build_demo_home, issue
+import pytest
+from commands import Canary, build_demo_home, issue, run_counting_imports
 from factories import make_message
 from mailflow import rows, store_mail
 from sqlalchemy import update
@@ -86,27 +85,17 @@ def test_canary_aliases_starts_without_sqlalchemy(tmp_path: Path) -> None:
     canary = Canary(tmp_path / "home")
     assert canary("init", "--domain", "canary.example.org").exit_code == 0
     address = issue(canary, "Acme", "--domain", "acme.example")
-    probe = (
-        "import sys\n"
-        "from cli.main import run\n"
-        f"sys.argv = ['canary', '--home', {str(canary.home)!r}, 'aliases', '--json']\n"
-        "try:\n"
-        "    run()\n"
-        "except SystemExit as exit:\n"
-        "    code = exit.code\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'sqlmodel', "
-        "'pydantic', 'rich', 'alembic'})\n"
-        "print(code, ' '.join(heavy) or '-', file=sys.stderr)\n"
-    )
-    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=False, timeout=60)
-    assert ran.stderr.split() == ["0", "-"], ran.stderr
-    (listed,) = json.loads(ran.stdout)["aliases"]
+    code, heavy, stdout = run_counting_imports(canary, "aliases", "--json")
+    assert (code, heavy) == (0, [])
+    (listed,) = json.loads(stdout)["aliases"]
     assert (listed["company"], listed["address"], listed["domains"]) == (
         "Acme", address, ["acme.example"])
 
 
-def test_an_outdated_sqlite_home_is_refused_by_the_quick_reading(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [("aliases",), ("show", "Acme"), ("report",)])
+def test_an_outdated_sqlite_home_is_refused_by_the_quick_reading(
+    tmp_path: Path, command: tuple[str, ...],
+) -> None:
     canary = Canary(tmp_path / "home")
     assert canary("init", "--domain", "canary.example.org").exit_code == 0
     issue(canary, "Acme")
@@ -116,7 +105,7 @@ def test_an_outdated_sqlite_home_is_refused_by_the_quick_reading(tmp_path: Path)
             session.connection().exec_driver_sql("UPDATE alembic_version SET version_num='0006'")
     finally:
         store.dispose()
-    refused = canary("aliases")
+    refused = canary(*command)
     assert refused.exit_code == 1
     assert "canary upgrade" in refused.stderr
 
