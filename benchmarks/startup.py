@@ -7,7 +7,9 @@ so that the machine's load falls on all three alike:
 
   (a) `python -c pass` with the same interpreter (the baseline);
   (b) `canary --help`;
-  (c) `canary aliases --json` on a small home (20 aliases, SQLite).
+  (c) `canary aliases --json` on a small home (20 aliases, SQLite);
+  (d) `canary report --json` and `canary show` on the same home (no target:
+      they read the way `aliases` does, with sqlite3 alone).
 
 It prints the median wall time of each and the difference to the baseline.
 Target: (b) and (c) under 0.25 s.
@@ -29,6 +31,7 @@ from pathlib import Path
 from ingest import canary_command
 
 TARGET_SECONDS = 0.25
+TARGETED = ("canary --help", "canary aliases --json")
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -54,6 +57,8 @@ def main() -> int:
             "python -c pass": [sys.executable, "-c", "pass"],
             "canary --help": [*canary, "--help"],
             "canary aliases --json": [*canary, "aliases", "--json"],
+            "canary report --json": [*canary, "report", "--json"],
+            "canary show": [*canary, "show", "Company 1"],
         }
         for command in cases.values():  # warm the page cache and the bytecode
             timed(command, env)
@@ -68,9 +73,9 @@ def main() -> int:
     for name, samples in times.items():
         median = statistics.median(samples)
         print(f"{name:<24} {median:>8.3f}s {median - baseline:>+13.3f}s")
-        if name != "python -c pass" and median >= TARGET_SECONDS:
+        if name in TARGETED and median >= TARGET_SECONDS:
             failed = True
-    print(f"target: every canary command under {TARGET_SECONDS:.2f} s "
+    print(f"target: {' and '.join(TARGETED)} under {TARGET_SECONDS:.2f} s "
           f"({'met' if not failed else 'not met'})")
     return 0
 
