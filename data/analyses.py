@@ -118,11 +118,11 @@ def _read_raw(session: Session, sha256: str) -> tuple[bytes | None, str | None]:
 
 def _decompressed(content: bytes | None, sha256: str) -> tuple[bytes | None, str | None]:
     """The raw message, or None and why it cannot be read back."""
+    if content is None:
+        return None, "stored message cannot be read back: KeyError"
     try:
-        if content is None:
-            raise KeyError(sha256)
         return zlib.decompress(content), None
-    except (zlib.error, KeyError) as error:
+    except zlib.error as error:
         return None, f"stored message cannot be read back: {type(error).__name__}"
 
 
@@ -247,9 +247,8 @@ def save_analyses(session: Session, results: Sequence[tuple[int, Analysis, datet
                 *_columns(analysis.esp.authenticated_by)) if analysis.esp is not None else
                (before.esp, before.esp_customer, before.esp_auth_method, before.esp_auth_domain))
         method, domain = _columns(attribution.authenticated_by)
-        attempts = rows[message_id]["attempts"] if message_id in rows else before.attempts
         rows[message_id] = {
-            "message_row": message_id, "analysed_at": now, "attempts": attempts + 1,
+            "message_row": message_id, "analysed_at": now, "attempts": before.attempts + 1,
             "retry_at": None, "temperror": None, "problem": "; ".join(facts.problems) or None,
             "from_address": facts.from_address, "from_orgs": " ".join(facts.from_orgs) or None,
             "return_path": facts.return_path,

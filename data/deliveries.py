@@ -311,11 +311,6 @@ def due_count(session: Session, now: datetime) -> int:
         DeliveryJob.state == DeliveryState.PENDING.value, due)).one()
 
 
-def held_count(session: Session) -> int:
-    return session.exec(select(func.count(func.distinct(DeliveryJob.message_id))).where(
-        DeliveryJob.state == DeliveryState.HELD.value)).one()
-
-
 def pending_jobs(session: Session) -> int:
     return session.exec(select(func.count()).select_from(DeliveryJob).where(
         DeliveryJob.state == DeliveryState.PENDING.value)).one()

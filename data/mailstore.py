@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert
+from sqlalchemy import Connection, insert
 from sqlmodel import Session, SQLModel, col, select
 
 from canary.aliases import RetireReply
@@ -131,10 +131,6 @@ def record_probes(target: Session | Connection, probes: Iterable[ProbeAttempt]) 
     if rows:
         connection = target.connection() if isinstance(target, Session) else target
         connection.execute(insert(Probe), rows)
-
-
-def probe_count(session: Session) -> int:
-    return session.exec(select(func.count()).select_from(Probe)).one()
 
 
 def raw_message(session: Session, sha256: str) -> bytes:

@@ -22,18 +22,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from canary.aliases import RetireReply
-from canary.report import (
-    AliasView,
-    CompanyFacts,
-    Sighting,
-    company_report,
-    worst_first,
-)
+from canary.report import AliasView, CompanyFacts
 from data import summary
-from data.deliveries import failed_count, held_count
-from data.mailstore import probe_count
 from data.models import Alias
-from data.registry import company_domains, consent_history, find_company, flagged_senders
+from data.registry import company_domains, consent_history, flagged_senders
 from data.summary import CompanyRow, Reports
 
 
@@ -69,32 +61,10 @@ def _facts(session: Session, company: CompanyRow) -> CompanyFacts:
     )
 
 
-def latest_sightings(session: Session, name: str, limit: int) -> tuple[Sighting, ...]:
-    """The company's latest `limit` messages, oldest first (`canary show`)."""
-    company = find_company(session, name)
-    slugs = {alias.id or 0: alias.slug
-             for alias in session.exec(select(Alias).where(Alias.company_id == company.id))}
-    return summary.sightings(_read(session), slugs, limit)
-
-
 def company_facts(session: Session, names: Sequence[str] = ()) -> list[CompanyFacts]:
     """Facts for the named companies (each once), or for every company, with every message."""
     return [_facts(session, company)
             for company in summary.chosen_companies(_read(session), names)]
-
-
-def summed_facts(session: Session, names: Sequence[str] = (),
-                 listed: int | None = None) -> list[CompanyFacts]:
-    """Facts for the named companies, or for every company, with their mail summed up by
-    the database (`data.summary.summed_facts`)."""
-    read = _read(session)
-    return summary.summed_facts(read, summary.chosen_companies(read, names), not names, listed)
-
-
-def third_party_spread(session: Session) -> dict[str, int]:
-    """Per identifiable business, how many *other* companies' aliases it mailed as a third
-    party (`data.summary.third_party_spread`)."""
-    return summary.third_party_spread(_read(session))
 
 
 def build_reports(session: Session, names: Sequence[str] = (), *,
@@ -104,9 +74,7 @@ def build_reports(session: Session, names: Sequence[str] = (), *,
     evidence, read in a few queries however much mail there is (`data.summary`); `listed`
     then caps the messages read for each consent finding (`canary report` shows only the
     first few)."""
+    read = _read(session)
     if not timeline:
-        return summary.summed_reports(_read(session), names, listed)
-    spread = third_party_spread(session)
-    reports = worst_first(company_report(f, spread) for f in company_facts(session, names))
-    return Reports(reports, 0 if names else probe_count(session), failed_count(session),
-                   held_count(session))
+        return summary.summed_reports(read, names, listed)
+    return summary.reports_of(read, company_facts(session, names), not names)

@@ -345,19 +345,25 @@ def _count(connection: Any, sql: str) -> int:
     return int(count)
 
 
-def summed_reports(connection: Any, names: Sequence[str] = (), listed: int | None = None
-                   ) -> Reports:
-    """The report of the named companies, or of all, from the summed-up mail (no timeline):
-    `data.reporting.build_reports` without a timeline."""
+def reports_of(connection: Any, facts: Iterable[CompanyFacts], every: bool) -> Reports:
+    """The reports of these companies' facts, worst first, with the home's counts; probes
+    only when `every` company is reported."""
     spread = third_party_spread(connection)
-    facts = summed_facts(connection, chosen_companies(connection, names), not names, listed)
     return Reports(
         worst_first(company_report(f, spread) for f in facts),
-        0 if names else _count(connection, "SELECT count(*) FROM probe"),
+        _count(connection, "SELECT count(*) FROM probe") if every else 0,
         _count(connection, "SELECT count(*) FROM deliveryjob "
                f"WHERE state = '{DeliveryState.FAILED.value}'"),
         _count(connection, "SELECT count(DISTINCT message_id) FROM deliveryjob "
                f"WHERE state = '{DeliveryState.HELD.value}'"))
+
+
+def summed_reports(connection: Any, names: Sequence[str] = (), listed: int | None = None
+                   ) -> Reports:
+    """The report of the named companies, or of all, from the summed-up mail (no timeline):
+    `data.reporting.build_reports` without a timeline."""
+    facts = summed_facts(connection, chosen_companies(connection, names), not names, listed)
+    return reports_of(connection, facts, not names)
 
 
 def channel_states(connection: Any) -> dict[str, ChannelState]:

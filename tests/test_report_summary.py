@@ -11,7 +11,6 @@ person flags senders and changes consent.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,8 @@ from canary.report import EVIDENCE_SHOWN, report_document
 from cli.render.documents import show_document
 from data.database import Store
 from data.registry import flag_sender, record_consent
-from data.reporting import build_reports, latest_sightings
+from data.reporting import build_reports
+from data.summary import company_view
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -119,8 +119,8 @@ def test_show_reads_only_the_latest_messages_and_shows_the_same(
         fill_home(store, companies=3, messages=300, seed=limit)
         with store.reading() as session:
             (every,) = build_reports(session, ["Company 2"]).companies
-            (summed,) = build_reports(session, ["Company 2"], timeline=False).companies
-            latest = replace(summed, timeline=latest_sightings(session, "Company 2", limit))
+            latest = company_view(session.connection().connection.driver_connection,
+                                  "Company 2", limit)
         shown = show_document(latest, limit)
         assert shown == show_document(every, limit)
         assert len(shown["timeline"]) == min(limit, shown["timeline_total"])
