@@ -345,13 +345,21 @@ class _Outcome:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs. A zombie (killed, not yet reaped: in a container
+    whose first process reaps nothing, never) runs nothing and holds no claim."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:  # gone since; or no /proc at all, and the signal said alive
+        return not Path("/proc/self").exists()
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 @dataclass

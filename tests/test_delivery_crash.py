@@ -46,7 +46,7 @@ from sqlmodel import col, select
 from data.database import Store
 from data.home import Home
 from data.models import DeliveryJob, Message
-from smtp_listener.delivery import PARALLEL
+from smtp_listener.delivery import PARALLEL, _alive
 from smtp_listener.testing.zone_server import Zones, ZoneServer
 
 pytestmark = pytest.mark.slow
@@ -515,3 +515,23 @@ def test_a_restarted_listener_redelivers_promptly_what_a_killed_one_had_claimed(
             f"{time.monotonic() - restarted:.0f} s after the restart (jobs: {dict(states)}); the "
             f"killed worker had claimed {len(held)} jobs until {held[0][1]:%H:%M:%S} UTC")
     assert_delivered_exactly_once(site, store, loads)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_killed_deliverer_not_yet_reaped_holds_no_claim() -> None:
+    """A restarted listener takes up the jobs of a deliverer that was killed. Where nothing
+    reaps the killed process (a container's first process may not), it stays a zombie: it
+    runs nothing, so its claims are free."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert _alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while _alive(child.pid):  # a zombie now: killed, not waited for
+            assert time.monotonic() < deadline, "a killed, unreaped process counts as alive"
+            time.sleep(0.01)
+        assert child.poll() is not None  # it was a zombie until reaped here
+    finally:
+        child.kill()
+        child.wait()
+    assert not _alive(child.pid)
