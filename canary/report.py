@@ -31,8 +31,8 @@ The JSON form is versioned (`SCHEMA_VERSION`) and described by
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -43,14 +43,20 @@ from canary.relation import Relation
 from canary.senders import SenderKind
 from canary.wording import iso_time, plural
 
-SCHEMA_VERSION = 2
-"""2: `authenticated_by` is a list of {method, domain} objects, not display strings."""
+SCHEMA_VERSION = 3
+"""2: `authenticated_by` is a list of {method, domain} objects, not display strings.
+3: `canary report --json` lists at most `SENDERS_LISTED` senders of each list per company
+besides every accusable one, and `unlisted_senders` counts the rest."""
 UNKNOWN_SENDER = "(no sender domain)"
 EXAMPLES_KEPT = 3
 """Example messages kept per sender organisation."""
 EVIDENCE_SHOWN = 10
 """Evidence a page, a terminal or `canary report --json` lists before "…and N more" (the
 JSON says how many there are); exports and bundles list it all."""
+SENDERS_LISTED = 5
+"""Senders `canary report` lists per company in each of its three lists (unexpected, the
+company's own, unproven), besides every sender its verdict accuses; `canary show`, exports
+and bundles list them all."""
 
 
 class Verdict(enum.StrEnum):
@@ -142,6 +148,11 @@ class EarlyMessage:
     via: str | None
 
 
+Authentications = tuple[tuple[datetime, int, AuthenticatedBy | None], ...]
+"""Each distinct way a sender authenticated, with when (and in what order) it first did,
+oldest first."""
+
+
 @dataclass(frozen=True, slots=True)
 class SenderGroup:
     """A company's analysed messages from one sender in one relation, summed up."""
@@ -151,11 +162,17 @@ class SenderGroup:
     count: int
     first_seen: datetime
     last_seen: datetime
-    earliest: tuple[EarlyMessage, ...]
-    """The first `EXAMPLES_KEPT`, oldest first."""
-    authentications: tuple[tuple[datetime, int, AuthenticatedBy | None], ...]
-    """Each distinct way it authenticated, with when (and in what order) it first did,
-    oldest first."""
+    first: EarlyMessage
+    """Its first message (received at `first_seen`): it names the sender's kind."""
+    evidence: Callable[[], tuple[tuple[EarlyMessage, ...], Authentications]]
+    """The first `EXAMPLES_KEPT` messages, oldest first, and each distinct way it
+    authenticated: worked out only for the senders a report lists or accuses."""
+
+
+def given(earliest: tuple[EarlyMessage, ...], authentications: Authentications
+          ) -> Callable[[], tuple[tuple[EarlyMessage, ...], Authentications]]:
+    """Evidence already at hand, as `SenderGroup.evidence`."""
+    return lambda: (earliest, authentications)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +277,19 @@ class Counts:
 
 
 @dataclass(frozen=True, slots=True)
+class Unlisted:
+    """How many senders of each list a report left out (`SENDERS_LISTED`)."""
+
+    unexpected: int = 0
+    expected: int = 0
+    unproven: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"unexpected": self.unexpected, "expected": self.expected,
+                "unproven": self.unproven}
+
+
+@dataclass(frozen=True, slots=True)
 class CompanyReport:
     name: str
     slug: str
@@ -271,8 +301,10 @@ class CompanyReport:
     confidence_reason: str
     counts: Counts
     senders: tuple[SenderSummary, ...]
-    """Every sender organisation, unexpected ones first."""
+    """Every sender organisation, unexpected ones first (those listed, when capped)."""
     days_to_first_unexpected: int | None
+    unlisted: Unlisted = field(default_factory=Unlisted)
+    """How many senders of each list a capped report leaves out."""
     timeline: tuple[Sighting, ...] = field(default=(), repr=False)
     consent: Consent | None = None
     """The consent in force now."""
@@ -420,14 +452,16 @@ def summarise(timeline: Sequence[Sighting]) -> MailSummary:
         firsts: dict[AuthenticatedBy | None, tuple[datetime, int]] = {}
         for order, s in group:
             firsts.setdefault(s.authenticated_by, (s.received_at, order))
+        earliest = tuple(EarlyMessage(s.received_at, order, s.alias_slug, s.message_id,
+                                      s.sha256, s.sender_kind, s.via)
+                         for order, s in group[:EXAMPLES_KEPT])
         summed.append(SenderGroup(
             organisation=org, relation=relation, count=len(group),
             first_seen=min(s.received_at for _, s in group),
             last_seen=max(s.received_at for _, s in group),
-            earliest=tuple(EarlyMessage(s.received_at, order, s.alias_slug, s.message_id,
-                                        s.sha256, s.sender_kind, s.via)
-                           for order, s in group[:EXAMPLES_KEPT]),
-            authentications=tuple((at, order, auth) for auth, (at, order) in firsts.items()),
+            first=earliest[0],
+            evidence=given(earliest, tuple((at, order, auth)
+                                           for auth, (at, order) in firsts.items())),
         ))
     return MailSummary(
         states=tuple(MailState(*state, count) for state, count in states.items()),
@@ -458,23 +492,48 @@ def _counts(states: Iterable[MailState]) -> Counts:
     )
 
 
+_CITED_FIRST = {Relation.SPOOFED: 0, Relation.IMPERSONATION: 1, Relation.THIRD_PARTY: 2,
+                Relation.BACKSCATTER: 3, Relation.UNVERIFIED: 4}
+"""Which unexpected senders a capped list keeps first, after the accused: those the
+confidence reason cites (`_leaked_confidence`) come before plain spam."""
+
+
+def _listed(senders: Sequence[SenderSummary], listed: int | None
+            ) -> tuple[set[int], Unlisted]:
+    """Which of these senders (in report order) a report lists: all, or every accusable one
+    and the first `listed` others of each list, unexpected ones by what they prove."""
+    if listed is None:
+        return set(range(len(senders))), Unlisted()
+    chosen = {index for index, s in enumerate(senders) if s.accusable}
+    lists: dict[str, list[int]] = {"unexpected": [], "expected": [], "unproven": []}
+    for index, s in enumerate(senders):
+        if index not in chosen:
+            name = ("expected" if s.relation.expected else "unexpected" if s.relation.unexpected
+                    else "unproven")
+            lists[name].append(index)
+    lists["unexpected"].sort(key=lambda index: _CITED_FIRST[senders[index].relation])
+    for indexes in lists.values():
+        chosen.update(indexes[:listed])
+    return chosen, Unlisted(**{name: max(len(indexes) - listed, 0)
+                               for name, indexes in lists.items()})
+
+
 def _senders(groups: Iterable[SenderGroup], flagged: Iterable[str],
-             elsewhere: Mapping[str, int]) -> tuple[SenderSummary, ...]:
+             elsewhere: Mapping[str, int], listed: int | None = None
+             ) -> tuple[tuple[SenderSummary, ...], tuple[SenderSummary, ...], Unlisted]:
+    """Every sender, in report order, with the evidence of those it accuses; the senders a
+    report lists (all, or `_listed`), with their evidence; and how many it leaves out."""
     flagged_orgs = set(flagged)
     merged: dict[tuple[str, Relation], list[SenderGroup]] = {}
     for group in groups:  # a sender without a domain and one named like that are one
         merged.setdefault((group.organisation or UNKNOWN_SENDER, group.relation), []).append(group)
-    summaries: list[tuple[SenderSummary, int]] = []
+    summaries: list[tuple[SenderSummary, int, list[SenderGroup]]] = []
     for (org, relation), parts in merged.items():
-        if len(parts) == 1:  # most senders write to one alias: already in order
-            (only,) = parts
-            earliest, authentications = list(only.earliest), list(only.authentications)
-            first, last, count = only.first_seen, only.last_seen, only.count
+        if len(parts) == 1:  # most senders write to one alias
+            (lead,) = parts
+            first, last, count = lead.first_seen, lead.last_seen, lead.count
         else:
-            earliest = sorted((m for part in parts for m in part.earliest),
-                              key=lambda m: (m.received_at, m.order))[:EXAMPLES_KEPT]
-            authentications = sorted((a for part in parts for a in part.authentications),
-                                     key=lambda a: (a[0], a[1]))
+            lead = min(parts, key=lambda part: (part.first.received_at, part.first.order))
             first = min(part.first_seen for part in parts)
             last = max(part.last_seen for part in parts)
             count = sum(part.count for part in parts)
@@ -485,26 +544,40 @@ def _senders(groups: Iterable[SenderGroup], flagged: Iterable[str],
                 first_seen=first,
                 last_seen=last,
                 count=count,
-                authenticated_by=tuple(dict.fromkeys(auth or NOT_AUTHENTICATED
-                                                     for _, _, auth in authentications)),
-                examples=tuple(Example(m.message_id, m.sha256, m.received_at)
-                               for m in earliest),
                 flagged=org in flagged_orgs,
-                kind=earliest[0].kind or SenderKind.ORGANISATION,
-                via=earliest[0].via,
+                kind=lead.first.kind or SenderKind.ORGANISATION,
+                via=lead.first.via,
                 elsewhere=elsewhere.get(org, 0) if relation is Relation.THIRD_PARTY else 0,
             ),
-            earliest[0].order,
+            lead.first.order,
+            parts,
         ))
-    summaries.sort(key=lambda pair: (not pair[0].relation.unexpected, pair[0].relation.expected,
-                                     pair[0].first_seen, pair[0].organisation, pair[1]))
-    return tuple(summary for summary, _ in summaries)
+    summaries.sort(key=lambda entry: (not entry[0].relation.unexpected, entry[0].relation.expected,
+                                      entry[0].first_seen, entry[0].organisation, entry[1]))
+    bare = [summary for summary, _, _ in summaries]
+    chosen, unlisted = _listed(bare, listed)
+    every = tuple(_with_evidence(summary, parts) if index in chosen or summary.accusable
+                  else summary for index, (summary, _, parts) in enumerate(summaries))
+    return every, tuple(s for index, s in enumerate(every) if index in chosen), unlisted
+
+
+def _with_evidence(summary: SenderSummary, parts: Sequence[SenderGroup]) -> SenderSummary:
+    """The sender with its examples and the ways it authenticated, from its groups."""
+    evidence = [part.evidence() for part in parts]
+    earliest = sorted((m for messages, _ in evidence for m in messages),
+                      key=lambda m: (m.received_at, m.order))[:EXAMPLES_KEPT]
+    authentications = sorted((a for _, ways in evidence for a in ways),
+                             key=lambda a: (a[0], a[1]))
+    return replace(
+        summary,
+        authenticated_by=tuple(dict.fromkeys(auth or NOT_AUTHENTICATED
+                                             for _, _, auth in authentications)),
+        examples=tuple(Example(m.message_id, m.sha256, m.received_at) for m in earliest))
 
 
 def _days_to_first_unexpected(groups: Iterable[SenderGroup],
                               aliases: Iterable[AliasView]) -> int | None:
-    firsts = [group.earliest[0] for group in groups
-              if group.relation.unexpected and group.earliest]
+    firsts = [group.first for group in groups if group.relation.unexpected]
     if not firsts:
         return None
     first = min(firsts, key=lambda m: (m.received_at, m.order))
@@ -514,17 +587,19 @@ def _days_to_first_unexpected(groups: Iterable[SenderGroup],
     return max((first.received_at - issued[first.alias_slug]).days, 0)
 
 
-def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = None
-                   ) -> CompanyReport:
+def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = None,
+                   listed: int | None = None) -> CompanyReport:
     """The verdict and evidence for one company.
 
     `elsewhere` counts, per business, the other companies whose aliases it mailed as
-    a third party.
+    a third party. The report lists every sender, or (`listed`) every sender its verdict
+    accuses and the first `listed` others of each list, and counts the rest; the verdict
+    and confidence weigh every sender either way.
     """
     timeline = tuple(sorted(facts.sightings, key=lambda s: s.received_at))
     summary = facts.summary or summarise(timeline)
     counts = _counts(summary.states)
-    senders = _senders(summary.groups, facts.flagged, elsewhere or {})
+    senders, shown, unlisted = _senders(summary.groups, facts.flagged, elsewhere or {}, listed)
     verdict = verdict_for(senders, counts)
     confidence, reason = confidence_for(verdict, senders, counts)
     return CompanyReport(
@@ -537,7 +612,8 @@ def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = No
         confidence=confidence,
         confidence_reason=reason,
         counts=counts,
-        senders=senders,
+        senders=shown,
+        unlisted=unlisted,
         days_to_first_unexpected=_days_to_first_unexpected(summary.groups, facts.aliases),
         timeline=timeline,
         consent=facts.consent[-1] if facts.consent else None,
@@ -642,6 +718,7 @@ def company_json(report: CompanyReport, evidence_limit: int | None = None) -> di
         "unexpected_senders": [_sender_json(s) for s in report.unexpected],
         "expected_senders": [_sender_json(s) for s in report.senders if s.relation.expected],
         "unproven_senders": [_sender_json(s) for s in report.unproven],
+        "unlisted_senders": report.unlisted.to_dict(),
         "days_to_first_unexpected": report.days_to_first_unexpected,
         "consent": _consent_json(report.consent),
         "findings": [_finding_json(f, evidence_limit) for f in report.findings],

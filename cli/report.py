@@ -35,9 +35,11 @@ def report(
     names: CompaniesArgument = None,
     company: CompanyOption = None,
     every: Annotated[bool, typer.Option(
-        "--all", help="Every company in the summary and the evidence of every company that "
-        "needs attention (shared, leaked or a consent finding); by default the evidence stops "
-        "after 20 such companies and the summary lists 30 of the others. No effect on --json.",
+        "--all", help="Every company in the summary, the evidence of every company that "
+        "needs attention (shared, leaked or a consent finding) and every sender; by default "
+        "the evidence stops after 20 such companies, the summary lists 30 of the others, and "
+        "each company lists every accused sender and 5 others of each kind. With --json, "
+        "every sender of every company.",
     )] = False,
     as_json: JsonOption = False,
     home: HomeOption = None,
@@ -47,16 +49,19 @@ def report(
 
     The summary has one line per company. The evidence follows for the companies that need
     attention, the worst 20 of them, and the summary lists the first 30 of the others, so a
-    report of a thousand companies stays readable; `--all` shows everything.
+    report of a thousand companies stays readable; `--all` shows everything. Each company
+    lists every sender its verdict accuses and the first 5 others of each kind (unexpected,
+    its own, unproven), and counts the rest: `canary show NAME` lists them all.
     """
     from canary.alerts import failing_for_days
-    from canary.report import EVIDENCE_SHOWN, report_document
+    from canary.report import EVIDENCE_SHOWN, SENDERS_LISTED, report_document
     from data.summary import channel_states, summed_reports
 
     chosen = [*(names or ()), *(company or ())]
     channels = home_config(ctx, home).alerts.channels
     reports, states = read_plainly(ctx, home, db, lambda connection: (
-        summed_reports(connection, chosen, EVIDENCE_SHOWN), channel_states(connection)))
+        summed_reports(connection, chosen, EVIDENCE_SHOWN, None if every else SENDERS_LISTED),
+        channel_states(connection)))
     deliveries = {"failed": reports.deliveries_failed, "held": reports.held}
     now = datetime.now(UTC)
     if as_json:

@@ -67,14 +67,14 @@ def company_facts(session: Session, names: Sequence[str] = ()) -> list[CompanyFa
             for company in summary.chosen_companies(_read(session), names)]
 
 
-def build_reports(session: Session, names: Sequence[str] = (), *,
-                  timeline: bool = True, listed: int | None = None) -> Reports:
+def build_reports(session: Session, names: Sequence[str] = (), *, timeline: bool = True,
+                  listed: int | None = None, senders: int | None = None) -> Reports:
     """The report of the named companies, or of all; reads only. Without `timeline` the
     database sums the mail up and the reports have no timeline: the same verdicts and
     evidence, read in a few queries however much mail there is (`data.summary`); `listed`
     then caps the messages read for each consent finding (`canary report` shows only the
-    first few)."""
+    first few). `senders` caps the senders listed (`canary.report.company_report`)."""
     read = _read(session)
     if not timeline:
-        return summary.summed_reports(read, names, listed)
-    return summary.reports_of(read, company_facts(session, names), not names)
+        return summary.summed_reports(read, names, listed, senders)
+    return summary.reports_of(read, company_facts(session, names), not names, senders)

@@ -13,9 +13,11 @@ here writes.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from canary.alerts import ChannelState
@@ -27,6 +29,7 @@ from canary.errors import UnknownCompany
 from canary.relation import Relation
 from canary.report import (
     AliasView,
+    Authentications,
     CompanyFacts,
     CompanyReport,
     EarlyMessage,
@@ -180,6 +183,27 @@ def third_party_spread(connection: Any) -> dict[str, int]:
     return {sender: count - 1 for sender, count in spread if sender and count > 1}
 
 
+def _first_example(connection: Any) -> str:
+    """The columns of a tally's first example (message row id, Message-ID, SHA-256, via),
+    read from its JSON by the database."""
+    if isinstance(connection, sqlite3.Connection):
+        return ", ".join(f"json_extract(examples, '$[0][{index}]')" for index in range(1, 5))
+    return ", ".join(f"CAST(examples AS json) -> 0 ->> {index}" for index in range(1, 5))
+
+
+def _evidence(examples: str, authentications: str, slug: str, kind: SenderKind | None,
+              ways: dict[tuple[str | None, str | None], AuthenticatedBy | None]
+              ) -> tuple[tuple[EarlyMessage, ...], Authentications]:
+    """A tally's examples and ways of authenticating, decoded (`SenderGroup.evidence`)."""
+    when = datetime.fromisoformat
+    return (
+        tuple(EarlyMessage(when(at), number, slug, message_id, sha256, kind, via)
+              for at, number, message_id, sha256, via in json.loads(examples)),
+        tuple((when(at), number, ways[way] if (way := (method, domain)) in ways
+               else ways.setdefault(way, authenticated_by(method, domain)))
+              for at, number, method, domain in json.loads(authentications)))
+
+
 @dataclass(frozen=True, slots=True)
 class _Alias:
     id: int
@@ -224,37 +248,35 @@ def summed_facts(connection: Any, companies: Sequence[CompanyRow], every: bool,
     company_of = {alias.id: company for company, owned in aliases.items() for alias in owned}
     slugs = {alias.id: alias.slug for owned in aliases.values() for alias in owned}
 
-    # The analysed mail, summed up per alias, sender and relation (`data.tallies`).
+    # The analysed mail, summed up per alias, sender and relation (`data.tallies`). Each
+    # row's first example is read in SQL; the rest of its evidence is decoded only for the
+    # senders the report lists or accuses (`canary.report.SenderGroup.evidence`).
     per_alias: dict[int, int] = {}
-    states: dict[int, list[MailState]] = {}
+    analysed: dict[int, dict[tuple[Relation, bool], int]] = {}
     groups: dict[int, list[SenderGroup]] = {}
     relations = {r.value: r for r in Relation}
     kinds: dict[str, SenderKind | None] = {k.value: k for k in SenderKind}
     kinds[""] = None
     ways: dict[tuple[str | None, str | None], AuthenticatedBy | None] = {}
-    when = datetime.fromisoformat
     where = "" if every else f" WHERE alias_id IN ({id_list(company_of)})"
-    tallies = rows(connection, "SELECT alias_id, relation, organisation, kind, count, "
-                   "marketing, first_seen, last_seen, examples, authentications "
-                   f"FROM sendertally{where}")
-    # Every row's JSON decoded in one call: tens of thousands of rows.
-    decoded = json.loads("[" + ",".join(f"{row[8]},{row[9]}" for row in tallies) + "]")
-    for index, (alias_id, relation_value, organisation, kind_value, count, selling, first,
-                last, _, _) in enumerate(tallies):
-        examples, authentications = decoded[2 * index], decoded[2 * index + 1]
+    for (alias_id, relation_value, organisation, kind_value, count, selling, first, last,
+         examples, authentications, number, message_id, sha256, via) in rows(
+            connection, "SELECT alias_id, relation, organisation, kind, count, marketing, "
+            f"first_seen, last_seen, examples, authentications, {_first_example(connection)} "
+            f"FROM sendertally{where}"):
         owner, relation = company_of[alias_id], relations[relation_value]
         per_alias[alias_id] = per_alias.get(alias_id, 0) + count
-        states.setdefault(owner, []).extend((
-            MailState(relation, False, False, True, selling),
-            MailState(relation, False, False, False, count - selling)))
-        slug, kind = slugs[alias_id], kinds[kind_value]
+        tally = analysed.setdefault(owner, {})
+        tally[relation, True] = tally.get((relation, True), 0) + selling
+        tally[relation, False] = tally.get((relation, False), 0) + count - selling
+        slug, kind, first_seen = slugs[alias_id], kinds[kind_value], stored_time(first)
         groups.setdefault(owner, []).append(SenderGroup(
-            organisation or None, relation, count, stored_time(first), stored_time(last),
-            tuple(EarlyMessage(when(at), number, slug, message_id, sha256, kind, via)
-                  for at, number, message_id, sha256, via in examples),
-            tuple((when(at), number, ways[way] if (way := (method, domain)) in ways
-                   else ways.setdefault(way, authenticated_by(method, domain)))
-                  for at, number, method, domain in authentications)))
+            organisation or None, relation, count, first_seen, stored_time(last),
+            EarlyMessage(first_seen, int(number), slug, message_id, sha256, kind, via),
+            partial(_evidence, examples, authentications, slug, kind, ways)))
+    states = {owner: [MailState(relation, False, False, selling, count)
+                      for (relation, selling), count in tally.items()]
+              for owner, tally in analysed.items()}
 
     # Mail waiting for analysis: not in a tally yet, and few rows (on the relation index).
     chosen = "" if every else f" AND alias.company_id IN ({id_list(ids or ())})"
@@ -345,12 +367,14 @@ def _count(connection: Any, sql: str) -> int:
     return int(count)
 
 
-def reports_of(connection: Any, facts: Iterable[CompanyFacts], every: bool) -> Reports:
+def reports_of(connection: Any, facts: Iterable[CompanyFacts], every: bool,
+               senders: int | None = None) -> Reports:
     """The reports of these companies' facts, worst first, with the home's counts; probes
-    only when `every` company is reported."""
+    only when `every` company is reported. Each lists every sender, or every accused one
+    and the first `senders` others of each list (`canary.report.company_report`)."""
     spread = third_party_spread(connection)
     return Reports(
-        worst_first(company_report(f, spread) for f in facts),
+        worst_first(company_report(f, spread, senders) for f in facts),
         _count(connection, "SELECT count(*) FROM probe") if every else 0,
         _count(connection, "SELECT count(*) FROM deliveryjob "
                f"WHERE state = '{DeliveryState.FAILED.value}'"),
@@ -358,12 +382,13 @@ def reports_of(connection: Any, facts: Iterable[CompanyFacts], every: bool) -> R
                f"WHERE state = '{DeliveryState.HELD.value}'"))
 
 
-def summed_reports(connection: Any, names: Sequence[str] = (), listed: int | None = None
-                   ) -> Reports:
+def summed_reports(connection: Any, names: Sequence[str] = (), listed: int | None = None,
+                   senders: int | None = None) -> Reports:
     """The report of the named companies, or of all, from the summed-up mail (no timeline):
-    `data.reporting.build_reports` without a timeline."""
+    `data.reporting.build_reports` without a timeline. `listed` caps the messages listed
+    per consent finding, `senders` the senders listed per list (see `reports_of`)."""
     facts = summed_facts(connection, chosen_companies(connection, names), not names, listed)
-    return reports_of(connection, facts, not names)
+    return reports_of(connection, facts, not names, senders)
 
 
 def channel_states(connection: Any) -> dict[str, ChannelState]:

@@ -331,7 +331,7 @@ def test_report_document_validates_against_the_schema(leaked_acme: CompanyReport
                                                   authenticated_by=spf("broker.example")))),
     ]
     document = report_document(reports, datetime(2026, 3, 1, 12, 30, tzinfo=UTC), probes=7)
-    assert document["schema_version"] == SCHEMA_VERSION == 2
+    assert document["schema_version"] == SCHEMA_VERSION == 3
     assert document["generated_at"] == "2026-03-01T12:30:00Z"
     assert document["probes"] == 7
     assert [c["verdict"] for c in document["companies"]] == [
@@ -371,3 +371,50 @@ def test_schema_relations_match_the_domain() -> None:
     assert set(schema["$defs"]["relation"]["enum"]) == {r.value for r in Relation}
     assert set(schema["$defs"]["company"]["properties"]["verdict"]["enum"]) == {
         v.value for v in Verdict}
+
+
+# --- a capped report ------------------------------------------------------------
+
+
+def test_a_capped_report_lists_every_accused_sender_and_the_cited_ones_first() -> None:
+    """`canary report` lists a few senders per list; the verdict still weighs them all, the
+    accused sender and the one the reason names are always listed, and the rest are
+    counted."""
+    spam = [seen(n, Relation.UNVERIFIED, f"spam{n}.example") for n in range(1, 8)]
+    broker = [seen(20 + n, Relation.THIRD_PARTY, "broker.example", authenticated_by=DKIM_B)
+              for n in range(3)]
+    own = [seen(n / 10, Relation.FIRST_PARTY, f"mail{n}.acme.example") for n in range(1, 5)]
+    whole = company_report(facts("Acme", *spam, *broker, *own))
+    capped = company_report(facts("Acme", *spam, *broker, *own), listed=2)
+
+    assert (capped.verdict, capped.confidence, capped.confidence_reason) == (
+        whole.verdict, whole.confidence, whole.confidence_reason)
+    assert whole.verdict is Verdict.SHARED and "broker.example" in whole.confidence_reason
+    # The broker is listed beyond the cap, with its evidence; spam fills the cap in order.
+    assert [s.organisation for s in capped.unexpected] == [
+        "spam1.example", "spam2.example", "broker.example"]
+    (listed_broker,) = [s for s in capped.unexpected if s.accusable]
+    assert listed_broker == next(s for s in whole.unexpected if s.accusable)
+    assert len(listed_broker.examples) == EXAMPLES_KEPT and listed_broker.authenticated_by
+    assert [s.organisation for s in capped.senders if s.relation.expected] == [
+        "mail1.acme.example", "mail2.acme.example"]
+    assert capped.unlisted.to_dict() == {"unexpected": 5, "expected": 2, "unproven": 0}
+    assert whole.unlisted.to_dict() == {"unexpected": 0, "expected": 0, "unproven": 0}
+
+    document = report_document([capped], T0, probes=0)
+    assert_valid_report(document)
+    (company,) = document["companies"]
+    assert company["unlisted_senders"] == {"unexpected": 5, "expected": 2, "unproven": 0}
+    assert len(company["unexpected_senders"]) == 3
+
+
+def test_a_capped_report_keeps_the_sender_a_leak_is_blamed_on() -> None:
+    """Without an accused sender, forged and look-alike mail is listed before plain spam:
+    the confidence reason names it."""
+    spam = [seen(n, Relation.UNVERIFIED, f"spam{n}.example") for n in range(1, 6)]
+    phish = seen(9, Relation.IMPERSONATION, "acme-security.example")
+    capped = company_report(facts("Acme", *spam, phish), listed=1)
+    assert capped.verdict is Verdict.LEAKED
+    assert "acme-security.example" in capped.confidence_reason
+    assert [s.organisation for s in capped.unexpected] == ["acme-security.example"]
+    assert capped.unlisted.unexpected == 5

@@ -20,7 +20,7 @@ from homes import START, fill_home
 from sqlmodel import SQLModel
 
 from canary.consent import Frequency
-from canary.report import EVIDENCE_SHOWN, report_document
+from canary.report import EVIDENCE_SHOWN, SENDERS_LISTED, report_document
 from cli.render.documents import show_document
 from data.database import Store
 from data.registry import flag_sender, record_consent
@@ -28,6 +28,27 @@ from data.reporting import build_reports
 from data.summary import company_view
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+ACCUSABLE_KINDS = {"organisation", "merchant"}
+CITED_FIRST = ["spoofed", "impersonation", "third_party", "backscatter", "unverified"]
+
+
+def capped(company: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The company as `canary report` lists it: every accused sender (an identifiable
+    business as a third party) and the first `limit` others of each list, forged and
+    look-alike mail before spam, with the rest counted."""
+    shown, unlisted = dict(company), {}
+    for name in ("unexpected", "expected", "unproven"):
+        senders = company[f"{name}_senders"]
+        accused = {index for index, s in enumerate(senders)
+                   if s["relation"] == "third_party" and s["kind"] in ACCUSABLE_KINDS}
+        others = [index for index in range(len(senders)) if index not in accused]
+        if name == "unexpected":
+            others.sort(key=lambda index: CITED_FIRST.index(senders[index]["relation"]))
+        chosen = accused | set(others[:limit])
+        shown[f"{name}_senders"] = [s for index, s in enumerate(senders) if index in chosen]
+        unlisted[name] = max(len(others) - limit, 0)
+    shown["unlisted_senders"] = unlisted
+    return shown
 
 
 def both_documents(store: Store, names: tuple[str, ...] = ()) -> tuple[Any, Any]:
@@ -51,6 +72,19 @@ def assert_same_reports(store: Store) -> dict[str, Any]:
     assert (report_document(listed.companies, NOW, listed.probes, evidence_limit=EVIDENCE_SHOWN)
             == report_document(whole.companies, NOW, whole.probes,
                                evidence_limit=EVIDENCE_SHOWN))
+    # `canary report` lists a few senders of each list, and counts the rest.
+    for limit in (1, SENDERS_LISTED):
+        with store.reading() as session:
+            few = build_reports(session, timeline=False, senders=limit)
+            few_every = build_reports(session, timeline=True, senders=limit)
+        document = report_document(few.companies, NOW, few.probes)
+        assert document == report_document(few_every.companies, NOW, few_every.probes)
+        assert document["companies"] == [capped(c, limit) for c in every["companies"]]
+        assert document["brokers"] == every["brokers"]
+        for company in document["companies"]:
+            if company["verdict"] == "shared":  # the business the reason names is listed
+                named = company["confidence_reason"].split(":")[0]
+                assert named in {s["organisation"] for s in company["unexpected_senders"]}
     # One company asked for by name reads only its own mail, and still agrees.
     name = every["companies"][-1]["name"]
     one, one_every = both_documents(store, (name,))

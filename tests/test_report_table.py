@@ -23,7 +23,14 @@ from rich.console import Console
 
 from canary.consent import Consent
 from canary.relation import Relation
-from canary.report import AliasView, CompanyFacts, CompanyReport, Sighting, company_report
+from canary.report import (
+    SENDERS_LISTED,
+    AliasView,
+    CompanyFacts,
+    CompanyReport,
+    Sighting,
+    company_report,
+)
 from cli.main import app
 from cli.render.terminal import DETAILS_SHOWN, OTHERS_LISTED, render_report
 from data.database import Store
@@ -233,6 +240,7 @@ def test_report_help_explains_all_with_the_real_limits() -> None:
     assert "--all" in text
     assert f"after {DETAILS_SHOWN} such companies" in text
     assert f"lists {OTHERS_LISTED} of the others" in text
+    assert f"every accused sender and {SENDERS_LISTED} others of each kind" in text
 
 
 def test_report_all_shows_every_company_needing_attention(canary: Canary, store: Store) -> None:
@@ -258,4 +266,36 @@ def test_report_all_shows_every_company_needing_attention(canary: Canary, store:
     def companies(*args: str) -> object:
         return json.loads(canary("report", *args, "--json").stdout)["companies"]
 
-    assert companies("--all") == companies(), "--all changes nothing in the JSON"
+    assert companies("--all") == companies(), "one sender each: every one is listed"
+
+
+def test_report_lists_a_few_senders_of_each_company_and_show_lists_them_all(
+    canary: Canary, store: Store,
+) -> None:
+    now = datetime.now(UTC)
+    address = issue(canary, "Shop", "--domain", "shop.example")
+    spammers = [f"spam{i}.example" for i in range(SENDERS_LISTED + 2)]
+    for i, spammer in enumerate(spammers):
+        store_mail(store, address, make_message(sender=f"x@{spammer}"),
+                   now + timedelta(seconds=i))
+    analyse(store, os.environ["CANARY_DNS"])
+
+    table = canary("report")
+    assert table.exit_code == 0, table.output
+    assert "…and 2 more unexpected senders: canary show shop lists every one." in " ".join(
+        table.stdout.split())
+    assert "spam0.example" in table.stdout and spammers[-1] not in table.stdout
+
+    def shop(*args: str) -> dict[str, object]:
+        result = canary(*args, "--json")
+        assert result.exit_code == 0, result.output
+        document = json.loads(result.stdout)
+        return document["company"] if "company" in document else document["companies"][0]
+
+    few, every, shown = shop("report"), shop("report", "--all"), shop("show", "shop")
+    assert [s["organisation"] for s in few["unexpected_senders"]] == spammers[:SENDERS_LISTED]
+    assert few["unlisted_senders"] == {"unexpected": 2, "expected": 0, "unproven": 0}
+    for whole in (every, shown):
+        assert [s["organisation"] for s in whole["unexpected_senders"]] == spammers
+        assert whole["unlisted_senders"] == {"unexpected": 0, "expected": 0, "unproven": 0}
+    assert few["verdict"] == every["verdict"] == "leaked"

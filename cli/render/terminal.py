@@ -200,6 +200,9 @@ def _render_details(console: Console, r: CompanyReport) -> None:
         console.print(f"[bold]{escape(r.name)}[/]: {verdict_text(r.verdict)}, confidence "
                       f"{r.confidence.value} — {escape(r.confidence_reason)}")
         console.print(sender_table(f"{escape(r.name)}: unexpected senders", r.unexpected))
+        if r.unlisted.unexpected:
+            console.print(f"  …and {plural(r.unlisted.unexpected, 'more unexpected sender')}: "
+                          f"canary show {r.slug} lists every one.")
         for sender in r.unexpected[:EVIDENCE_SHOWN]:
             for example in sender.examples[:1]:
                 console.print(f"  e.g. {escape(sender.organisation)}: "
