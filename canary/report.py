@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -492,6 +492,8 @@ def _counts(states: Iterable[MailState]) -> Counts:
     )
 
 
+_PLACE = {r: (not r.unexpected, r.expected) for r in Relation}
+"""Where a relation's senders stand in a report: unexpected first, the company's own last."""
 _CITED_FIRST = {Relation.SPOOFED: 0, Relation.IMPERSONATION: 1, Relation.THIRD_PARTY: 2,
                 Relation.BACKSCATTER: 3, Relation.UNVERIFIED: 4}
 """Which unexpected senders a capped list keeps first, after the accused: those the
@@ -552,8 +554,8 @@ def _senders(groups: Iterable[SenderGroup], flagged: Iterable[str],
             lead.first.order,
             parts,
         ))
-    summaries.sort(key=lambda entry: (not entry[0].relation.unexpected, entry[0].relation.expected,
-                                      entry[0].first_seen, entry[0].organisation, entry[1]))
+    summaries.sort(key=lambda entry: (_PLACE[entry[0].relation], entry[0].first_seen,
+                                      entry[0].organisation, entry[1]))
     bare = [summary for summary, _, _ in summaries]
     chosen, unlisted = _listed(bare, listed)
     every = tuple(_with_evidence(summary, parts) if index in chosen or summary.accusable
@@ -563,16 +565,22 @@ def _senders(groups: Iterable[SenderGroup], flagged: Iterable[str],
 
 def _with_evidence(summary: SenderSummary, parts: Sequence[SenderGroup]) -> SenderSummary:
     """The sender with its examples and the ways it authenticated, from its groups."""
-    evidence = [part.evidence() for part in parts]
-    earliest = sorted((m for messages, _ in evidence for m in messages),
-                      key=lambda m: (m.received_at, m.order))[:EXAMPLES_KEPT]
-    authentications = sorted((a for _, ways in evidence for a in ways),
-                             key=lambda a: (a[0], a[1]))
-    return replace(
-        summary,
+    if len(parts) == 1:  # most senders write to one alias: already in order
+        earliest, authentications = parts[0].evidence()
+    else:
+        evidence = [part.evidence() for part in parts]
+        earliest = tuple(sorted((m for messages, _ in evidence for m in messages),
+                                key=lambda m: (m.received_at, m.order))[:EXAMPLES_KEPT])
+        authentications = tuple(sorted((a for _, ways in evidence for a in ways),
+                                       key=lambda a: (a[0], a[1])))
+    s = summary
+    return SenderSummary(  # not `replace`, which looks up every field each time
+        organisation=s.organisation, relation=s.relation, first_seen=s.first_seen,
+        last_seen=s.last_seen, count=s.count,
         authenticated_by=tuple(dict.fromkeys(auth or NOT_AUTHENTICATED
                                              for _, _, auth in authentications)),
-        examples=tuple(Example(m.message_id, m.sha256, m.received_at) for m in earliest))
+        examples=tuple(Example(m.message_id, m.sha256, m.received_at) for m in earliest),
+        flagged=s.flagged, kind=s.kind, via=s.via, elsewhere=s.elsewhere)
 
 
 def _days_to_first_unexpected(groups: Iterable[SenderGroup],

@@ -56,6 +56,11 @@ _ALIASES = ("SELECT alias.id, company.id, company.name, company.note, alias.addr
 
 def stored_time(value: Any) -> datetime:
     """A stored time as an aware UTC datetime (SQLite keeps text, PostgreSQL a naive time)."""
+    if isinstance(value, str) and len(value) >= 19:  # SQLite's "YYYY-MM-DD HH:MM:SS[.ffffff]"
+        try:  # read as UTC at once: a report reads hundreds of thousands
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:
+            pass
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return moment.replace(tzinfo=UTC)
 
