@@ -889,3 +889,79 @@ def test_mail_accepted_right_after_the_listener_starts_is_delivered(
         running.stop()
     assert [d["state"] for d in deliveries_json(home)] == ["delivered"]
     assert len(clean_dovecot.fetch_all()) == 1
+
+
+# --- 10. SMTP to the person's own server ---------------------------------------------------------
+
+
+class Receiver:
+    """A mail server on loopback (aiosmtpd), as the person's own: it keeps what it accepts and
+    answers RCPT with each of `replies` in turn, then 250."""
+
+    def __init__(self, *replies: str) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.replies = list(replies)
+        self.received: list[tuple[str, list[str], bytes]] = []
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        if self.replies:
+            return self.replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              envelope.original_content))
+        return "250 2.0.0 queued"
+
+    def close(self) -> None:
+        self.controller.stop()
+
+
+def test_smtp_delivers_to_the_persons_server_with_the_original_sender_and_retries_a_4xx(
+    listen: Listen, acme: str, keys: dict[str, DkimKey], home: Home,
+) -> None:
+    receiver = Receiver("452 4.2.2 mailbox full, try later")
+    try:
+        running = listen(f"smtp://127.0.0.1:{receiver.port}?recipient=alice@example.org",
+                         first_retry=timedelta(seconds=0.3))
+        raw = from_acme(keys)
+        send_from_acme(running, acme, raw)
+        (done,) = wait_for(
+            lambda: [d for d in deliveries_json(home) if d["state"] == "delivered"],
+            "the retried delivery to be recorded")
+        running.settle()
+    finally:
+        receiver.close()
+
+    # One copy, after one refusal: to the configured recipient, from the original sender,
+    # the received bytes under Canary's labels.
+    ((mail_from, recipients, message),) = receiver.received
+    assert (mail_from, recipients) == ("bounce@acme.example", ["alice@example.org"])
+    labels = labelled(crlf(message), raw)
+    assert labels["x-canary-relation"] == "first_party" and labels["x-canary-alias"] == acme
+    assert dkim_verifies(crlf(message), keys["acme"])
+    assert done["attempts"] == 2 and done["last_error"] is None
+
+
+def test_smtp_delivery_refused_for_good_fails_with_the_servers_reply(
+    listen: Listen, acme: str, keys: dict[str, DkimKey], home: Home,
+) -> None:
+    receiver = Receiver("550 5.1.1 no such user")
+    try:
+        running = listen(f"smtp://127.0.0.1:{receiver.port}?recipient=nobody@example.org")
+        send_from_acme(running, acme, from_acme(keys))
+        running.settle()
+    finally:
+        receiver.close()
+    (failed,) = deliveries_json(home)
+    assert failed["state"] == "failed" and failed["attempts"] == 1
+    assert "RCPT TO <nobody@example.org>: 550 5.1.1 no such user" in failed["last_error"]
+    assert receiver.received == []
