@@ -113,7 +113,7 @@ def serve(
                             secret=space.secret, settings=settings,
                             analysis=space.analysis_config(),
                             delivery=space.delivery_config(),
-                            alerts=space.config.alerts)
+                            alerts=space.config.alerts, alerts_home=space.home.path)
         try:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
                 runner.run(_serve(listener))

@@ -28,7 +28,7 @@ import shutil
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from canary.alerts import (
     trial_event,
     unwritable_event,
 )
+from canary.errors import HomeError
 from data.alerts import (
     ChannelFilter,
     DueSend,
@@ -73,6 +74,7 @@ from data.alerts import (
     sent_this_hour,
 )
 from data.database import Store
+from data.home import Home
 from smtp_listener.limits import DEFAULT_MIN_FREE_BYTES, DEFAULT_MIN_FREE_RATIO
 
 log = logging.getLogger("canary.alerts")
@@ -214,6 +216,9 @@ class AlertSettings:
     watch_analysis: bool = True
     """Watch analysis for progress (a running listener), or not (one pass from the CLI)."""
     unwritable_after: timedelta = UNWRITABLE_AFTER
+    home: Path | None = None
+    """The home whose config `config` came from: a running listener reads its `[alerts]`
+    again when the file changes (`canary alerts add`, `remove`), with no restart."""
 
 
 @dataclass
@@ -251,6 +256,7 @@ class Alerter:
         self._trouble_told = False
         self._seen: set[str] = set()
         """Keys of the health events this alerter recorded: not looked up again."""
+        self._config_stamp: tuple[int, int] | None = None
 
     @property
     def config(self) -> AlertsConfig:
@@ -259,9 +265,34 @@ class Alerter:
     def _filters(self) -> list[ChannelFilter]:
         return [ChannelFilter(c.key, c.kinds, c.min_severity) for c in self.config.channels]
 
+    def _follow_config(self) -> None:
+        """Take up the home's alert settings when its config file has changed."""
+        if self.settings.home is None:
+            return
+        home = Home(self.settings.home)
+        try:
+            found = home.config_path.stat()
+        except OSError:
+            return
+        stamp = (found.st_mtime_ns, found.st_size)
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            config = home.config().alerts
+        except (HomeError, OSError) as error:
+            log.warning("the alert settings were not taken up, the previous ones stay in "
+                        "force: %s", getattr(error, "problem", error))
+            return
+        if config != self.config:
+            self.settings = replace(self.settings, config=config)
+            self._registered = False  # new channels get what happens from now on
+            log.info("alert settings changed: %d channel(s)", len(config.channels))
+
     def run_once(self, should_stop: Callable[[], bool] = lambda: False) -> Pass:
         """Find and record new events, queue them, send what is due now."""
         done = Pass()
+        self._follow_config()
         now = self.clock()
         try:
             waiting = self._detect(now, done)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from canary.alerts import AlertsConfig
 from canary.delivery import DeliveryConfig
@@ -95,8 +96,11 @@ class Listener:
         analysis: AnalysisConfig,
         delivery: DeliveryConfig | None = None,
         alerts: AlertsConfig | None = None,
+        alerts_home: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        """`alerts` came from the config of `alerts_home`, when given: the listener follows
+        that file's `[alerts]` while it runs."""
         self._store = store
         self._settings = settings
         delivery = delivery or DeliveryConfig()
@@ -106,7 +110,7 @@ class Listener:
             delivery.authserv_id or (sorted(domains)[0] if domains else "canary"),
             AlertSettings(alerts or AlertsConfig(),
                           min_free_bytes=settings.limits.min_free_bytes,
-                          min_free_ratio=settings.limits.min_free_ratio)))
+                          min_free_ratio=settings.limits.min_free_ratio, home=alerts_home)))
         self._writer = DeliveryWriter(store, on_commit=self._worker.notify)
         self.clients = Clients(settings.limits, settings.xforward_peers)
         self._handler = CanaryHandler(

@@ -106,7 +106,7 @@ class RunningListener:
 def start_listener(
     home: Home, store: Store, resolver: Resolver | None = None, *,
     trusted_upstream: tuple[str, ...] = (), delivery: DeliveryConfig | None = None,
-    alerts: AlertsConfig | None = None, **settings: object,
+    alerts: AlertsConfig | None = None, alerts_home: Path | None = None, **settings: object,
 ) -> RunningListener:
     """Start the real listener; without a resolver, it gets an empty loopback DNS of its own."""
     own_dns = None
@@ -119,7 +119,8 @@ def start_listener(
                               lifetime=resolver.lifetime, trusted_upstream=trusted_upstream)
     listener = Listener(store, domains=frozenset(home.config().domains), secret=home.secret(),
                         settings=ListenerSettings(**options),  # type: ignore[arg-type]
-                        analysis=analysis, delivery=delivery, alerts=alerts)
+                        analysis=analysis, delivery=delivery, alerts=alerts,
+                        alerts_home=alerts_home)
     thread = ListenerThread(listener)
     host, port = thread.__enter__()
     return RunningListener(host, port, home, store, thread, own_dns)

@@ -242,6 +242,49 @@ def test_canary_serve_sends_alerts_from_its_config(
     assert listed["channels"][0]["status"] == "ok"
 
 
+def test_a_running_listener_follows_alerts_add_and_remove(
+    home: Home, store: Store, resolver: Resolver, marketer_key: DkimKey, webhook: Webhook,
+) -> None:
+    """`canary alerts add` and `remove` take effect in a running `canary serve`: no restart."""
+    canary = Canary(home.path)
+    first = issue(home, store, "MegaMart", "megamart.example").address
+    second = issue(home, store, "ShopCo", "shopco.example").address
+    running = start_listener(home, store, resolver, alerts=home.config().alerts,
+                             alerts_home=home.path)
+    try:
+        added = canary("alerts", "add", webhook.url, "--events", "leaks")
+        assert added.exit_code == 0, added.output
+        channel_id = added.stdout.split()[0]
+        deliver(running, [first], marketing(marketer_key, first), mail_from=f"bounce@{MARKETER}")
+        running.settle()
+        assert [a["alerts"][0]["company"] for a in webhook.alerts()] == ["MegaMart"]
+
+        assert canary("alerts", "remove", channel_id).exit_code == 0
+        deliver(running, [second], marketing(marketer_key, second),
+                mail_from=f"bounce@{MARKETER}")
+        running.settle()
+        assert "new_sender" in kinds(store)
+    finally:
+        running.stop()
+    assert [a["alerts"][0]["company"] for a in webhook.alerts()] == ["MegaMart"]
+    assert canary.json("alerts", "list", schema="alerts")["channels"] == []
+
+
+def test_a_config_broken_while_running_keeps_the_alert_settings_in_force(
+    home: Home, store: Store, webhook: Webhook, caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert Canary(home.path)("alerts", "add", webhook.url).exit_code == 0
+    config = home.config().alerts
+    running = alerter(store, config, home=home.path)
+    running.run_once()
+    home.config_path.write_text(home.config_path.read_text() + "[alerts\n")
+    with caplog.at_level(logging.WARNING, logger="canary.alerts"):
+        running.run_once()
+    assert running.config == config
+    (record,) = [r for r in caplog.records if r.name == "canary.alerts"]
+    assert "not taken up" in record.getMessage() and "not valid TOML" in record.getMessage()
+
+
 # --- no flooding ------------------------------------------------------------------------------
 
 
