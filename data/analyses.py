@@ -38,6 +38,7 @@ from data.models import (
     EspCustomer,
     Message,
     MessageEvidence,
+    RawMessage,
 )
 from data.registry import company_domains, find_company, trust_domain
 from data.tallies import Counted, TallyKey, count_in, recount
@@ -72,6 +73,19 @@ class PendingMessage:
 
 PENDING_BYTES = 64 * 1024 * 1024
 """Raw bytes one batch of pending messages may hold in memory (at least one message)."""
+
+
+def within_bytes(rows: Iterable[Any]) -> list[Any]:
+    """The first of these rows (each with the `size` of its raw message) whose raw mail
+    fits in `PENDING_BYTES`; at least one."""
+    chosen: list[Any] = []
+    held = 0
+    for row in rows:
+        if chosen and held + row.size > PENDING_BYTES:
+            break
+        held += row.size
+        chosen.append(row)
+    return chosen
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -137,8 +151,13 @@ def claim_pending(session: Session, limit: int, now: datetime) -> int:
     them. Return how many. SQLite has one listener: nothing to claim."""
     if session.connection().dialect.name != "postgresql":
         return 0
-    due = session.exec(select(Message.id).where(_due(now)).order_by(col(Message.id))
-                       .limit(limit).with_for_update(skip_locked=True)).all()
+    # As many as the batch will read (`within_bytes`): a message claimed and left unread
+    # would wait out the claim.
+    due = [row.id for row in within_bytes(session.exec(
+        select(Message.id, RawMessage.size)
+        .join(RawMessage, col(RawMessage.sha256) == col(Message.sha256))
+        .where(_due(now)).order_by(col(Message.id)).limit(limit)
+        .with_for_update(skip_locked=True, of=Message)).all())]
     if due:
         session.connection().execute(update(Message).where(col(Message.id).in_(due))
                                      .values(retry_at=now + CLAIM_FOR, claimed_at=now))
@@ -173,13 +192,7 @@ def pending_messages(session: Session, limit: int, now: datetime,
         .order_by(m.id)
         .limit(limit)
     ).all()
-    chosen: list[Any] = []
-    held = 0
-    for row in rows:
-        if chosen and held + row.size > PENDING_BYTES:
-            break
-        held += row.size
-        chosen.append(row)
+    chosen = within_bytes(rows)
     contents = raw_contents(session, {row.sha256 for row in chosen})
     companies: dict[int, CompanyContext] = {}
     pending: list[PendingMessage] = []

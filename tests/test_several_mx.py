@@ -21,7 +21,13 @@ from faults.servers import Serve, poll, serving
 from mailflow import mail, store_mail
 from sqlmodel import col, select
 
-from data.analyses import claim_pending, pending_count, pending_messages
+from data.analyses import (
+    PENDING_BYTES,
+    claim_pending,
+    claimed_messages,
+    pending_count,
+    pending_messages,
+)
 from data.database import Store
 from data.home import Home
 from data.mailstore import Delivery, store_deliveries
@@ -126,6 +132,36 @@ def test_two_analysts_claim_different_messages(postgres_url: str,
                 assert claim_pending(session, 10, now + timedelta(seconds=1)) == 0
         finally:
             other.dispose()
+    finally:
+        store.dispose()
+
+
+def test_a_claim_takes_only_the_large_messages_one_batch_reads(
+    postgres_url: str, first: tuple[Canary, str],
+) -> None:
+    """A batch reads at most `PENDING_BYTES` of raw mail. An analyst claims no more than
+    that: a message it claimed and left unread would wait out the claim (two minutes)
+    instead of going to the next batch or to the other MX."""
+    store = Store(postgres_url)
+    try:
+        with store.reading() as session:
+            alias_id, address = session.exec(select(Alias.id, Alias.address)).one()
+        assert alias_id is not None
+        line = "All the catalogue, page after page.\n"
+        body = line * (PENDING_BYTES * 2 // 5 // len(line))  # two fit in a batch, not three
+        now = datetime.now(UTC)
+        with store.writing() as session:
+            store_deliveries(session, [
+                Delivery(mail(subject=f"catalogue {n}", body=body), ((alias_id, address),),
+                         "x@acme.example", "192.0.2.1", "mx.acme.example", False, now)
+                for n in range(3)])
+        with store.writing() as session:
+            assert claim_pending(session, 50, now) == 2
+        with store.reading() as session:
+            assert [len(m.raw) > len(body) for m in claimed_messages(session, 50, now)] == [
+                True, True]
+        with store.writing() as session:  # the third is due at once, for whoever asks
+            assert claim_pending(session, 50, now) == 1
     finally:
         store.dispose()
 
