@@ -45,6 +45,15 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
+@pytest.fixture(params=["default", "asyncio"])
+def listener_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test once on each event loop the listener runs on: the default (uvloop, where it
+    is installed) and asyncio's own (`CANARY_EVENT_LOOP=asyncio`)."""
+    if request.param == "asyncio":
+        monkeypatch.setenv("CANARY_EVENT_LOOP", "asyncio")
+    return str(request.param)
+
+
 @pytest.fixture
 def zones() -> Zones:
     """DNS data the test's authoritative server serves; add records before the server starts."""

@@ -22,6 +22,8 @@ from data.database import Store, sqlite_url
 from data.home import Home
 from data.models import Alias, Message, Probe, RawMessage
 
+pytestmark = pytest.mark.usefixtures("listener_loop")
+
 SMALL_LIMIT = 4096
 
 
@@ -385,3 +387,18 @@ def test_probes_are_not_analysed(
     # The probe left a trace, but no message to analyse.
     assert message["rcpt_to"] == acme
     assert [p["address"] for p in rows(store, Probe)] == [probe_address]
+
+
+def test_each_test_here_runs_on_the_event_loop_it_names(listener_loop: str) -> None:
+    """The tests of this module run once on uvloop (where installed) and once on asyncio's
+    own loop: the listener's `new_event_loop` gives the one asked for."""
+    import importlib.util
+
+    from smtp_listener.server import new_event_loop
+
+    loop = new_event_loop()
+    try:
+        on_uvloop = listener_loop == "default" and importlib.util.find_spec("uvloop") is not None
+        assert type(loop).__module__.split(".")[0] == ("uvloop" if on_uvloop else "asyncio")
+    finally:
+        loop.close()

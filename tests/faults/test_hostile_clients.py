@@ -239,6 +239,7 @@ def test_endless_command_lines_cost_kilobytes_and_long_data_lines_are_kept(
 
 
 @pytest.mark.faults
+@pytest.mark.usefixtures("listener_loop")
 def test_connections_are_limited_per_client_and_in_all(
     home: Home, store: Store, acme: str
 ) -> None:
@@ -299,6 +300,7 @@ def test_connections_are_limited_per_client_and_in_all(
 
 
 @pytest.mark.faults
+@pytest.mark.usefixtures("listener_loop")
 def test_error_flood_gets_421_and_the_session_is_closed(
     home: Home, store: Store, acme: str
 ) -> None:
@@ -335,6 +337,7 @@ def test_error_flood_gets_421_and_the_session_is_closed(
 
 
 @pytest.mark.faults
+@pytest.mark.usefixtures("listener_loop")
 def test_probe_flood_gets_450_and_is_not_written(home: Home, store: Store, acme: str) -> None:
     limits = ClientLimits(probe_limit=10, error_limit=20)
     codes: list[list[str]] = []
