@@ -44,6 +44,18 @@ def slugify(name: str) -> str:
     return slug
 
 
+def company_name(name: str) -> str:
+    """A new company's name as kept: trimmed, one line of text (a control character such as
+    NUL or a line break would break tables, letters and CSV, and PostgreSQL cannot store
+    NUL), and one that gives an alias slug."""
+    text = name.strip()
+    if any(unicodedata.category(character) == "Cc" for character in text):
+        raise InvalidCompanyName(f"{text!r} holds a control character (a line break, a tab, "
+                                 "NUL…); use a name that is one line of plain text.")
+    slugify(text)
+    return text
+
+
 def numbered_slug(slug: str, number: int) -> str:
     """The slug of the `number`th alias of one company: `acme`, `acme-2`, `acme-3`…"""
     return slug if number <= 1 else f"{slug}-{number}"

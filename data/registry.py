@@ -17,7 +17,14 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from canary.aliases import DomainSource, RetireReply, alias_local_part, numbered_slug, slugify
+from canary.aliases import (
+    DomainSource,
+    RetireReply,
+    alias_local_part,
+    company_name,
+    numbered_slug,
+    slugify,
+)
 from canary.consent import Consent, Frequency, next_consent
 from canary.domains import registrable_or_self
 from canary.errors import (
@@ -105,6 +112,7 @@ def issue_alias(
     Raises `CompanyExists` for a company that has an active alias and
     `AliasRetired` for one whose aliases are all retired, unless `new`.
     """
+    name = company_name(name)
     base = slugify(name)
     declared = [registrable_or_self(d) for d in domains]
     company = session.exec(select(Company).where(Company.slug == base)).first()
@@ -117,7 +125,7 @@ def issue_alias(
         assert latest.retired_at is not None
         raise AliasRetired(company.name, latest.address, latest.retired_at)
     if company is None:
-        company = Company(name=name.strip(), slug=base, note=note, created_at=now)
+        company = Company(name=name, slug=base, note=note, created_at=now)
         session.add(company)
         session.flush()
     elif note:
@@ -159,6 +167,7 @@ def adopt_alias(
     `address` is normalised (`canary.addresses.normalise_address`). Raises
     `AddressTaken` if it is another company's alias.
     """
+    name = company_name(name)
     base = slugify(name)
     company = session.exec(select(Company).where(Company.slug == base)).first()
     existing = session.exec(select(Alias).where(Alias.address == address)).first()
@@ -166,7 +175,7 @@ def adopt_alias(
         owner = session.get(Company, existing.company_id)
         raise AddressTaken(address, owner.name if owner else "another company")
     if company is None:
-        company = Company(name=name.strip(), slug=base, note=note, created_at=now)
+        company = Company(name=name, slug=base, note=note, created_at=now)
         session.add(company)
         session.flush()
     elif note and not company.note:

@@ -19,6 +19,7 @@ from canary.aliases import (
     alias_local_part,
     alias_tag,
     check_recipient,
+    company_name,
     slugify,
 )
 from canary.domains import normalise_domain, organisational_domain, registrable_or_self
@@ -256,3 +257,14 @@ def test_normalise_domain_lowers_strips_the_root_dot_and_uses_a_labels() -> None
     assert normalise_domain(" Canary.Example.ORG. ") == "canary.example.org"
     assert normalise_domain("Bücher.Example") == "xn--bcher-kva.example"
     assert normalise_domain("xn--bcher-kva.example") == "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("name", ["Acme\x00Evil", "Acme\nLtd", "Acme\tLtd", "Acme\x1b[31m"])
+def test_a_name_with_a_control_character_is_refused_on_every_database(name: str) -> None:
+    with pytest.raises(InvalidCompanyName) as raised:
+        company_name(name)
+    assert "control character" in str(raised.value) and "one line" in str(raised.value)
+
+
+def test_a_name_is_kept_trimmed() -> None:
+    assert company_name("  Fretwork Guitars Ltd \u00e9  ") == "Fretwork Guitars Ltd \u00e9"

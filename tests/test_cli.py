@@ -601,3 +601,14 @@ def test_a_database_server_that_refuses_is_one_sentence(canary: Canary) -> None:
     still says it in one sentence, with what to check."""
     refused = canary("--db", "postgresql+psycopg://canary@127.0.0.1:1/canary", "aliases")
     assert_one_sentence(refused, "cannot be used", "Connection refused", "server is running")
+
+
+def test_a_company_name_with_a_control_character_is_one_sentence_and_issues_nothing(
+    canary: Canary, tmp_path: Path,
+) -> None:
+    assert_one_sentence(canary("issue", "Acme\nLtd"), "control character")
+    batch = tmp_path / "companies.csv"
+    batch.write_text("name,domains\nBeta,beta.example\n\"Acme\x00Evil\",acme.example\n",
+                     encoding="utf-8")
+    assert_one_sentence(canary("issue", "--from", str(batch)), "control character")
+    assert canary.json("aliases")["aliases"] == []  # all of the file, or none of it
