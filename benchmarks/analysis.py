@@ -102,7 +102,7 @@ def main() -> None:
         settings = AnalysisSettings(Resolver([host], port=port))
         first = analyse_message(items[0], settings)  # warms the DNS cache
         assert not hasattr(first, "problem"), first
-        assert first.attribution.relation.value == "first_party", first  # type: ignore[union-attr]
+        assert first.attribution.relation.value == "first_party", first
 
         best_parse = best_canary = 0.0
         for _ in range(args.rounds):

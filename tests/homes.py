@@ -58,7 +58,10 @@ def fill_home(store: Store, *, companies: int, messages: int, seed: int = 0,
     aliases: list[tuple[int, int, str]] = []
     with store.writer_connection() as connection, connection.begin():
         connection.execute(sa.insert(_table("company")), list(_company_rows(companies, rng)))
-        alias_rows, domain_rows, consent_rows, flag_rows = [], [], [], []
+        alias_rows: list[dict[str, Any]] = []
+        domain_rows: list[dict[str, Any]] = []
+        consent_rows: list[dict[str, Any]] = []
+        flag_rows: list[dict[str, Any]] = []
         for company in range(1, companies + 1):
             for second in range(rng.choice((1, 1, 2))):
                 alias_id = len(alias_rows) + 1
