@@ -16,15 +16,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import multiprocessing.synchronize
+import multiprocessing.process
 import os
 import select
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from canary.delivery import DeliveryConfig
 from data.database import Store
@@ -175,17 +175,16 @@ class _AlertLoop(_PassLoop):
         return self.alerter.next_due()
 
 
-def _worker_process(sock: socket.socket, config: WorkerConfig,
-                    settle_request: multiprocessing.synchronize.Event,
-                    settled: multiprocessing.synchronize.Event,
-                    settled_in_time: Any,
-                    stop: multiprocessing.synchronize.Event) -> None:
-    """Entry point of the worker process."""
+def _worker_process(sock: socket.socket, control: socket.socket, config: WorkerConfig) -> None:
+    """Entry point of the worker process. `sock` brings commits (a byte each; end of file:
+    the listener is gone), `control` requests to settle (a number each), each answered with
+    its number and whether everything was done in time."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group
     with contextlib.suppress(OSError):
         # Below the listener and its store process: during a burst the CPU goes to
         # answering senders, and analysis catches up as soon as the burst eases.
         os.nice(WORKER_NICENESS)
+    stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -203,18 +202,18 @@ def _worker_process(sock: socket.socket, config: WorkerConfig,
     alerts.start()
     try:
         while not stop.is_set():
-            readable, _, _ = select.select([sock], [], [], POLL_SECONDS)
-            if readable:
-                data = sock.recv(4096)
-                if not data:
+            readable, _, _ = select.select([sock, control], [], [], POLL_SECONDS)
+            if sock in readable:
+                if not sock.recv(4096):
                     break  # the listener is gone
                 analyst.notify()
-            if settle_request.is_set():
-                settle_request.clear()
+            if control in readable:
+                asked = control.recv(4096)  # request numbers, a byte each
+                if not asked:
+                    break
                 complete = (analyst.settle(timeout=60) & delivery.drain(timeout=60)
                             & alerts.drain(timeout=60))
-                settled_in_time.value = complete
-                settled.set()
+                control.sendall(b"".join(bytes((number, complete)) for number in asked))
     finally:
         analyst.stop()
         delivery.stop()
@@ -223,15 +222,19 @@ def _worker_process(sock: socket.socket, config: WorkerConfig,
 
 
 class Worker:
-    """The listener's side: start, wake, settle and stop the worker process."""
+    """The listener's side: start, wake, settle and stop the worker process.
+
+    It speaks to the worker over two socket pairs, no `multiprocessing` locks or events:
+    those are named semaphores that a `kill -9` of the listener's group leaves behind in
+    /dev/shm, since it kills the tracker that would remove them too."""
 
     def __init__(self, config: WorkerConfig) -> None:
         self._config = config
-        self._settle_request = _CONTEXT.Event()
-        self._settled = _CONTEXT.Event()
-        self._settled_in_time = _CONTEXT.Value("b", 0)
-        self._stop = _CONTEXT.Event()
         self._sock: socket.socket | None = None
+        self._control: socket.socket | None = None
+        self._settling = threading.Lock()
+        self._asked = 0
+        """The number of the latest request to settle."""
         self._process: multiprocessing.process.BaseProcess | None = None
 
     @property
@@ -240,15 +243,15 @@ class Worker:
 
     def start(self) -> None:
         ours, theirs = socket.socketpair()
-        process = _CONTEXT.Process(
-            target=_worker_process,
-            args=(theirs, self._config, self._settle_request, self._settled,
-                  self._settled_in_time, self._stop),
-            name="canary-worker", daemon=True)
+        control, their_control = socket.socketpair()
+        process = _CONTEXT.Process(target=_worker_process,
+                                   args=(theirs, their_control, self._config),
+                                   name="canary-worker", daemon=True)
         process.start()
         theirs.close()
+        their_control.close()
         ours.setblocking(False)
-        self._sock, self._process = ours, process
+        self._sock, self._control, self._process = ours, control, process
 
     def notify(self) -> None:
         """Mail was committed: wake analysis. Never blocks; a full buffer already wakes it."""
@@ -259,19 +262,35 @@ class Worker:
     def settle(self, timeout: float) -> bool:
         """Block until the mail committed so far is analysed and delivered (not from the
         event loop's thread); False if `timeout` ran out or there is no worker."""
-        if self._process is None or not self._process.is_alive():
+        control = self._control
+        if control is None or self._process is None or not self._process.is_alive():
             return False
-        self._settled.clear()
-        self._settle_request.set()
-        return self._settled.wait(timeout) and bool(self._settled_in_time.value)
+        with self._settling:
+            self._asked = (self._asked + 1) % 256
+            deadline = time.monotonic() + timeout
+            answer = b""
+            try:
+                control.sendall(bytes((self._asked,)))
+                while True:  # an answer to an earlier request that timed out is skipped
+                    control.settimeout(max(deadline - time.monotonic(), 0.001))
+                    received = control.recv(2 - len(answer))
+                    if not received:
+                        return False  # the worker is gone
+                    answer += received
+                    if len(answer) == 2:
+                        if answer[0] == self._asked:
+                            return answer[1] == 1
+                        answer = b""
+            except OSError:  # timed out, or the worker is gone
+                return False
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Ask the worker to end; kill it if it has not within `timeout`. Nothing is lost: a
         message it was analysing stays pending, a delivery it was making is retried."""
-        self._stop.set()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for channel in (self._sock, self._control):  # end of file: the worker ends
+            if channel is not None:
+                channel.close()
+        self._sock = self._control = None
         if self._process is not None:
             self._process.join(timeout)
             if self._process.is_alive():

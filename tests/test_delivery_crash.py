@@ -535,3 +535,14 @@ def test_a_killed_deliverer_not_yet_reaped_holds_no_claim() -> None:
         child.kill()
         child.wait()
     assert not _alive(child.pid)
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
+def test_a_killed_listener_leaves_no_semaphores_behind(site: Site) -> None:
+    """`kill -9` of the whole group also kills the tracker that removes `multiprocessing`
+    semaphores: the listener and its worker use none, so nothing is left in /dev/shm."""
+    before = set(os.listdir("/dev/shm"))
+    serving = site.serve()
+    site.kill(serving)
+    assert {name for name in set(os.listdir("/dev/shm")) - before
+            if name.startswith("sem.")} == set()

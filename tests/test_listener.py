@@ -374,6 +374,22 @@ def test_analysis_runs_after_250(
     assert message["analysed_at"] >= message["received_at"]
 
 
+def test_settling_after_a_settle_that_timed_out_waits_for_the_new_mail(
+    listener: RunningListener, store: Store, acme: str,
+) -> None:
+    """Settles that time out leave the next one working: it waits for the mail so far (the
+    late answers to the earlier ones are skipped, not taken for its own)."""
+    for n in range(3):
+        _, data_reply = deliver(listener, [acme], mail(subject=f"Offer {n}"))
+        assert data_reply is not None and data_reply[0] == 250
+        listener.thread.settle(timeout=0.0001)  # gives up at once, the worker still settles
+    _, data_reply = deliver(listener, [acme], mail(subject="The last offer"))
+    assert data_reply is not None and data_reply[0] == 250
+    assert listener.thread.settle(timeout=30)
+    messages = rows(store, Message)
+    assert len(messages) == 4 and all(m["analysed_at"] for m in messages)
+
+
 def test_probes_are_not_analysed(
     listener: RunningListener, store: Store, acme: str
 ) -> None:
