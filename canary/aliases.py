@@ -47,12 +47,11 @@ def slugify(name: str) -> str:
 def company_name(name: str) -> str:
     """A new company's name as kept: trimmed, one line of text (a control character such as
     NUL or a line break would break tables, letters and CSV, and PostgreSQL cannot store
-    NUL), and one that gives an alias slug."""
+    NUL). Its slug is `slugify`'s to check."""
     text = name.strip()
     if any(unicodedata.category(character) == "Cc" for character in text):
         raise InvalidCompanyName(f"{text!r} holds a control character (a line break, a tab, "
                                  "NUL…); use a name that is one line of plain text.")
-    slugify(text)
     return text
 
 
