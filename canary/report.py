@@ -154,6 +154,16 @@ oldest first."""
 
 
 @dataclass(frozen=True, slots=True)
+class GroupDetails:
+    """What a report cites of a sender group, beyond what it sorts and weighs it by."""
+
+    last_seen: datetime
+    earliest: tuple[EarlyMessage, ...]
+    """Its first `EXAMPLES_KEPT` messages, oldest first."""
+    authentications: Authentications
+
+
+@dataclass(frozen=True, slots=True)
 class SenderGroup:
     """A company's analysed messages from one sender in one relation, summed up."""
 
@@ -161,18 +171,18 @@ class SenderGroup:
     relation: Relation
     count: int
     first_seen: datetime
-    last_seen: datetime
-    first: EarlyMessage
-    """Its first message (received at `first_seen`): it names the sender's kind."""
-    evidence: Callable[[], tuple[tuple[EarlyMessage, ...], Authentications]]
-    """The first `EXAMPLES_KEPT` messages, oldest first, and each distinct way it
-    authenticated: worked out only for the senders a report lists or accuses."""
+    order: int
+    """Its first message's `EarlyMessage.order`."""
+    kind: SenderKind | None
+    """What its first message named the sender."""
+    details: Callable[[], GroupDetails]
+    """Its last sighting and its evidence: worked out only for the senders a report lists
+    or accuses, and for a company's first unexpected one."""
 
 
-def given(earliest: tuple[EarlyMessage, ...], authentications: Authentications
-          ) -> Callable[[], tuple[tuple[EarlyMessage, ...], Authentications]]:
-    """Evidence already at hand, as `SenderGroup.evidence`."""
-    return lambda: (earliest, authentications)
+def given(details: GroupDetails) -> Callable[[], GroupDetails]:
+    """Details already at hand, as `SenderGroup.details`."""
+    return lambda: details
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +250,7 @@ class SenderSummary:
     @property
     def accusable(self) -> bool:
         """Evidence the company gave the address to this sender."""
-        return self.relation is Relation.THIRD_PARTY and self.kind.identifiable
+        return accusable(self.relation, self.kind)
 
     @property
     def days(self) -> int:
@@ -332,13 +342,20 @@ class Broker:
     companies: tuple[str, ...]
 
 
+def accusable(relation: Relation, kind: SenderKind) -> bool:
+    """Whether a sender of this kind in this relation is evidence the company gave it the
+    address: an identifiable business, as a third party."""
+    return relation is Relation.THIRD_PARTY and kind.identifiable
+
+
 def verdict_for(senders: Sequence[SenderSummary], counts: Counts) -> Verdict:
-    """What the analysed mail proves about the company."""
+    """What the analysed mail proves about the company, from its counts and its senders
+    (every accusable one among them; a capped report leaves others out)."""
     if any(s.accusable for s in senders):
         return Verdict.SHARED
-    if any(s.relation.unexpected for s in senders):
+    if counts.unexpected:
         return Verdict.LEAKED
-    if senders:
+    if sum(counts.by_relation.values()):
         return Verdict.CLEAN
     if counts.pending or counts.failed:
         return Verdict.PENDING
@@ -388,10 +405,12 @@ def _shared_confidence(senders: Sequence[SenderSummary]) -> tuple[Confidence, st
     return level, reason
 
 
-def _leaked_confidence(senders: Sequence[SenderSummary]) -> tuple[Confidence, str]:
+def _leaked_confidence(senders: Sequence[SenderSummary], counts: Counts
+                       ) -> tuple[Confidence, str]:
+    # A capped list keeps the unexpected senders cited here first (`_CITED_FIRST`), so the
+    # first listed look-alike or third party is the first of all.
     unexpected = [s for s in senders if s.relation.unexpected]
-    spoofed = sum(s.count for s in unexpected if s.relation is Relation.SPOOFED)
-    if spoofed:
+    if spoofed := counts.of(Relation.SPOOFED):
         return Confidence.MEDIUM, (f"{plural(spoofed, 'message')} forging the company's own "
                                    "domain: someone knows this address belongs to its customer")
     impersonating = [s for s in unexpected if s.relation is Relation.IMPERSONATION]
@@ -402,7 +421,7 @@ def _leaked_confidence(senders: Sequence[SenderSummary]) -> tuple[Confidence, st
     if third:
         return Confidence.LOW, (f"{third[0].organisation} ({third[0].kind.value}) wrote to it: "
                                 "the address is out, but no business is proven to have it")
-    if all(s.relation is Relation.BACKSCATTER for s in unexpected):
+    if counts.unexpected == counts.of(Relation.BACKSCATTER):
         return Confidence.LOW, ("only bounces and auto-replies to mail sent in the address's "
                                 "name: the address is in use, source unproven")
     return Confidence.LOW, "unauthenticated spam only: the address leaked, source unproven"
@@ -411,14 +430,15 @@ def _leaked_confidence(senders: Sequence[SenderSummary]) -> tuple[Confidence, st
 def confidence_for(
     verdict: Verdict, senders: Sequence[SenderSummary], counts: Counts
 ) -> tuple[Confidence, str]:
-    """How sure the verdict is, with a one-line reason a person can check."""
+    """How sure the verdict is, with a one-line reason a person can check (from the same
+    senders and counts as `verdict_for`)."""
     if verdict is Verdict.SHARED:
         level, reason = _shared_confidence(senders)
     elif verdict is Verdict.LEAKED:
-        level, reason = _leaked_confidence(senders)
+        level, reason = _leaked_confidence(senders, counts)
     elif verdict is Verdict.CLEAN:
-        expected = sum(s.count for s in senders if s.relation.expected)
-        unproven = sum(s.count for s in senders if s.relation is Relation.UNPROVEN)
+        expected = sum(n for relation, n in counts.by_relation.items() if relation.expected)
+        unproven = counts.of(Relation.UNPROVEN)
         if unproven and not expected:
             level, reason = Confidence.LOW, (f"{plural(unproven, 'message')} claiming the company "
                                              "that neither proves nor disproves it is the company")
@@ -457,11 +477,11 @@ def summarise(timeline: Sequence[Sighting]) -> MailSummary:
                          for order, s in group[:EXAMPLES_KEPT])
         summed.append(SenderGroup(
             organisation=org, relation=relation, count=len(group),
-            first_seen=min(s.received_at for _, s in group),
-            last_seen=max(s.received_at for _, s in group),
-            first=earliest[0],
-            evidence=given(earliest, tuple((at, order, auth)
-                                           for auth, (at, order) in firsts.items())),
+            first_seen=earliest[0].received_at, order=earliest[0].order,
+            kind=earliest[0].kind,
+            details=given(GroupDetails(
+                max(s.received_at for _, s in group), earliest,
+                tuple((at, order, auth) for auth, (at, order) in firsts.items()))),
         ))
     return MailSummary(
         states=tuple(MailState(*state, count) for state, count in states.items()),
@@ -500,99 +520,122 @@ _CITED_FIRST = {Relation.SPOOFED: 0, Relation.IMPERSONATION: 1, Relation.THIRD_P
 confidence reason cites (`_leaked_confidence`) come before plain spam."""
 
 
-def _listed(senders: Sequence[SenderSummary], listed: int | None
-            ) -> tuple[set[int], Unlisted]:
-    """Which of these senders (in report order) a report lists: all, or every accusable one
-    and the first `listed` others of each list, unexpected ones by what they prove."""
-    if listed is None:
-        return set(range(len(senders))), Unlisted()
-    chosen = {index for index, s in enumerate(senders) if s.accusable}
+@dataclass(frozen=True, slots=True)
+class _Sender:
+    """A sender in one relation, before the report decides whether it lists it."""
+
+    place: tuple[bool, bool]
+    first_seen: datetime
+    organisation: str
+    order: int
+    lead: SenderGroup
+    """Its group with the first message: it names the sender's kind."""
+    parts: list[SenderGroup]
+    """One group per alias it wrote to (most senders write to one)."""
+
+    @property
+    def sort_key(self) -> tuple[tuple[bool, bool], datetime, str, int]:
+        return self.place, self.first_seen, self.organisation, self.order
+
+    @property
+    def kind(self) -> SenderKind:
+        return self.lead.kind or SenderKind.ORGANISATION
+
+
+def _listed(senders: Sequence[_Sender], listed: int) -> tuple[list[_Sender], Unlisted]:
+    """Which of these senders (in report order) a capped report lists: every accusable one
+    and the first `listed` others of each list, unexpected ones by what they prove; and how
+    many it leaves out of each list."""
+    if listed < 1:
+        raise ValueError("a report lists at least one sender of each list")
+    chosen: list[int] = []
     lists: dict[str, list[int]] = {"unexpected": [], "expected": [], "unproven": []}
-    for index, s in enumerate(senders):
-        if index not in chosen:
-            name = ("expected" if s.relation.expected else "unexpected" if s.relation.unexpected
-                    else "unproven")
-            lists[name].append(index)
-    lists["unexpected"].sort(key=lambda index: _CITED_FIRST[senders[index].relation])
+    for index, sender in enumerate(senders):
+        relation = sender.lead.relation
+        if accusable(relation, sender.kind):
+            chosen.append(index)
+        else:
+            lists["expected" if relation.expected else "unexpected" if relation.unexpected
+                  else "unproven"].append(index)
+    lists["unexpected"].sort(key=lambda index: _CITED_FIRST[senders[index].lead.relation])
     for indexes in lists.values():
-        chosen.update(indexes[:listed])
-    return chosen, Unlisted(**{name: max(len(indexes) - listed, 0)
-                               for name, indexes in lists.items()})
+        chosen.extend(indexes[:listed])
+    return [senders[index] for index in sorted(chosen)], Unlisted(
+        **{name: max(len(indexes) - listed, 0) for name, indexes in lists.items()})
 
 
 def _senders(groups: Iterable[SenderGroup], flagged: Iterable[str],
              elsewhere: Mapping[str, int], listed: int | None = None
-             ) -> tuple[tuple[SenderSummary, ...], tuple[SenderSummary, ...], Unlisted]:
-    """Every sender, in report order, with the evidence of those it accuses; the senders a
-    report lists (all, or `_listed`), with their evidence; and how many it leaves out."""
-    flagged_orgs = set(flagged)
+             ) -> tuple[tuple[SenderSummary, ...], Unlisted]:
+    """The senders a report lists, in report order, with their evidence: every one, or
+    (`listed`) every accusable one and the first `listed` others of each list; and how many
+    it leaves out. Only the listed senders' evidence is worked out."""
     merged: dict[tuple[str, Relation], list[SenderGroup]] = {}
     for group in groups:  # a sender without a domain and one named like that are one
         merged.setdefault((group.organisation or UNKNOWN_SENDER, group.relation), []).append(group)
-    summaries: list[tuple[SenderSummary, int, list[SenderGroup]]] = []
+    senders: list[_Sender] = []
     for (org, relation), parts in merged.items():
-        if len(parts) == 1:  # most senders write to one alias
-            (lead,) = parts
-            first, last, count = lead.first_seen, lead.last_seen, lead.count
-        else:
-            lead = min(parts, key=lambda part: (part.first.received_at, part.first.order))
-            first = min(part.first_seen for part in parts)
-            last = max(part.last_seen for part in parts)
-            count = sum(part.count for part in parts)
-        summaries.append((
-            SenderSummary(
-                organisation=org,
-                relation=relation,
-                first_seen=first,
-                last_seen=last,
-                count=count,
-                flagged=org in flagged_orgs,
-                kind=lead.first.kind or SenderKind.ORGANISATION,
-                via=lead.first.via,
-                elsewhere=elsewhere.get(org, 0) if relation is Relation.THIRD_PARTY else 0,
-            ),
-            lead.first.order,
-            parts,
-        ))
-    summaries.sort(key=lambda entry: (_PLACE[entry[0].relation], entry[0].first_seen,
-                                      entry[0].organisation, entry[1]))
-    bare = [summary for summary, _, _ in summaries]
-    chosen, unlisted = _listed(bare, listed)
-    every = tuple(_with_evidence(summary, parts) if index in chosen or summary.accusable
-                  else summary for index, (summary, _, parts) in enumerate(summaries))
-    return every, tuple(s for index, s in enumerate(every) if index in chosen), unlisted
+        lead = parts[0] if len(parts) == 1 else min(
+            parts, key=lambda part: (part.first_seen, part.order))
+        senders.append(_Sender(_PLACE[relation], lead.first_seen, org, lead.order, lead, parts))
+    senders.sort(key=lambda sender: sender.sort_key)
+    chosen, unlisted = (senders, Unlisted()) if listed is None else _listed(senders, listed)
+    flagged_orgs = set(flagged)
+    return tuple(_with_evidence(sender, sender.organisation in flagged_orgs, elsewhere)
+                 for sender in chosen), unlisted
 
 
-def _with_evidence(summary: SenderSummary, parts: Sequence[SenderGroup]) -> SenderSummary:
-    """The sender with its examples and the ways it authenticated, from its groups."""
+def _with_evidence(sender: _Sender, flagged: bool, elsewhere: Mapping[str, int]
+                   ) -> SenderSummary:
+    """The sender summed up from its groups, with its examples and the ways it
+    authenticated."""
+    lead, parts = sender.lead, sender.parts
     if len(parts) == 1:  # most senders write to one alias: already in order
-        earliest, authentications = parts[0].evidence()
+        details = lead.details()
+        count, last_seen, via = lead.count, details.last_seen, details.earliest[0].via
+        earliest, authentications = details.earliest, details.authentications
     else:
-        evidence = [part.evidence() for part in parts]
-        earliest = tuple(sorted((m for messages, _ in evidence for m in messages),
+        every = [(part, part.details()) for part in parts]
+        count = sum(part.count for part in parts)
+        last_seen = max(details.last_seen for _, details in every)
+        via = next(details.earliest[0].via for part, details in every if part is lead)
+        earliest = tuple(sorted((m for _, details in every for m in details.earliest),
                                 key=lambda m: (m.received_at, m.order))[:EXAMPLES_KEPT])
-        authentications = tuple(sorted((a for _, ways in evidence for a in ways),
+        authentications = tuple(sorted((a for _, details in every
+                                        for a in details.authentications),
                                        key=lambda a: (a[0], a[1])))
-    s = summary
-    return SenderSummary(  # not `replace`, which looks up every field each time
-        organisation=s.organisation, relation=s.relation, first_seen=s.first_seen,
-        last_seen=s.last_seen, count=s.count,
+    relation = lead.relation
+    return SenderSummary(
+        organisation=sender.organisation,
+        relation=relation,
+        first_seen=sender.first_seen,
+        last_seen=last_seen,
+        count=count,
         authenticated_by=tuple(dict.fromkeys(auth or NOT_AUTHENTICATED
                                              for _, _, auth in authentications)),
         examples=tuple(Example(m.message_id, m.sha256, m.received_at) for m in earliest),
-        flagged=s.flagged, kind=s.kind, via=s.via, elsewhere=s.elsewhere)
+        flagged=flagged,
+        kind=sender.kind,
+        via=via,
+        elsewhere=elsewhere.get(sender.organisation, 0)
+        if relation is Relation.THIRD_PARTY else 0,
+    )
+
+
+_UNEXPECTED = frozenset(r for r in Relation if r.unexpected)
 
 
 def _days_to_first_unexpected(groups: Iterable[SenderGroup],
                               aliases: Iterable[AliasView]) -> int | None:
-    firsts = [group.first for group in groups if group.relation.unexpected]
-    if not firsts:
+    unexpected = [group for group in groups if group.relation in _UNEXPECTED]
+    if not unexpected:
         return None
-    first = min(firsts, key=lambda m: (m.received_at, m.order))
+    first = min(unexpected, key=lambda group: (group.first_seen, group.order))
     issued = {alias.slug: alias.issued_at for alias in aliases}
-    if first.alias_slug not in issued:
+    slug = first.details().earliest[0].alias_slug
+    if slug not in issued:
         return None
-    return max((first.received_at - issued[first.alias_slug]).days, 0)
+    return max((first.first_seen - issued[slug]).days, 0)
 
 
 def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = None,
@@ -607,7 +650,7 @@ def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = No
     timeline = tuple(sorted(facts.sightings, key=lambda s: s.received_at))
     summary = facts.summary or summarise(timeline)
     counts = _counts(summary.states)
-    senders, shown, unlisted = _senders(summary.groups, facts.flagged, elsewhere or {}, listed)
+    senders, unlisted = _senders(summary.groups, facts.flagged, elsewhere or {}, listed)
     verdict = verdict_for(senders, counts)
     confidence, reason = confidence_for(verdict, senders, counts)
     return CompanyReport(
@@ -620,7 +663,7 @@ def company_report(facts: CompanyFacts, elsewhere: Mapping[str, int] | None = No
         confidence=confidence,
         confidence_reason=reason,
         counts=counts,
-        senders=shown,
+        senders=senders,
         unlisted=unlisted,
         days_to_first_unexpected=_days_to_first_unexpected(summary.groups, facts.aliases),
         timeline=timeline,

@@ -29,10 +29,10 @@ from canary.errors import UnknownCompany
 from canary.relation import Relation
 from canary.report import (
     AliasView,
-    Authentications,
     CompanyFacts,
     CompanyReport,
     EarlyMessage,
+    GroupDetails,
     MailState,
     MailSummary,
     SenderGroup,
@@ -183,20 +183,20 @@ def third_party_spread(connection: Any) -> dict[str, int]:
     return {sender: count - 1 for sender, count in spread if sender and count > 1}
 
 
-def _first_example(connection: Any) -> str:
-    """The columns of a tally's first example (message row id, Message-ID, SHA-256, via),
-    read from its JSON by the database."""
+def _first_order(connection: Any) -> str:
+    """The row id of a tally's first example message, read from its JSON by the database."""
     if isinstance(connection, sqlite3.Connection):
-        return ", ".join(f"json_extract(examples, '$[0][{index}]')" for index in range(1, 5))
-    return ", ".join(f"CAST(examples AS json) -> 0 ->> {index}" for index in range(1, 5))
+        return "json_extract(examples, '$[0][1]')"
+    return "CAST(examples AS json) -> 0 ->> 1"
 
 
-def _evidence(examples: str, authentications: str, slug: str, kind: SenderKind | None,
-              ways: dict[tuple[str | None, str | None], AuthenticatedBy | None]
-              ) -> tuple[tuple[EarlyMessage, ...], Authentications]:
-    """A tally's examples and ways of authenticating, decoded (`SenderGroup.evidence`)."""
+def _details(last_seen: Any, examples: str, authentications: str, slug: str,
+             kind: SenderKind | None,
+             ways: dict[tuple[str | None, str | None], AuthenticatedBy | None]) -> GroupDetails:
+    """A tally's last sighting and evidence, decoded (`SenderGroup.details`)."""
     when = datetime.fromisoformat
-    return (
+    return GroupDetails(
+        stored_time(last_seen),
         tuple(EarlyMessage(when(at), number, slug, message_id, sha256, kind, via)
               for at, number, message_id, sha256, via in json.loads(examples)),
         tuple((when(at), number, ways[way] if (way := (method, domain)) in ways
@@ -248,35 +248,38 @@ def summed_facts(connection: Any, companies: Sequence[CompanyRow], every: bool,
     company_of = {alias.id: company for company, owned in aliases.items() for alias in owned}
     slugs = {alias.id: alias.slug for owned in aliases.values() for alias in owned}
 
-    # The analysed mail, summed up per alias, sender and relation (`data.tallies`). Each
-    # row's first example is read in SQL; the rest of its evidence is decoded only for the
-    # senders the report lists or accuses (`canary.report.SenderGroup.evidence`).
-    per_alias: dict[int, int] = {}
-    analysed: dict[int, dict[tuple[Relation, bool], int]] = {}
-    groups: dict[int, list[SenderGroup]] = {}
+    # The analysed mail, summed up per alias, sender and relation (`data.tallies`), added
+    # up by the database per company and alias. Each tally becomes a group the report sorts
+    # and weighs; its evidence is decoded only for the senders the report lists or accuses
+    # (`canary.report.SenderGroup.details`).
+    where = "" if every else f" WHERE sendertally.alias_id IN ({id_list(company_of)})"
+    per_alias = {alias_id: int(count) for alias_id, count in rows(
+        connection, f"SELECT alias_id, sum(count) FROM sendertally{where} GROUP BY alias_id")}
     relations = {r.value: r for r in Relation}
+    states: dict[int, list[MailState]] = {}
+    for company_id, relation_value, count, selling in rows(
+            connection, "SELECT alias.company_id, sendertally.relation, sum(sendertally.count), "
+            "sum(sendertally.marketing) FROM sendertally "
+            f"JOIN alias ON alias.id = sendertally.alias_id{where} "
+            "GROUP BY alias.company_id, sendertally.relation"):
+        relation = relations[relation_value]
+        states.setdefault(company_id, []).extend((
+            MailState(relation, False, False, True, int(selling)),
+            MailState(relation, False, False, False, int(count) - int(selling))))
+    groups: dict[int, list[SenderGroup]] = {}
     kinds: dict[str, SenderKind | None] = {k.value: k for k in SenderKind}
     kinds[""] = None
     ways: dict[tuple[str | None, str | None], AuthenticatedBy | None] = {}
-    where = "" if every else f" WHERE alias_id IN ({id_list(company_of)})"
-    for (alias_id, relation_value, organisation, kind_value, count, selling, first, last,
-         examples, authentications, number, message_id, sha256, via) in rows(
-            connection, "SELECT alias_id, relation, organisation, kind, count, marketing, "
-            f"first_seen, last_seen, examples, authentications, {_first_example(connection)} "
+    for (alias_id, relation_value, organisation, kind_value, count, first, order, last,
+         examples, authentications) in rows(
+            connection, "SELECT alias_id, relation, organisation, kind, count, first_seen, "
+            f"{_first_order(connection)}, last_seen, examples, authentications "
             f"FROM sendertally{where}"):
-        owner, relation = company_of[alias_id], relations[relation_value]
-        per_alias[alias_id] = per_alias.get(alias_id, 0) + count
-        tally = analysed.setdefault(owner, {})
-        tally[relation, True] = tally.get((relation, True), 0) + selling
-        tally[relation, False] = tally.get((relation, False), 0) + count - selling
-        slug, kind, first_seen = slugs[alias_id], kinds[kind_value], stored_time(first)
-        groups.setdefault(owner, []).append(SenderGroup(
-            organisation or None, relation, count, first_seen, stored_time(last),
-            EarlyMessage(first_seen, int(number), slug, message_id, sha256, kind, via),
-            partial(_evidence, examples, authentications, slug, kind, ways)))
-    states = {owner: [MailState(relation, False, False, selling, count)
-                      for (relation, selling), count in tally.items()]
-              for owner, tally in analysed.items()}
+        kind = kinds[kind_value]
+        groups.setdefault(company_of[alias_id], []).append(SenderGroup(
+            organisation or None, relations[relation_value], count, stored_time(first),
+            int(order), kind,
+            partial(_details, last, examples, authentications, slugs[alias_id], kind, ways)))
 
     # Mail waiting for analysis: not in a tally yet, and few rows (on the relation index).
     chosen = "" if every else f" AND alias.company_id IN ({id_list(ids or ())})"
