@@ -418,3 +418,34 @@ def test_a_capped_report_keeps_the_sender_a_leak_is_blamed_on() -> None:
     assert "acme-security.example" in capped.confidence_reason
     assert [s.organisation for s in capped.unexpected] == ["acme-security.example"]
     assert capped.unlisted.unexpected == 5
+
+
+@pytest.mark.parametrize(
+    ("sightings", "reason", "unlisted"),
+    [
+        # Bounces fill the cap; the spam beyond it still rules out "only bounces".
+        ([*(seen(n, Relation.BACKSCATTER, f"mx{n}.example") for n in range(1, 4)),
+          seen(9, Relation.UNVERIFIED, "spam.example")],
+         "unauthenticated spam only: the address leaked, source unproven", 3),
+        # Forged mail from two senders: the reason counts the unlisted one's too.
+        ([seen(1, Relation.SPOOFED, "acme.example"), seen(2, Relation.SPOOFED, "acme.example"),
+          seen(3, Relation.SPOOFED, "mail.acme.example")],
+         "3 messages forging the company's own domain: someone knows this address belongs "
+         "to its customer", 1),
+        # The company's own mail and mail proving nothing, each from several senders.
+        ([seen(1, Relation.FIRST_PARTY, "acme.example"), seen(2, Relation.PROCESSOR, "esp"),
+          seen(3, Relation.PROCESSOR, "esp"), seen(4, Relation.UNPROVEN, "x.example"),
+          seen(5, Relation.UNPROVEN, "y.example")],
+         "only the company's own mail and its processors', and 2 messages that prove "
+         "nothing either way", 2),
+    ],
+)
+def test_a_capped_report_weighs_the_senders_it_leaves_out(sightings: list[Sighting],
+                                                          reason: str, unlisted: int) -> None:
+    """The verdict and confidence of a report listing one sender of each list are those of
+    the whole report: they weigh the unlisted senders through the counts."""
+    whole = company_report(facts("Acme", *sightings))
+    capped = company_report(facts("Acme", *sightings), listed=1)
+    assert whole.confidence_reason == capped.confidence_reason == reason
+    assert (capped.verdict, capped.confidence) == (whole.verdict, whole.confidence)
+    assert sum(capped.unlisted.to_dict().values()) == unlisted
