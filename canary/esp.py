@@ -28,8 +28,8 @@ from canary.authentication import (
     AuthMethod,
     Result,
 )
-from canary.domains import normalise_domain, organisational_domain
-from canary.errors import InvalidDomain
+from canary.domains import domain_in, nearest_listed
+from canary.tables import listed_domains, no_unknown_keys
 
 SCHEMA_VERSION = 1
 
@@ -39,7 +39,6 @@ HEADER_VALUE_MAX = 2048
 CUSTOMER_ID_MAX = 128
 """A captured customer id longer than this is junk, not an id."""
 
-_DOMAIN_MAX = 253
 _HEADER_NAME_MAX = 128
 _FIELD_NAME = re.compile(r"^[!-9;-~]+$")
 """RFC 5322 field name: printable ASCII except the colon."""
@@ -165,7 +164,7 @@ def parse_esps(data: object) -> tuple[Esp, ...]:
     """Check a decoded ESP table and build it; raises `ValueError` naming the fault."""
     if not isinstance(data, dict):
         raise ValueError("The ESP table must be a JSON object.")
-    _no_unknown_keys(data, _TOP_KEYS, "The ESP table")
+    no_unknown_keys(data, _TOP_KEYS, "The ESP table")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"The ESP table has schema_version {data.get('schema_version')!r}; "
@@ -187,11 +186,13 @@ def _parse_esp(entry: object, number: int) -> Esp:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{where} needs a non-empty name.")
     where = f"ESP #{number} ({name})"
-    _no_unknown_keys(entry, _ESP_KEYS, where)
+    no_unknown_keys(entry, _ESP_KEYS, where)
     if not isinstance(entry.get("notes", ""), str):
         raise ValueError(f"{where}: notes must be a string.")
-    signing = _parse_domains(entry.get("signing_domains", []), f"{where} signing_domains")
-    bounce = _parse_domains(entry.get("bounce_domains", []), f"{where} bounce_domains")
+    signing = listed_domains(entry.get("signing_domains", []), f"{where} signing_domains",
+                             "an ESP's")
+    bounce = listed_domains(entry.get("bounce_domains", []), f"{where} bounce_domains",
+                            "an ESP's")
     raw_headers = entry.get("headers", [])
     if not isinstance(raw_headers, list):
         raise ValueError(f"{where}: headers must be a list.")
@@ -211,8 +212,8 @@ def _parse_esp(entry: object, number: int) -> Esp:
 def _parse_shared_from(raw: object, where: str) -> SharedFrom:
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must be a JSON object.")
-    _no_unknown_keys(raw, _SHARED_FROM_KEYS, where)
-    (domain,) = _parse_domains([raw.get("domain")], where)
+    no_unknown_keys(raw, _SHARED_FROM_KEYS, where)
+    (domain,) = listed_domains([raw.get("domain")], where, "an ESP's")
     source = raw.get("pattern")
     if source is None:
         return SharedFrom(domain, None)
@@ -228,31 +229,10 @@ def _parse_shared_from(raw: object, where: str) -> SharedFrom:
     return SharedFrom(domain, pattern)
 
 
-def _parse_domains(raw: object, where: str) -> tuple[str, ...]:
-    if not isinstance(raw, list):
-        raise ValueError(f"{where} must be a list of domain names.")
-    domains: list[str] = []
-    for domain in raw:
-        if not isinstance(domain, str):
-            raise ValueError(f"{where}: {domain!r} is not a domain name.")
-        try:
-            normal = normalise_domain(domain)
-        except InvalidDomain as error:
-            raise ValueError(f"{where}: {error}") from error
-        if normal != domain:
-            raise ValueError(f"{where}: write {domain!r} as {normal!r} (lower case, A-labels).")
-        if organisational_domain(domain) is None:
-            raise ValueError(f"{where}: {domain!r} is a public suffix, not an ESP's domain.")
-        if domain in domains:
-            raise ValueError(f"{where}: {domain!r} is listed twice.")
-        domains.append(domain)
-    return tuple(domains)
-
-
 def _parse_header(raw: object, where: str) -> HeaderFingerprint:
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must be a JSON object.")
-    _no_unknown_keys(raw, _HEADER_KEYS, where)
+    no_unknown_keys(raw, _HEADER_KEYS, where)
     name = raw.get("name")
     if not isinstance(name, str) or not _FIELD_NAME.match(name) or len(name) > _HEADER_NAME_MAX:
         raise ValueError(f"{where}: {name!r} is not a header field name.")
@@ -285,12 +265,6 @@ def _parse_header(raw: object, where: str) -> HeaderFingerprint:
     if identifies and pattern is None and name.lower() in _GENERIC_HEADERS:
         raise ValueError(f"{where}: any sender may write {name}; give it a pattern.")
     return HeaderFingerprint(name, customer_id, pattern, identifies)
-
-
-def _no_unknown_keys(mapping: Mapping[str, object], allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}.")
 
 
 def _check_across(esps: tuple[Esp, ...]) -> None:
@@ -346,35 +320,10 @@ def _index() -> _Index:
     )
 
 
-def _host(text: str) -> str | None:
-    """A domain, or the domain of an address such as `<bounce@x.example>`, normalised."""
-    host = text.rpartition("@")[2].strip().strip("<>").strip()
-    if not host or len(host) > _DOMAIN_MAX:
-        return None
-    try:
-        return normalise_domain(host)
-    except InvalidDomain:
-        return None
-
-
 @functools.lru_cache(maxsize=4096)
 def _under(domain: str, bounce: bool) -> tuple[str, Esp] | None:
-    """The listed domain that `domain` equals or sits under, with its ESP.
-
-    The walk stops at the organisational domain, so a listing never reaches
-    above a registrable domain into a public suffix.
-    """
-    table = _index().bounce if bounce else _index().signing
-    organisation = organisational_domain(domain)
-    if organisation is None:
-        return None
-    candidate = domain
-    while True:
-        if (esp := table.get(candidate)) is not None:
-            return candidate, esp
-        if candidate == organisation:
-            return None
-        candidate = candidate.partition(".")[2]
+    """The listed domain that `domain` equals or sits under, with its ESP."""
+    return nearest_listed(domain, _index().bounce if bounce else _index().signing)
 
 
 @functools.cache
@@ -384,24 +333,14 @@ def _shared_from() -> Mapping[str, tuple[Esp, SharedFrom]]:
 
 def esp_shared_from(domain: str) -> tuple[Esp, SharedFrom] | None:
     """The ESP whose shared From domains include `domain` or a parent of it, and which one."""
-    host = _host(domain)
-    if host is None:
-        return None
-    organisation = organisational_domain(host)
-    table = _shared_from()
-    candidate = host
-    while organisation is not None:
-        if (hit := table.get(candidate)) is not None:
-            return hit
-        if candidate == organisation:
-            return None
-        candidate = candidate.partition(".")[2]
-    return None
+    host = domain_in(domain)
+    hit = nearest_listed(host, _shared_from()) if host is not None else None
+    return hit[1] if hit else None
 
 
 def esp_for_domain(domain: str) -> Esp | None:
     """The ESP whose signing or bounce domains include `domain` or a parent of it."""
-    host = _host(domain)
+    host = domain_in(domain)
     if host is None:
         return None
     hit = _under(host, False) or _under(host, True)
@@ -458,12 +397,12 @@ def identify_esp(
     """
     known = _known_headers(headers)
     for domain in dkim_pass_domains:
-        host = _host(domain)
+        host = domain_in(domain)
         if host is not None and (hit := _under(host, False)) is not None:
             esp = hit[1]
             return EspMatch(esp.name, _customer_id(esp, known), f"DKIM d={host}")
     if return_path_domain:
-        host = _host(return_path_domain)
+        host = domain_in(return_path_domain)
         if host is not None and (hit := _under(host, True)) is not None:
             listed, esp = hit
             return EspMatch(esp.name, _customer_id(esp, known), f"Return-Path under {listed}")

@@ -33,13 +33,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from canary.domains import normalise_domain, organisational_domain
-from canary.errors import InvalidDomain
+from canary.domains import domain_in, nearest_listed
 from canary.esp import Esp, load_esps
+from canary.tables import listed_domains, no_unknown_keys
 
 SCHEMA_VERSION = 1
 
-_DOMAIN_MAX = 253
 _HEADER_NAME_MAX = 128
 _PATTERN_MAX = 512
 """Longest pattern accepted: a rule is a short anchored expression, not a program."""
@@ -144,7 +143,7 @@ def parse_platforms(data: object, esps: Sequence[Esp] | None = None) -> tuple[Pl
     """
     if not isinstance(data, dict):
         raise ValueError("The platform table must be a JSON object.")
-    _no_unknown_keys(data, _TOP_KEYS, "The platform table")
+    no_unknown_keys(data, _TOP_KEYS, "The platform table")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"The platform table has schema_version {data.get('schema_version')!r}; "
@@ -169,7 +168,7 @@ def _parse_platform(entry: object, number: int) -> Platform:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{where} needs a non-empty name.")
     where = f"Platform #{number} ({name})"
-    _no_unknown_keys(entry, _PLATFORM_KEYS, where)
+    no_unknown_keys(entry, _PLATFORM_KEYS, where)
     if not isinstance(entry.get("notes", ""), str):
         raise ValueError(f"{where}: notes must be a string.")
     raw_category = entry.get("category")
@@ -198,35 +197,20 @@ def _parse_platform(entry: object, number: int) -> Platform:
 
 
 def _parse_domains(raw: object, where: str) -> tuple[str, ...]:
-    if not isinstance(raw, list):
-        raise ValueError(f"{where} must be a list of domain names.")
-    domains: list[str] = []
-    for domain in raw:
-        if not isinstance(domain, str):
-            raise ValueError(f"{where}: {domain!r} is not a domain name.")
-        try:
-            normal = normalise_domain(domain)
-        except InvalidDomain as error:
-            raise ValueError(f"{where}: {error}") from error
-        if normal != domain:
-            raise ValueError(f"{where}: write {domain!r} as {normal!r} (lower case, A-labels).")
-        if organisational_domain(domain) is None:
-            raise ValueError(f"{where}: {domain!r} is a public suffix, not a platform's domain.")
-        if domain in domains:
-            raise ValueError(f"{where}: {domain!r} is listed twice.")
-        for other in domains:
+    domains = listed_domains(raw, where, "a platform's")
+    for index, domain in enumerate(domains):
+        for other in domains[:index]:
             if _under(domain, other) or _under(other, domain):
                 raise ValueError(
                     f"{where}: {domain!r} and {other!r} overlap; a domain covers its subdomains."
                 )
-        domains.append(domain)
-    return tuple(domains)
+    return domains
 
 
 def _parse_rule(raw: object, from_domains: tuple[str, ...], where: str) -> MerchantRule:
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must be a JSON object.")
-    _no_unknown_keys(raw, _RULE_KEYS, where)
+    no_unknown_keys(raw, _RULE_KEYS, where)
     raw_source = raw.get("where")
     try:
         source = MerchantSource(raw_source) if isinstance(raw_source, str) else None
@@ -301,12 +285,6 @@ def _parse_sources(raw: object, where: str) -> tuple[str, ...]:
     return tuple(sources)
 
 
-def _no_unknown_keys(mapping: Mapping[str, object], allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}.")
-
-
 def _under(domain: str, parent: str) -> bool:
     """Whether `domain` is `parent` or one of its subdomains."""
     return domain == parent or domain.endswith("." + parent)
@@ -365,35 +343,11 @@ def _index() -> _Index:
     return _Index(sending=sending, signing=signing)
 
 
-def _host(text: str) -> str | None:
-    """A domain, or the domain of an address such as `<x@acme.zendesk.com>`, normalised."""
-    host = text.rpartition("@")[2].strip().strip("<>").strip()
-    if not host or len(host) > _DOMAIN_MAX:
-        return None
-    try:
-        return normalise_domain(host)
-    except InvalidDomain:
-        return None
-
-
 @functools.lru_cache(maxsize=4096)
 def _listed(domain: str, signing: bool) -> tuple[Platform, str] | None:
-    """The listed domain that `domain` equals or sits under, with its platform.
-
-    The walk stops at the organisational domain, so a listing never reaches
-    above a registrable domain into a public suffix.
-    """
-    table = _index().signing if signing else _index().sending
-    organisation = organisational_domain(domain)
-    if organisation is None:
-        return None
-    candidate = domain
-    while True:
-        if (platform := table.get(candidate)) is not None:
-            return platform, candidate
-        if candidate == organisation:
-            return None
-        candidate = candidate.partition(".")[2]
+    """The listed domain that `domain` equals or sits under, with its platform."""
+    hit = nearest_listed(domain, _index().signing if signing else _index().sending)
+    return (hit[1], hit[0]) if hit else None
 
 
 def platform_for_domain(domain: str) -> tuple[Platform, str] | None:
@@ -402,7 +356,7 @@ def platform_for_domain(domain: str) -> tuple[Platform, str] | None:
     `domain` may also be an address. Hostile or malformed input gives None,
     never an exception.
     """
-    host = _host(domain)
+    host = domain_in(domain)
     if host is None:
         return None
     return _listed(host, False)
@@ -410,7 +364,7 @@ def platform_for_domain(domain: str) -> tuple[Platform, str] | None:
 
 def platform_for_signing_domain(domain: str) -> Platform | None:
     """The platform whose signing_domains include the DKIM `d=` domain or a parent of it."""
-    host = _host(domain)
+    host = domain_in(domain)
     if host is None:
         return None
     hit = _listed(host, True)

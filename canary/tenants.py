@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from canary.domains import normalise_domain, organisational_domain
 from canary.errors import InvalidDomain
+from canary.tables import listed_domain, no_unknown_keys
 
 SCHEMA_VERSION = 1
 
@@ -105,7 +106,7 @@ def parse_tenants(data: object) -> Mapping[str, SharedDomain]:
     """Check a decoded shared-domain table and build it; raises `ValueError` naming the fault."""
     if not isinstance(data, dict):
         raise ValueError("The shared-domain table must be a JSON object.")
-    _no_unknown_keys(data, _TOP_KEYS, "The shared-domain table")
+    no_unknown_keys(data, _TOP_KEYS, "The shared-domain table")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"The shared-domain table has schema_version {data.get('schema_version')!r}; "
@@ -133,13 +134,8 @@ def _parse_entry(entry: object, number: int) -> SharedDomain:
     if not isinstance(domain, str) or not domain:
         raise ValueError(f"{where} needs a domain.")
     where = f"Shared domain #{number} ({domain})"
-    _no_unknown_keys(entry, _ENTRY_KEYS, where)
-    try:
-        normal = normalise_domain(domain)
-    except InvalidDomain as error:
-        raise ValueError(f"{where}: {error}") from error
-    if normal != domain:
-        raise ValueError(f"{where}: write {domain!r} as {normal!r} (lower case, A-labels).")
+    no_unknown_keys(entry, _ENTRY_KEYS, where)
+    listed_domain(domain, where)
     registrable = organisational_domain(domain)
     if registrable != domain:
         # None: a public suffix, which includes a domain the Public Suffix
@@ -169,12 +165,6 @@ def _is_https_url(value: object) -> bool:
     except ValueError:
         return False
     return parts.scheme == "https" and bool(parts.hostname)
-
-
-def _no_unknown_keys(mapping: Mapping[str, object], allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}.")
 
 
 def shared_domain(organisation: str) -> SharedDomain | None:

@@ -22,7 +22,13 @@ from canary.aliases import (
     company_name,
     slugify,
 )
-from canary.domains import normalise_domain, organisational_domain, registrable_or_self
+from canary.domains import (
+    domain_in,
+    nearest_listed,
+    normalise_domain,
+    organisational_domain,
+    registrable_or_self,
+)
 from canary.errors import InvalidCompanyName, InvalidDomain
 
 SECRET = bytes(range(32))
@@ -268,3 +274,30 @@ def test_a_name_with_a_control_character_is_refused_on_every_database(name: str)
 
 def test_a_name_is_kept_trimmed() -> None:
     assert company_name("  Fretwork Guitars Ltd \u00e9  ") == "Fretwork Guitars Ltd \u00e9"
+
+
+@pytest.mark.parametrize(("text", "domain"), [
+    ("<Bounce@Mail.Acme.example>", "mail.acme.example"), ("acme.example.", "acme.example"),
+    ("news@Bücher.example", "xn--bcher-kva.example"), ("", None), ("<>", None),
+    ("x@", None), ("not a domain", None), ("a" * 300 + ".example", None),
+])
+def test_domain_in_reads_a_domain_or_an_address_and_never_raises(text: str,
+                                                                 domain: str | None) -> None:
+    assert domain_in(text) == domain
+
+
+@pytest.mark.parametrize(("domain", "found"), [
+    ("esp.example", ("esp.example", "ESP")),
+    ("eu.bounce.esp.example", ("bounce.esp.example", "bounces")),
+    ("other.esp.example", ("esp.example", "ESP")),
+    ("acme.example", None),
+    # The walk stops at the registrable domain: a listed public suffix never matches.
+    ("shop.co.uk", None),
+    # Not normalised: nothing is found, and the walk still ends.
+    ("MAIL.Esp.Example", None),
+    ("co.uk", None),
+])
+def test_nearest_listed_finds_the_closest_listed_parent_below_the_public_suffix(
+        domain: str, found: tuple[str, str] | None) -> None:
+    table = {"esp.example": "ESP", "bounce.esp.example": "bounces", "co.uk": "suffix"}
+    assert nearest_listed(domain, table) == found
