@@ -74,14 +74,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest import (
@@ -92,10 +90,9 @@ from ingest import (
     Mail,
     Signer,
     _cpu_seconds,
-    _html_line,
-    _prose,
     canary_command,
     free_port,
+    newsletter,
     sender_zones,
     server,
 )
@@ -143,37 +140,10 @@ class Sent:
 def make_mail(token: str, index: int, rcpt_to: str, company_domain: str, rng: random.Random,
               signer: Signer) -> Sent:
     """A unique 5-20 KB newsletter of the company itself, DKIM-signed by its domain."""
-    target = rng.randint(5_000, 20_000)
-    boundary = f"=_delivery_{index}"
-    sent = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=index)
-    headers = [
-        f'From: "News" <news@{company_domain}>',
-        f"To: <{rcpt_to}>",
-        f"Subject: {_prose(rng, 7).capitalize()} #{index}",
-        f"Date: {format_datetime(sent)}",
-        f"Message-ID: <{token}@mail.{company_domain}>",
-        f"List-Unsubscribe: <https://{company_domain}/unsubscribe/{index}>",
-        "MIME-Version: 1.0",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"',
-    ]
-    text = textwrap.fill(_prose(rng, max(40, target // 40)), 76)
-    html = _html_line(rng, max(1_500, target - len(text) - 1_400))
-    lines = [
-        *headers, "",
-        f"--{boundary}",
-        'Content-Type: text/plain; charset="utf-8"',
-        "Content-Transfer-Encoding: 8bit", "",
-        *text.splitlines(), "",
-        f"--{boundary}",
-        'Content-Type: text/html; charset="utf-8"',
-        "Content-Transfer-Encoding: 8bit", "",
-        f"<!DOCTYPE html><html><body><!-- {token} -->",
-        html,
-        "</body></html>", "",
-        f"--{boundary}--", "",
-    ]
-    data = signer.sign("\r\n".join(lines).encode(), company_domain)
-    return Sent(token, Mail(f"bounce-{index}@mail.{company_domain}", rcpt_to, data))
+    data = newsletter(index, rcpt_to, company_domain, f"<{token}@mail.{company_domain}>",
+                      token, rng)
+    return Sent(token, Mail(f"bounce-{index}@mail.{company_domain}", rcpt_to,
+                            signer.sign(data, company_domain)))
 
 
 @dataclass(frozen=True, slots=True)

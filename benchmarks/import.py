@@ -33,7 +33,6 @@ instead of the timed subprocess, and prints where the time goes; use it with
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import cProfile
 import email
@@ -57,18 +56,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from ingest import SELECTOR, Signer
 
 from smtp_listener.testing.zone_server import Zones, ZoneServer
 
 CANARY_DOMAIN = "canary.bench.example"
 CATCH_ALL = "me.example"
 PROVIDER = "mx.provider.example"
-SELECTOR = "bench"
-KEY_BITS = 1024
-SIGNED_HEADERS = [b"From", b"To", b"Subject", b"Date", b"Message-ID", b"List-Unsubscribe"]
 SHOPS = ("megamart", "shoebox", "travelnest", "bookworm", "gadgetly", "petpal", "homeharbor",
          "fitfuel", "kidzone", "winecellar", "gardenia", "cinemax", "fashionist", "autoparts",
          "musicbox")
@@ -100,38 +94,22 @@ class BenchmarkFailed(Exception):
 # --- the senders, their keys and DNS --------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Key:
-    private_pem: bytes
-    public_b64: str
-
-    @classmethod
-    def generate(cls) -> Key:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
-        private = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-        return cls(private, base64.b64encode(public).decode())
-
-
 def sender_domains() -> list[str]:
     return [f"{name}.example" for name in (*SHOPS, *BROKERS)]
 
 
-def load_keys(path: Path) -> dict[str, Key]:
+def load_keys(path: Path) -> dict[str, Signer]:
     """The senders' DKIM keys, kept in `path` so a reused mbox still verifies."""
     if path.exists():
         stored = json.loads(path.read_text())
-        return {d: Key(k["private"].encode(), k["public"]) for d, k in stored.items()}
-    keys = {domain: Key.generate() for domain in sender_domains()}
+        return {d: Signer(k["private"].encode(), k["public"]) for d, k in stored.items()}
+    keys = {domain: Signer.generate() for domain in sender_domains()}
     path.write_text(json.dumps({d: {"private": k.private_pem.decode(), "public": k.public_b64}
                                 for d, k in keys.items()}))
     return keys
 
 
-def sender_zones(keys: dict[str, Key]) -> Zones:
+def sender_zones(keys: dict[str, Signer]) -> Zones:
     """DKIM keys and DMARC records as the senders publish them (a third enforce DMARC)."""
     zones = Zones()
     for number, (domain, key) in enumerate(keys.items()):
@@ -174,7 +152,7 @@ def mapping_csv(path: Path) -> None:
 class Writer:
     """Makes the messages: each unique, reproducible from the seed."""
 
-    def __init__(self, keys: dict[str, Key], seed: int = 2024) -> None:
+    def __init__(self, keys: dict[str, Signer], seed: int = 2024) -> None:
         self.rng = random.Random(seed)
         self.keys = keys
         self.companies = companies()
@@ -249,9 +227,7 @@ class Writer:
         ]
         raw = "\r\n".join(lines).encode()
         if rng.random() < SIGNED_SHARE:
-            key = self.keys[sender]
-            raw = bytes(dkim.sign(raw, SELECTOR.encode(), sender.encode(), key.private_pem,
-                                  include_headers=SIGNED_HEADERS)) + raw
+            raw = self.keys[sender].sign(raw, sender)
         ip = f"198.51.100.{index % 250 + 1}"
         trace = (
             f"X-GM-THRID: {1692722839261563925 + index}\r\n"
@@ -274,7 +250,7 @@ class Mailbox:
     size: int
 
 
-def make_mbox(work: Path, count: int, keys: dict[str, Key]) -> Mailbox:
+def make_mbox(work: Path, count: int, keys: dict[str, Signer]) -> Mailbox:
     """Write (or reuse) the mbox of `count` messages in `work`."""
     path, meta = work / "takeout.mbox", work / "takeout.json"
     if path.exists() and meta.exists():

@@ -188,12 +188,11 @@ def _html_line(rng: random.Random, length: int) -> str:
     )
 
 
-def make_mail(index: int, rcpt_to: str, company_domain: str, rng: random.Random,
-              signer: Signer) -> Mail:
-    """A unique, DKIM-signed multipart marketing message of 5-20 KB for `rcpt_to`."""
+def newsletter(index: int, rcpt_to: str, sender: str, message_id: str, marker: str,
+               rng: random.Random) -> bytes:
+    """A multipart newsletter of 5-20 KB from `sender`, unsigned, with a long HTML line;
+    `marker` goes into an HTML comment, so that no two messages are the same."""
     target = rng.randint(5_000, 20_000)
-    sender = company_domain if index % 4 else THIRD_PARTY
-    mail_from = f"bounce-{index}@mail.{sender}"
     boundary = f"=_bench_{index}"
     sent = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=index)
     headers = [
@@ -201,7 +200,7 @@ def make_mail(index: int, rcpt_to: str, company_domain: str, rng: random.Random,
         f"To: <{rcpt_to}>",
         f"Subject: {_prose(rng, 7).capitalize()} #{index}",
         f"Date: {format_datetime(sent)}",
-        f"Message-ID: <bench.{index}@mail.{sender}>",
+        f"Message-ID: {message_id}",
         f"List-Unsubscribe: <https://{sender}/unsubscribe/{index}>",
         "MIME-Version: 1.0",
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
@@ -217,12 +216,21 @@ def make_mail(index: int, rcpt_to: str, company_domain: str, rng: random.Random,
         f"--{boundary}",
         'Content-Type: text/html; charset="utf-8"',
         "Content-Transfer-Encoding: 8bit", "",
-        f"<!DOCTYPE html><html><body><!-- message {index} -->",
+        f"<!DOCTYPE html><html><body><!-- {marker} -->",
         html,
         "</body></html>", "",
         f"--{boundary}--", "",
     ]
-    return Mail(mail_from, rcpt_to, signer.sign("\r\n".join(lines).encode(), sender))
+    return "\r\n".join(lines).encode()
+
+
+def make_mail(index: int, rcpt_to: str, company_domain: str, rng: random.Random,
+              signer: Signer) -> Mail:
+    """A unique, DKIM-signed multipart marketing message of 5-20 KB for `rcpt_to`."""
+    sender = company_domain if index % 4 else THIRD_PARTY
+    data = newsletter(index, rcpt_to, sender, f"<bench.{index}@mail.{sender}>",
+                      f"message {index}", rng)
+    return Mail(f"bounce-{index}@mail.{sender}", rcpt_to, signer.sign(data, sender))
 
 
 @dataclass(frozen=True, slots=True)
