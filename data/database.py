@@ -201,8 +201,14 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        """A read-only session that never blocks the listener's writes."""
-        with Session(self._reader, expire_on_commit=False) as session:
+        """A read-only session that never blocks the listener's writes, and reads one
+        snapshot: a report's counts and its senders agree even while mail is analysed.
+        SQLite's transaction does that already; PostgreSQL's default (READ COMMITTED)
+        would give each statement its own, so the session asks for REPEATABLE READ,
+        which never fails a transaction that only reads."""
+        snapshot = (self._reader if self.is_sqlite
+                    else self._reader.execution_options(isolation_level="REPEATABLE READ"))
+        with Session(snapshot, expire_on_commit=False) as session:
             yield session
             session.rollback()
 

@@ -175,3 +175,35 @@ def test_report_lists_the_first_messages_of_each_finding_and_counts_the_rest(
         assert max(counts) > EVIDENCE_SHOWN
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_report_reads_one_moment_while_the_person_acts(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+) -> None:
+    """A report reads its counts, senders and flags in several statements. What the person
+    commits meanwhile is in the next report, never in half of this one (on PostgreSQL each
+    statement would otherwise see its own moment: counts of before, senders of after)."""
+    url = (f"sqlite:///{tmp_path / 'canary.db'}" if backend == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    store = Store(url)
+    store.create_schema()
+    try:
+        fill_home(store, companies=4, messages=2000, seed=3, realistic=True)
+        before, _ = both_documents(store)
+        shared = next(c for c in before["companies"] if c["verdict"] == "shared")
+        broker = next(s["organisation"] for s in shared["unexpected_senders"]
+                      if s["relation"] == "third_party" and s["kind"] in ACCUSABLE_KINDS)
+        with store.reading() as session:
+            first = build_reports(session, (), timeline=False)
+            with store.writing() as writer:  # the person flags the broker meanwhile
+                flag_sender(writer, shared["name"], broker, NOW)
+            again = build_reports(session, (), timeline=False)
+        assert (report_document(again.companies, NOW, again.probes)
+                == report_document(first.companies, NOW, first.probes) == before)
+        after, _ = both_documents(store)
+        (company,) = [c for c in after["companies"] if c["name"] == shared["name"]]
+        assert {s["flagged"] for s in company["unexpected_senders"]
+                if s["organisation"] == broker} == {True}
+    finally:
+        store.dispose()
