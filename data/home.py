@@ -8,8 +8,10 @@ and the database are mode 0600; the secret is never printed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -137,7 +139,7 @@ class Home:
     def save_alerts(self, alerts: AlertsConfig) -> Config:
         """Rewrite the config (0600) with these alert settings; the rest stays as it is."""
         config = replace(self.config(), alerts=alerts)
-        write_private(self.config_path, _config_text(config).encode())
+        replace_private(self.config_path, _config_text(config).encode())
         return config
 
     def _delivery(self, table: object) -> DeliveryConfig:
@@ -195,6 +197,29 @@ def write_private(path: Path, content: bytes) -> None:
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def replace_private(path: Path, content: bytes) -> None:
+    """Write a home file (the config, the secret) readable by its owner alone, durably and
+    all at once: a running listener reading it, or a crash, meets the old content or the
+    new, never half of it. Each write makes a new file, renamed over the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
 
 
 def _toml_list(values: Iterable[str]) -> str:
@@ -320,9 +345,9 @@ def init_home(
     finally:
         store.dispose()
     if not home.secret_path.exists():
-        write_private(home.secret_path, secret)
+        replace_private(home.secret_path, secret)
     # The config is written last: its presence is what marks the home as ready.
-    write_private(home.config_path, _config_text(config).encode())
+    replace_private(home.config_path, _config_text(config).encode())
     return home
 
 
@@ -381,9 +406,9 @@ def join_home(path: Path, database_url: str, *, force: bool = False) -> Home:
     if home.secret_path.exists() and home.secret_path.read_bytes() != secret and not force:
         raise DatabaseTaken()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(home.secret_path, secret)
+    replace_private(home.secret_path, secret)
     previous = home.config() if home.config_path.exists() else Config(domains=domains)
-    write_private(home.config_path, _config_text(
+    replace_private(home.config_path, _config_text(
         replace(previous, domains=domains, database=database_url)).encode())
     return home
 

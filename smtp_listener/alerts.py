@@ -56,7 +56,7 @@ from canary.alerts import (
     trial_event,
     unwritable_event,
 )
-from canary.errors import HomeError
+from canary.errors import CanaryError
 from data.alerts import (
     ChannelFilter,
     DueSend,
@@ -256,7 +256,7 @@ class Alerter:
         self._trouble_told = False
         self._seen: set[str] = set()
         """Keys of the health events this alerter recorded: not looked up again."""
-        self._config_stamp: tuple[int, int] | None = None
+        self._config_stamp: tuple[int, int, int] | None = None
 
     @property
     def config(self) -> AlertsConfig:
@@ -274,13 +274,15 @@ class Alerter:
             found = home.config_path.stat()
         except OSError:
             return
-        stamp = (found.st_mtime_ns, found.st_size)
+        # Each save is a new file (`data.home.replace_private`): its inode tells two saves
+        # apart even within one tick of a coarse clock, with the same size.
+        stamp = (found.st_ino, found.st_mtime_ns, found.st_size)
         if stamp == self._config_stamp:
             return
         self._config_stamp = stamp
         try:
             config = home.config().alerts
-        except (HomeError, OSError) as error:
+        except (CanaryError, OSError) as error:  # a broken file, a bad domain in it…
             log.warning("the alert settings were not taken up, the previous ones stay in "
                         "force: %s", getattr(error, "problem", error))
             return

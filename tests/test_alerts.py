@@ -13,10 +13,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
 import shutil
 import socket
+import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -270,19 +273,45 @@ def test_a_running_listener_follows_alerts_add_and_remove(
     assert canary.json("alerts", "list", schema="alerts")["channels"] == []
 
 
+@pytest.mark.parametrize(("breaking", "said"), [
+    (lambda text: text + "[alerts\n", "not valid TOML"),
+    (lambda text: re.sub(r"(?m)^domains = .*$", 'domains = ["not a domain!"]', text),
+     "is not a valid domain name"),
+], ids=["toml", "domain"])
 def test_a_config_broken_while_running_keeps_the_alert_settings_in_force(
     home: Home, store: Store, webhook: Webhook, caplog: pytest.LogCaptureFixture,
+    breaking: Callable[[str], str], said: str,
 ) -> None:
     assert Canary(home.path)("alerts", "add", webhook.url).exit_code == 0
     config = home.config().alerts
     running = alerter(store, config, home=home.path)
     running.run_once()
-    home.config_path.write_text(home.config_path.read_text() + "[alerts\n")
+    home.config_path.write_text(breaking(home.config_path.read_text()))
     with caplog.at_level(logging.WARNING, logger="canary.alerts"):
         running.run_once()
     assert running.config == config
     (record,) = [r for r in caplog.records if r.name == "canary.alerts"]
-    assert "not taken up" in record.getMessage() and "not valid TOML" in record.getMessage()
+    assert "not taken up" in record.getMessage() and said in record.getMessage()
+
+
+def test_two_saves_in_one_tick_of_a_coarse_clock_are_both_taken_up(
+    home: Home, store: Store,
+) -> None:
+    """A file system that keeps whole seconds gives two quick saves the same mtime, and
+    URLs of one length give them the same size: the running alerter still sees the second."""
+    first, second = channel("https://alerts.example/aaaa"), channel("https://alerts.example/bbbb")
+    home.save_alerts(AlertsConfig(channels=(first,)))
+    running = alerter(store, home.config().alerts, home=home.path)
+    running.run_once()
+    before = home.config_path.stat()
+    home.save_alerts(AlertsConfig(channels=(second,)))
+    os.utime(home.config_path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert home.config_path.stat().st_size == before.st_size
+    running.run_once()
+    assert running.config.channels == (second,)
+    # Saves replace the file whole: never a moment with half of it, still its owner's alone.
+    assert stat.S_IMODE(home.config_path.stat().st_mode) == 0o600
+    assert not [p.name for p in home.path.iterdir() if p.name.startswith(".")]
 
 
 # --- no flooding ------------------------------------------------------------------------------
