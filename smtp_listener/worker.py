@@ -213,7 +213,10 @@ def _worker_process(sock: socket.socket, control: socket.socket, config: WorkerC
                     break
                 complete = (analyst.settle(timeout=60) & delivery.drain(timeout=60)
                             & alerts.drain(timeout=60))
-                control.sendall(b"".join(bytes((number, complete)) for number in asked))
+                try:
+                    control.sendall(b"".join(bytes((number, complete)) for number in asked))
+                except OSError:
+                    break  # the listener stopped while this settled: it asks no more
     finally:
         analyst.stop()
         delivery.stop()
@@ -270,6 +273,8 @@ class Worker:
             deadline = time.monotonic() + timeout
             answer = b""
             try:
+                # The request too may wait, behind earlier ones a busy worker has not read.
+                control.settimeout(timeout)
                 control.sendall(bytes((self._asked,)))
                 while True:  # an answer to an earlier request that timed out is skipped
                     control.settimeout(max(deadline - time.monotonic(), 0.001))
