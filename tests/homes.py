@@ -156,8 +156,13 @@ def _message(rng: random.Random, number: int, sha256: str,
 def _realistic_sender(rng: random.Random, company: int) -> dict[str, Any]:
     """Who sent a message of a realistic home: who the company is, mostly."""
     roll = rng.random()
-    if roll < 0.06:
-        return {}  # pending, set aside or waiting for DNS, as generated
+    if roll < 0.06:  # not analysed: waiting, waiting for DNS, or set aside
+        state = roll / 0.06
+        return {"relation": None, "analysed_at": None, "sender_org": None, "sender_kind": None,
+                "sender_via": None, "auth_method": None, "auth_domain": None,
+                "marketing": None,
+                "temperror": "DNS timed out" if state < 1 / 3 else None,
+                "set_aside_at": START if state > 2 / 3 else None}
     if roll < 0.75:
         relation, org, kind, method = (Relation.FIRST_PARTY, f"company-{company}.example",
                                        SenderKind.ORGANISATION, AuthMethod.DKIM)

@@ -189,7 +189,7 @@ def test_a_report_reads_one_moment_while_the_person_acts(
     store = Store(url)
     store.create_schema()
     try:
-        fill_home(store, companies=4, messages=2000, seed=3, realistic=True)
+        fill_home(store, companies=8, messages=2000, seed=3, realistic=True)
         before, _ = both_documents(store)
         shared = next(c for c in before["companies"] if c["verdict"] == "shared")
         broker = next(s["organisation"] for s in shared["unexpected_senders"]
