@@ -524,18 +524,17 @@ confidence reason cites (`_leaked_confidence`) come before plain spam."""
 class _Sender:
     """A sender in one relation, before the report decides whether it lists it."""
 
-    place: tuple[bool, bool]
-    first_seen: datetime
     organisation: str
-    order: int
     lead: SenderGroup
-    """Its group with the first message: it names the sender's kind."""
+    """Its group with the first message: it names the sender's kind and when it began."""
     parts: list[SenderGroup]
     """One group per alias it wrote to (most senders write to one)."""
 
     @property
     def sort_key(self) -> tuple[tuple[bool, bool], datetime, str, int]:
-        return self.place, self.first_seen, self.organisation, self.order
+        """Report order: where its relation stands, then when it began."""
+        lead = self.lead
+        return _PLACE[lead.relation], lead.first_seen, self.organisation, lead.order
 
     @property
     def kind(self) -> SenderKind:
@@ -574,10 +573,10 @@ def _senders(groups: Iterable[SenderGroup], flagged: Iterable[str],
     for group in groups:  # a sender without a domain and one named like that are one
         merged.setdefault((group.organisation or UNKNOWN_SENDER, group.relation), []).append(group)
     senders: list[_Sender] = []
-    for (org, relation), parts in merged.items():
+    for (org, _), parts in merged.items():
         lead = parts[0] if len(parts) == 1 else min(
             parts, key=lambda part: (part.first_seen, part.order))
-        senders.append(_Sender(_PLACE[relation], lead.first_seen, org, lead.order, lead, parts))
+        senders.append(_Sender(org, lead, parts))
     senders.sort(key=lambda sender: sender.sort_key)
     chosen, unlisted = (senders, Unlisted()) if listed is None else _listed(senders, listed)
     flagged_orgs = set(flagged)
@@ -608,7 +607,7 @@ def _with_evidence(sender: _Sender, flagged: bool, elsewhere: Mapping[str, int]
     return SenderSummary(
         organisation=sender.organisation,
         relation=relation,
-        first_seen=sender.first_seen,
+        first_seen=lead.first_seen,
         last_seen=last_seen,
         count=count,
         authenticated_by=tuple(dict.fromkeys(auth or NOT_AUTHENTICATED

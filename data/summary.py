@@ -252,20 +252,18 @@ def summed_facts(connection: Any, companies: Sequence[CompanyRow], every: bool,
     # up by the database per company and alias. Each tally becomes a group the report sorts
     # and weighs; its evidence is decoded only for the senders the report lists or accuses
     # (`canary.report.SenderGroup.details`).
-    where = "" if every else f" WHERE sendertally.alias_id IN ({id_list(company_of)})"
-    per_alias = {alias_id: int(count) for alias_id, count in rows(
-        connection, f"SELECT alias_id, sum(count) FROM sendertally{where} GROUP BY alias_id")}
+    where = "" if every else f" WHERE alias_id IN ({id_list(company_of)})"
+    per_alias: dict[int, int] = {}
     relations = {r.value: r for r in Relation}
     states: dict[int, list[MailState]] = {}
-    for company_id, relation_value, count, selling in rows(
-            connection, "SELECT alias.company_id, sendertally.relation, sum(sendertally.count), "
-            "sum(sendertally.marketing) FROM sendertally "
-            f"JOIN alias ON alias.id = sendertally.alias_id{where} "
-            "GROUP BY alias.company_id, sendertally.relation"):
-        relation = relations[relation_value]
-        states.setdefault(company_id, []).extend((
-            MailState(relation, False, False, True, int(selling)),
-            MailState(relation, False, False, False, int(count) - int(selling))))
+    for alias_id, relation_value, count, selling in rows(
+            connection, "SELECT alias_id, relation, sum(count), sum(marketing) "
+            f"FROM sendertally{where} GROUP BY alias_id, relation"):
+        relation, count, selling = relations[relation_value], int(count), int(selling)
+        per_alias[alias_id] = per_alias.get(alias_id, 0) + count
+        states.setdefault(company_of[alias_id], []).extend((
+            MailState(relation, False, False, True, selling),
+            MailState(relation, False, False, False, count - selling)))
     groups: dict[int, list[SenderGroup]] = {}
     kinds: dict[str, SenderKind | None] = {k.value: k for k in SenderKind}
     kinds[""] = None
