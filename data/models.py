@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, LargeBinary, TypeDecorator, UniqueConstraint
+from sqlalchemy import DateTime, Index, LargeBinary, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -100,7 +100,13 @@ class ImportSource(SQLModel, table=True):
 class Message(SQLModel, table=True):
     """One received message as delivered to one alias."""
 
-    __table_args__ = (UniqueConstraint("sha256", "alias_id"),)
+    __table_args__ = (
+        UniqueConstraint("sha256", "alias_id"),
+        # The mail not analysed yet, per alias, as the report counts it (`data.summary`):
+        # a few rows of a large home, read without touching the wide message rows.
+        Index("ix_message_pending", "alias_id", "set_aside_at", "temperror",
+              sqlite_where=text("relation IS NULL"), postgresql_where=text("relation IS NULL")),
+    )
     id: int | None = Field(default=None, primary_key=True)
     sha256: str = Field(foreign_key="rawmessage.sha256", max_length=64)
     """Looked up through the unique (sha256, alias_id) index."""
