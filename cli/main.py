@@ -9,6 +9,7 @@ is a flag of this command line.
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -123,4 +124,9 @@ def main(
 
 
 def run() -> None:
+    # A report of a large home builds a few hundred thousand small objects that form no
+    # cycles, and CPython's default collector would walk them again every 700 allocations
+    # (13 % of `canary report --json` at a million messages). Young objects are collected
+    # every 50,000 allocations instead: cyclic garbage stays bounded, in `serve` too.
+    gc.set_threshold(50_000, 20, 100)
     app()

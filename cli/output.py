@@ -13,8 +13,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-import typer
-
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -45,4 +43,7 @@ def print_json(document: dict[str, Any]) -> None:
     reading a pipe (the same document; a report of a large home is written several times
     faster)."""
     indent = 2 if sys.stdout.isatty() else None
-    typer.echo(json.dumps(document, indent=indent, ensure_ascii=False))
+    # Written as is: JSON escapes every control character, so there is no terminal escape
+    # for `typer.echo` to strip from a pipe (a pass over 9 MB at a million messages).
+    sys.stdout.write(json.dumps(document, indent=indent, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
