@@ -139,6 +139,8 @@ def upgrade(
                 task = progress.add_task("reclassify", total=total)
                 reclassify_all(session, space.config.trusted_arc_sealers,
                                progress=lambda done: progress.advance(task, done))
+        if before != after:  # the consent findings, kept as this revision keeps them
+            with space.store.writing() as session:
                 review_consent(session.connection())
     if as_json:
         print_json(upgrade_document(before, after))

@@ -215,7 +215,10 @@ class ConsentReview(SQLModel, table=True):
     consent_id: int
     """The newest consent record the findings judged by: another one makes them stale."""
     findings: str
-    """JSON: the findings, each with every message it cites."""
+    """JSON: the findings, each with how many messages it cites and the first
+    `canary.report.EVIDENCE_SHOWN` of them (what a report lists)."""
+    messages: str
+    """JSON: per finding, the rest of the messages it cites (read only to list them all)."""
 
 
 class ConsentRecord(SQLModel, table=True):

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # `canary aliases` checks the revision with sqlite3 alone
     from sqlalchemy import Connection
 
 REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007",
-             "0008")
+             "0008", "0009")
 """Every revision, oldest first; the last is the one this code needs."""
 SCHEMA_REVISION = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"

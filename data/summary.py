@@ -28,6 +28,7 @@ from canary.delivery import DeliveryState
 from canary.errors import UnknownCompany
 from canary.relation import Relation
 from canary.report import (
+    EVIDENCE_SHOWN,
     AliasView,
     CompanyFacts,
     CompanyReport,
@@ -117,39 +118,59 @@ def consent_histories(connection: Any, company_ids: Collection[int] | None = Non
             for company, history in records.items()}
 
 
-def findings_json(findings: Iterable[Finding]) -> str:
-    """Consent findings as kept in `consentreview` (`data.tallies.review_consent`)."""
-    return json.dumps([
+def _cited_mail(mail: Iterable[MarketingMail]) -> list[list[str | None]]:
+    return [[m.received_at.isoformat(), m.message_id, m.sha256, m.subject] for m in mail]
+
+
+def findings_json(findings: Sequence[Finding]) -> tuple[str, str]:
+    """Consent findings as kept in `consentreview` (`data.tallies.review_consent`): the
+    findings, each with its message count and first `EVIDENCE_SHOWN` messages, and apart,
+    each one's other messages, so that a report decodes only what it lists."""
+    return (json.dumps([
         {"kind": f.kind.value, "summary": f.summary, "observed": f.observed,
-         "agreed": f.agreed,
-         "messages": [[m.received_at.isoformat(), m.message_id, m.sha256, m.subject]
-                      for m in f.messages]}
-        for f in findings])
+         "agreed": f.agreed, "count": f.message_count,
+         "messages": _cited_mail(f.messages[:EVIDENCE_SHOWN])}
+        for f in findings]),
+        json.dumps([_cited_mail(f.messages[EVIDENCE_SHOWN:]) for f in findings]))
 
 
-def _findings_from(text: str, listed: int | None) -> tuple[Finding, ...]:
-    return tuple(
-        Finding(FindingKind(f["kind"]), f["summary"],
-                tuple(MarketingMail(datetime.fromisoformat(at), message_id, sha256, subject)
-                      for at, message_id, sha256, subject in f["messages"][:listed]),
-                f["observed"], f["agreed"],
-                unlisted=max(len(f["messages"]) - listed, 0) if listed is not None else 0)
-        for f in json.loads(text))
+def _incomplete(finding: dict[str, Any], listed: int | None) -> bool:
+    """Whether a kept finding lists fewer of its messages than `listed` (all, for None)."""
+    kept = len(finding["messages"])
+    return kept < finding["count"] and (listed is None or listed > kept)
 
 
 def kept_findings(connection: Any, histories: dict[int, ConsentHistory],
                   listed: int | None = None) -> dict[int, tuple[Finding, ...]]:
     """The kept findings still valid for these companies' consent histories, each listing
     its first `listed` messages (all, for None) and counting the rest."""
-    kept: dict[int, tuple[Finding, ...]] = {}
+    kept: dict[int, list[dict[str, Any]]] = {}
     if not histories:
-        return kept
+        return {}
     for company_id, consent_id, findings in rows(
             connection, "SELECT company_id, consent_id, findings FROM consentreview "
             f"WHERE company_id IN ({id_list(histories)})"):
         if consent_id == histories[company_id].newest:
-            kept[company_id] = _findings_from(findings, listed)
-    return kept
+            kept[company_id] = json.loads(findings)
+    # The messages beyond the first few, only where they are listed.
+    longer = [c for c, findings in kept.items() if any(_incomplete(f, listed) for f in findings)]
+    more = {company_id: json.loads(messages) for company_id, messages in rows(
+        connection, "SELECT company_id, messages FROM consentreview "
+        f"WHERE company_id IN ({id_list(longer)})")} if longer else {}
+    return {company_id: tuple(
+                _finding(f, others, listed)
+                for f, others in zip(findings, more.get(company_id) or [[]] * len(findings),
+                                     strict=True))
+            for company_id, findings in kept.items()}
+
+
+def _finding(kept: dict[str, Any], others: list[list[str]], listed: int | None) -> Finding:
+    """A kept finding, listing its first `listed` messages (all, for None) of those kept with
+    it and `others`, and counting the rest."""
+    cited = tuple(MarketingMail(datetime.fromisoformat(at), message_id, sha256, subject)
+                  for at, message_id, sha256, subject in [*kept["messages"], *others][:listed])
+    return Finding(FindingKind(kept["kind"]), kept["summary"], cited, kept["observed"],
+                   kept["agreed"], unlisted=kept["count"] - len(cited))
 
 
 def own_marketing(connection: Any, company_ids: Collection[int]

@@ -41,7 +41,7 @@ from canary.consent import consent_findings
 from canary.report import EXAMPLES_KEPT
 from data.mailstore import insert_ignoring_duplicates
 from data.models import SenderTally
-from data.summary import EXPECTED, consent_histories, findings_json, kept_findings, own_marketing
+from data.summary import EXPECTED, consent_histories, findings_json, own_marketing
 
 _CHUNK = 500
 """Aliases recounted per query (bound parameters stay well under every backend's limit)."""
@@ -291,16 +291,20 @@ def review_consent(connection: Connection, limit: int | None = None) -> int:
     whose kept ones are missing or stale, in the caller's transaction; return how many."""
     driver = connection.connection.driver_connection
     histories = consent_histories(driver)
-    kept = kept_findings(driver, histories)
+    (review,) = _tables("consentreview")
+    kept = {company for company, consent in connection.execute(
+        sa.select(review.c.company_id, review.c.consent_id))
+            if company in histories and consent == histories[company].newest}
     due = sorted(company for company in histories if company not in kept)[:limit]
     if not due:
         return 0
-    (review,) = _tables("consentreview")
     connection.execute(sa.delete(review).where(review.c.company_id.in_(due)))
     mail = own_marketing(driver, due)
-    connection.execute(sa.insert(review), [
-        {"company_id": company, "consent_id": histories[company].newest,
-         "findings": findings_json(consent_findings(histories[company].records,
-                                                    mail.get(company, ())))}
-        for company in due])
+    written = []
+    for company in due:
+        findings, messages = findings_json(consent_findings(histories[company].records,
+                                                            mail.get(company, ())))
+        written.append({"company_id": company, "consent_id": histories[company].newest,
+                        "findings": findings, "messages": messages})
+    connection.execute(sa.insert(review), written)
     return len(due)

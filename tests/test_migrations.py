@@ -10,6 +10,7 @@ declares.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -20,10 +21,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from commands import Canary, assert_one_sentence
+from homes import fill_home
 from sqlmodel import SQLModel
 
+from canary.report import EVIDENCE_SHOWN
 from data import schema
 from data.database import Store, sqlite_url
+from data.summary import consent_histories, kept_findings
 
 RELEASE_HOME = Path(__file__).parent / "data" / "home-0.1.0.sql"
 CONFIG = 'domains = ["aliases.example.net"]\n'
@@ -172,3 +176,42 @@ def test_the_migrations_run_on_postgresql_and_type_old_rows(postgres_url: str) -
     finally:
         store.dispose()
     assert differences(postgres_url) == []
+
+
+def test_kept_consent_findings_are_split_by_the_upgrade(tmp_path: Path) -> None:
+    """Revision 0009 keeps each consent finding's first messages apart from the rest; a
+    home at 0008 keeps its findings, every message of them, through `canary upgrade`."""
+    database = tmp_path / "canary.db"
+    store = Store(sqlite_url(database))
+    try:
+        store.create_schema()
+        fill_home(store, companies=4, messages=3000, seed=3, realistic=True)
+        with store.reading() as session:
+            connection = session.connection().connection.driver_connection
+            histories = consent_histories(connection)
+            every, listed = (kept_findings(connection, histories, limit)
+                             for limit in (None, EVIDENCE_SHOWN))
+        # Long findings, whose messages the upgrade has to split.
+        assert max(f.message_count for kept in every.values() for f in kept) > EVIDENCE_SHOWN
+
+        # The same reviews as revision 0008 kept them: every message inline.
+        with closing(sqlite3.connect(database)) as db, db:
+            for company_id, findings, messages in db.execute(
+                    "SELECT company_id, findings, messages FROM consentreview").fetchall():
+                inline = json.loads(findings)
+                for finding, rest in zip(inline, json.loads(messages), strict=True):
+                    finding["messages"] += rest
+                    del finding["count"]
+                db.execute("UPDATE consentreview SET findings = ? WHERE company_id = ?",
+                           (json.dumps(inline), company_id))
+            db.execute("ALTER TABLE consentreview DROP COLUMN messages")
+            db.execute("UPDATE alembic_version SET version_num = '0008'")
+
+        assert store.upgrade_schema() == ("0008", schema.SCHEMA_REVISION)
+        with store.reading() as session:
+            connection = session.connection().connection.driver_connection
+            assert kept_findings(connection, histories) == every
+            assert kept_findings(connection, histories, EVIDENCE_SHOWN) == listed
+    finally:
+        store.dispose()
+    assert differences(sqlite_url(database)) == []

@@ -3,7 +3,9 @@ out of the message rows.
 
 `sendertally` sums the analysed mail up per alias, sender and relation
 (`data.tallies`); it is filled here from the stored messages, so an upgraded
-home reports at once, and so are the consent findings (`consentreview`).
+home reports at once. The consent findings (`consentreview`) are worked out
+by `canary upgrade` once every migration has run (their columns changed in
+0009).
 `messageevidence` takes each message's recorded
 authentication and DNS answers, which only evidence and re-deciding read,
 so that the message rows every report and analysis scans stay narrow.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from data.tallies import rebuild
+from data.tallies import recount
 
 revision = "0007"
 down_revision = "0006"
@@ -57,7 +59,7 @@ def upgrade() -> None:
         sa.Column("consent_id", sa.Integer(), nullable=False),
         sa.Column("findings", sa.String(), nullable=False),
     )
-    rebuild(op.get_bind())
+    recount(op.get_bind())
 
 
 def downgrade() -> None:
