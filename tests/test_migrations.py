@@ -180,7 +180,7 @@ def test_the_migrations_run_on_postgresql_and_type_old_rows(postgres_url: str) -
 
 def test_kept_consent_findings_are_split_by_the_upgrade(tmp_path: Path) -> None:
     """Revision 0009 keeps each consent finding's first messages apart from the rest; a
-    home at 0008 keeps its findings, every message of them, through `canary upgrade`."""
+    home at 0008 keeps its findings, every message of them, through the migrations."""
     database = tmp_path / "canary.db"
     store = Store(sqlite_url(database))
     try:
