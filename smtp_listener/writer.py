@@ -1,9 +1,10 @@
 """The durable writer: commits accepted mail in groups, in a process of its own.
 
 Every DATA transaction hands its delivery to `DeliveryWriter.store` and
-waits. The event loop sends everything waiting, as one group, to the store
-process, which writes it in one transaction and commits (one fsync for the
-group); only then are the waiting transactions woken to answer 250.
+waits. The event loop sends it to the store process at once; the store
+process commits, as one group in one transaction (one fsync), everything
+that reached it while it committed the last group, and answers each
+delivery; only then are the waiting transactions woken to answer 250.
 
 The database work runs in a separate process so that it never holds the
 interpreter lock the SMTP loop needs: in a thread of the same process,
@@ -19,6 +20,7 @@ dies, the group under way is answered 451 and a new process is started.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import multiprocessing
@@ -30,6 +32,7 @@ import sqlite3
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from sqlalchemy import Connection as SQLConnection
@@ -141,16 +144,21 @@ def _store_process(channel: Connection, database_url: str) -> None:
         channel.send(None)  # ready
         while True:
             try:
-                request = channel.recv()
+                requests = _next_group(channel)
             except (EOFError, OSError):  # the listener is gone
                 return
-            if request is None:
-                return
-            deliveries, probes = request
-            errors = _commit_group(connection, deliveries, probes)
+            stopping = requests[-1] is None
+            sent = [request for request in requests if request is not None]
+            errors = _commit_group(connection, [d for deliveries, _ in sent for d in deliveries],
+                                   [p for _, probes in sent for p in probes])
             try:
-                channel.send(errors)
+                answered = 0
+                for deliveries, _ in sent:  # an answer per request, in order
+                    channel.send(errors[answered:answered + len(deliveries)])
+                    answered += len(deliveries)
             except OSError:  # the listener is gone: what was committed stays committed
+                return
+            if stopping:
                 return
             if any(errors):  # start afresh: the connection itself may be what broke
                 with contextlib.suppress(Exception):
@@ -160,6 +168,25 @@ def _store_process(channel: Connection, database_url: str) -> None:
         with contextlib.suppress(Exception):
             connection.close()
         store.dispose()
+
+
+Request = tuple[list[Delivery], list[ProbeAttempt]] | None
+"""What the listener sends: deliveries and probes to commit, or None: stop."""
+
+
+def _next_group(channel: Connection) -> list[Request]:
+    """The requests to commit as one group: the next one (waiting for it), and every one
+    that reached the pipe meanwhile, up to `MAX_GROUP` deliveries and `MAX_GROUP_BYTES`. A
+    None (stop) ends the list."""
+    requests: list[Request] = [channel.recv()]
+    count = size = 0
+    while (last := requests[-1]) is not None:
+        count += len(last[0])
+        size += sum(len(delivery.raw) for delivery in last[0])
+        if count >= MAX_GROUP or size >= MAX_GROUP_BYTES or not channel.poll():
+            break
+        requests.append(channel.recv())
+    return requests
 
 
 def _reconnect(store: Store) -> SQLConnection:
@@ -181,21 +208,34 @@ class StoreUnavailable(Exception):
     """The store process could not open the database."""
 
 
+@dataclass(slots=True)
+class _Sent:
+    """A request sent to the store process and not answered yet."""
+
+    futures: list[asyncio.Future[None]]
+    size: int
+
+
 class DeliveryWriter:
     """Group commit, driven by the event loop: no thread of its own.
 
-    While the store process commits one group, new deliveries wait; when
-    its answer arrives, everything waiting goes as the next group. While
-    there is no store process (it died and is being restarted), deliveries
-    are answered 451 at once, so senders retry instead of hanging.
+    Each delivery goes to the store process as soon as it is handed over;
+    the store process groups what reaches it while it commits (see
+    `_next_group`), so no delivery waits in the listener for the store to
+    finish a group. While there is no store process (it died and is being
+    restarted), deliveries are answered 451 at once, so senders retry
+    instead of hanging.
     """
 
-    def __init__(self, store: Store, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: Store, on_commit: Callable[[bool], None] | None = None) -> None:
+        """`on_commit(queued)` hears of each commit, and whether other senders were already
+        waiting for the next one."""
         self._database_url = store.url
         self._on_commit = on_commit
         self._waiting: list[tuple[Delivery, asyncio.Future[None]]] = []
         self._probes: list[ProbeAttempt] = []
-        self._in_flight: list[asyncio.Future[None]] | None = None
+        self._in_flight: collections.deque[_Sent] = collections.deque()
+        """Requests sent, oldest first: the store process answers them in order."""
         self._process: multiprocessing.process.BaseProcess | None = None
         self._stream: asyncio.StreamWriter | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -238,9 +278,7 @@ class DeliveryWriter:
         self._closing = True
         if self._restarting is not None:
             self._restarting.cancel()
-        while self._stream is not None and (
-            self._waiting or self._probes or self._in_flight is not None
-        ):
+        while self._stream is not None and (self._waiting or self._probes or self._in_flight):
             self._idle.clear()
             self._send_next()
             await self._idle.wait()
@@ -289,43 +327,47 @@ class DeliveryWriter:
         self._idle.set()
 
     def _send_next(self) -> None:
-        """Send everything waiting as one group, unless a group is being committed."""
-        if self._in_flight is not None or self._stream is None:
-            return
-        if not self._waiting and not self._probes:
+        """Send everything waiting to the store process, in requests of at most `MAX_GROUP`
+        deliveries and `MAX_GROUP_BYTES`."""
+        while self._stream is not None and (self._waiting or self._probes):
+            group: list[tuple[Delivery, asyncio.Future[None]]] = []
+            size = 0
+            while self._waiting and len(group) < MAX_GROUP and (
+                not group or size + len(self._waiting[0][0].raw) <= MAX_GROUP_BYTES
+            ):
+                delivery, future = self._waiting.pop(0)
+                group.append((delivery, future))
+                size += len(delivery.raw)
+            probes, self._probes = self._probes, []
+            try:
+                frame = _frame(([d for d, _ in group], probes))
+            except (pickle.PickleError, struct.error, TypeError, ValueError) as error:
+                log.error("a group could not be sent to the store process: %r", error)
+                for _, future in group:
+                    _resolve(future, StoreFailed(repr(error)))
+                continue
+            sent = _Sent([future for _, future in group], size)
+            self._in_flight.append(sent)
+            self._stream.write(frame)
+            if len(self._in_flight) == 1:
+                self._watch(sent)
+        if not (self._waiting or self._probes or self._in_flight):
             self._idle.set()
-            return
-        group: list[tuple[Delivery, asyncio.Future[None]]] = []
-        size = 0
-        while self._waiting and len(group) < MAX_GROUP and (
-            not group or size + len(self._waiting[0][0].raw) <= MAX_GROUP_BYTES
-        ):
-            delivery, future = self._waiting.pop(0)
-            group.append((delivery, future))
-            size += len(delivery.raw)
-        probes, self._probes = self._probes, []
-        try:
-            frame = _frame(([d for d, _ in group], probes))
-        except (pickle.PickleError, struct.error, TypeError, ValueError) as error:
-            log.error("a group could not be sent to the store process: %r", error)
-            for _, future in group:
-                _resolve(future, StoreFailed(repr(error)))
-            asyncio.get_running_loop().call_soon(self._send_next)
-            return
-        self._in_flight = [future for _, future in group]
-        self._stream.write(frame)
-        patience = GROUP_SECONDS + size / GROUP_BYTES_PER_SECOND
-        self._group_timer = asyncio.get_running_loop().call_later(
-            patience, self._group_hung, self._in_flight, self._generation, patience)
 
-    def _group_hung(self, group: list[asyncio.Future[None]], generation: int,
-                    patience: float) -> None:
+    def _watch(self, sent: _Sent) -> None:
+        """Time the oldest request: the store process answers it next."""
+        patience = GROUP_SECONDS + sent.size / GROUP_BYTES_PER_SECOND
+        self._group_timer = asyncio.get_running_loop().call_later(
+            patience, self._group_hung, sent, self._generation, patience)
+
+    def _group_hung(self, sent: _Sent, generation: int, patience: float) -> None:
         """The store process has not answered a group in time (frozen, stopped, stuck in
         I/O): answer its senders 451 and replace it, rather than keep them waiting."""
-        if self._in_flight is not group or generation != self._generation:
+        if generation != self._generation or not self._in_flight or self._in_flight[0] is not sent:
             return
         log.error("the store process has not answered for %.0f s; its %d message(s) are "
-                  "answered 451 and a new process takes over", patience, len(group))
+                  "answered 451 and a new process takes over", patience,
+                  sum(len(s.futures) for s in self._in_flight))
         if self._process is not None:
             with contextlib.suppress(OSError, ValueError):
                 self._process.kill()  # even a stopped process: it must not commit later
@@ -337,16 +379,19 @@ class DeliveryWriter:
                 errors = await _read_answer(reader)
                 if generation != self._generation:
                     return  # a process already given up on
+                if not self._in_flight or not isinstance(errors, list) or len(errors) != len(
+                        self._in_flight[0].futures):
+                    raise ValueError(f"unexpected answer from the store process: {errors!r}")
                 if self._group_timer is not None:
                     self._group_timer.cancel()
                     self._group_timer = None
-                futures, self._in_flight = self._in_flight or [], None
-                if not isinstance(errors, list) or len(errors) != len(futures):
-                    raise ValueError(f"unexpected answer from the store process: {errors!r}")
+                futures = self._in_flight.popleft().futures
                 for future, failure in zip(futures, errors, strict=True):
                     _resolve(future, None if failure is None else StoreFailed(failure))
+                if self._in_flight:
+                    self._watch(self._in_flight[0])
                 if futures and self._on_commit is not None:
-                    self._on_commit()
+                    self._on_commit(bool(self._in_flight or self._waiting))
                 self._send_next()
             except (asyncio.IncompleteReadError, ConnectionError, pickle.PickleError,
                     struct.error) as error:
@@ -367,7 +412,8 @@ class DeliveryWriter:
         if self._group_timer is not None:
             self._group_timer.cancel()
             self._group_timer = None
-        futures, self._in_flight = self._in_flight or [], None
+        futures = [future for sent in self._in_flight for future in sent.futures]
+        self._in_flight.clear()
         if self._stream is not None:
             self._stream.close()
         self._stream = None
