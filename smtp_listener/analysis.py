@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,6 +72,12 @@ MAX_FAILURES = 3
 """Failed analyses of one message before it is set aside (a bug of Canary's, not the mail's)."""
 DNS_BUDGET = 20.0
 DNS_RETRY_FOR = timedelta(days=3)
+BURST_PAUSE = 0.1
+"""Seconds without senders queueing for the store after which a burst of mail counts as over."""
+FIRST_LOOK = 0.02
+"""Seconds analysis waits after a commit to an idle listener: a burst shows by then."""
+LONGEST_DEFERRAL = 2.0
+"""The longest committed mail waits for analysis because a burst goes on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +388,73 @@ def analyse_all(
     return total
 
 
+class Backlog:
+    """When analysis gives way to a burst of incoming mail, from the commits it is told of.
+
+    While senders queue for the listener's store process, analysis waits: the CPU and
+    SQLite's one write lock go to answering them (each analysis commit made every sender
+    wait for it). It starts once senders have stopped queueing for `pause` seconds, or
+    once the oldest mail not analysed has waited `longest`: in a burst that goes on,
+    analysis takes its share from then on. Mail arriving at an idle listener, with nobody
+    queueing, is analysed `first_look` seconds after it was committed (a burst's first
+    commit has nobody queueing behind it yet). `lag` tells the listener how far analysis
+    is behind, so that it can slow senders down (`smtp_listener.worker.Pace`).
+    """
+
+    def __init__(self, pause: float = BURST_PAUSE, longest: float = LONGEST_DEFERRAL,
+                 first_look: float = FIRST_LOOK,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._pause = pause
+        self._longest = longest
+        self._first_look = first_look
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._queued_at = -math.inf
+        """When a commit last had senders queueing behind it."""
+        self._committed_at = -math.inf
+        """When the last commit was made."""
+        self._oldest: float | None = None
+        """When the oldest commit not known to be analysed was made (None: none is)."""
+
+    def committed(self, queued: bool) -> None:
+        """Mail was committed; `queued`: other senders were already waiting for the next
+        commit."""
+        now = self._clock()
+        with self._lock:
+            self._committed_at = now
+            if self._oldest is None:
+                self._oldest = now
+            if queued:
+                self._queued_at = now
+
+    def deferral(self) -> float:
+        """Seconds analysis should still wait; 0 to go now."""
+        now = self._clock()
+        with self._lock:
+            if self._oldest is None:
+                return 0.0
+            start = max(self._oldest + self._first_look, self._queued_at + self._pause)
+            return max(0.0, min(start, self._oldest + self._longest) - now)
+
+    def lag(self) -> float:
+        """Seconds the oldest mail not known to be analysed has waited."""
+        now = self._clock()
+        with self._lock:
+            return 0.0 if self._oldest is None else now - self._oldest
+
+    def pass_started(self) -> float:
+        """A pass reads the mail due now; when (for `pass_ended`)."""
+        return self._clock()
+
+    def pass_ended(self, started: float, caught_up: bool) -> None:
+        """A pass that got through everything due when it `started` leaves only the mail
+        committed since (counted from the pass's start: its exact time is not known)."""
+        if not caught_up:
+            return
+        with self._lock:
+            self._oldest = started if self._committed_at >= started else None
+
+
 @dataclass
 class Analyst:
     """A background thread that analyses mail as it is committed, each result at once.
@@ -401,6 +476,9 @@ class Analyst:
     """Asked to report when everything due now is analysed."""
     _settled: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    backlog: Backlog = field(default_factory=Backlog)
+    _interrupt: threading.Event = field(default_factory=threading.Event)
+    """Ends a wait for a burst to pass: asked to settle or to stop."""
 
     @property
     def started(self) -> bool:
@@ -411,12 +489,14 @@ class Analyst:
         self._threads.append(thread)
         thread.start()
 
-    def notify(self) -> None:
-        """New mail was committed."""
+    def notify(self, queued: bool = False) -> None:
+        """New mail was committed; `queued`: senders were waiting for the next commit."""
+        self.backlog.committed(queued)
         self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._interrupt.set()
         self._wake.set()
         for thread in self._threads:
             thread.join()
@@ -429,6 +509,7 @@ class Analyst:
         """Block until every message due now is analysed; False if `timeout` ran out."""
         self._settled.clear()
         self._settle.set()
+        self._interrupt.set()
         self._wake.set()
         return self._settled.wait(timeout)
 
@@ -443,10 +524,21 @@ class Analyst:
             log.exception("working out consent findings failed; the report does it instead")
         return True
 
+    def _give_way(self) -> None:
+        """Wait while a burst of mail goes on (`Backlog`); never when asked to settle."""
+        while not (self._stopping.is_set() or self._settle.is_set()):
+            deferral = self.backlog.deferral()
+            if deferral <= 0:
+                return
+            self._interrupt.wait(deferral)
+            self._interrupt.clear()
+
     def _run(self) -> None:
         while not self._stopping.is_set():
+            self._give_way()
             self._wake.clear()
             settling = self._settle.is_set()
+            started = self.backlog.pass_started()
             try:
                 done = analyse_pending(self.store, self.settings, self.clock,
                                        should_stop=self._stopping.is_set)
@@ -456,6 +548,7 @@ class Analyst:
             except Exception:
                 log.exception("analysis pass failed; trying again shortly")
                 done = 0
+            self.backlog.pass_ended(started, caught_up=done < BATCH)
             if done:
                 self.on_progress()
             if not done and settling:

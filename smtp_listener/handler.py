@@ -26,7 +26,7 @@ from canary.message import storable
 from data.database import Store
 from data.mailstore import Delivery, IssuedAddress, ProbeAttempt, issued_alias
 from smtp_listener import replies
-from smtp_listener.limits import STREAM_LIMIT, Clients, DiskSpace, data_deadline
+from smtp_listener.limits import STREAM_LIMIT, Clients, DiskSpace, Pace, data_deadline
 from smtp_listener.writer import DeliveryWriter, StoreFailed
 
 log = logging.getLogger("canary.listener")
@@ -121,6 +121,7 @@ class CanaryHandler:
         clients: Clients,
         disk: DiskSpace,
         xforward_peers: frozenset[str] = frozenset(),
+        pace: Pace | None = None,
     ) -> None:
         self._domains = domains
         self._secret = secret
@@ -130,6 +131,7 @@ class CanaryHandler:
         self._clients = clients
         self._disk = disk
         self._xforward_peers = xforward_peers
+        self._pace = pace or Pace()
         self._disk_full_logged = False
 
     def may_xforward(self, session: Session) -> bool:
@@ -148,6 +150,7 @@ class CanaryHandler:
         self, server: SMTP, session: Session, envelope: CanaryEnvelope, address: str,
         mail_options: list[str],
     ) -> str:
+        await self._pace.wait()
         if not self._disk.enough():
             if not self._disk_full_logged:
                 log.error("the disk holding the database is nearly full: new mail gets 452 "

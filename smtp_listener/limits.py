@@ -19,7 +19,11 @@ Postfix has one, and says where it differs:
   `smtpd_min_data_rate` 500);
 - free space at MAIL FROM: 100 MB or 1 % of the disk, whichever is larger,
   else `452 4.3.1` (Postfix: `queue_minfree`, at least 1.5 times the message
-  size limit).
+  size limit);
+- while analysis is more than a few seconds behind, a new transaction waits
+  for it at MAIL FROM, at most 1 s, and then goes on (Postfix's
+  `in_flow_delay` 1 s, for its queue manager): a burst that goes on is
+  taken at the pace analysis keeps, never refused for it.
 
 Relays allowed to XFORWARD (a Postfix in front of Canary) speak for many
 clients, so the per-client limits do not apply to them.
@@ -27,7 +31,9 @@ clients, so the per-client limits do not apply to them.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
 import shutil
 import time
@@ -61,6 +67,8 @@ SAME_PASS_SECONDS = 0.25
 """Connections accepted this soon after a failed accept came in the same accept pass, before
 it (the acceptor then pauses a second before it tries again): they prove nothing is free."""
 DISK_CHECK_SECONDS = 1.0
+IN_FLOW_DELAY = 1.0
+"""The longest a new transaction waits while analysis is behind (Postfix's `in_flow_delay`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +189,34 @@ class DiskSpace:
                              int(usage.total * self._limits.min_free_ratio))
                 self._enough = usage.free >= needed
         return self._enough
+
+
+class Pace:
+    """Slows new transactions while analysis is behind, as Postfix's `in_flow_delay` does.
+
+    The worker reports when analysis falls behind and when it has caught up
+    (`smtp_listener.worker`); meanwhile each MAIL FROM waits until it has, at most
+    `delay` seconds. Nothing is refused for it.
+    """
+
+    def __init__(self, delay: float = IN_FLOW_DELAY) -> None:
+        self._delay = delay
+        self._keeping_up = asyncio.Event()
+        self._keeping_up.set()
+
+    @property
+    def behind(self) -> bool:
+        return not self._keeping_up.is_set()
+
+    def report(self, behind: bool) -> None:
+        if behind:
+            self._keeping_up.clear()
+        else:
+            self._keeping_up.set()
+
+    async def wait(self) -> None:
+        """Return once analysis keeps up, or after `delay` seconds."""
+        if self._keeping_up.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._keeping_up.wait(), self._delay)

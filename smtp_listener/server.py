@@ -118,7 +118,7 @@ class Listener:
             aliases=IssuedAliases(store, settings.alias_cache_seconds),
             writer=self._writer, clock=clock, clients=self.clients,
             disk=DiskSpace(store.directory, settings.limits),
-            xforward_peers=settings.xforward_peers,
+            xforward_peers=settings.xforward_peers, pace=self._worker.pace,
         )
         self._connections: set[CanarySMTP] = set()
         self._acceptor: Acceptor | None = None
@@ -147,16 +147,20 @@ class Listener:
         self._acceptor = Acceptor(asyncio.get_running_loop(),
                                   bind(self._settings.host, self._settings.port),
                                   self._protocol, self.clients)
+        # The worker starts first: its start-up (imports, its first passes) overlaps the store
+        # process's, instead of taking the CPU from the first senders.
+        self._worker.start()
         try:
             await self._writer.start()
         except StoreUnavailable:
             self._acceptor.close()
+            self._worker.detach()
+            await asyncio.to_thread(self._worker.stop)
             raise
         # A destination gets the mail received from the moment it is first served: registered
         # before the first 250, so no message falls between start and the first delivery pass.
         await asyncio.to_thread(self._register_destinations)
         self._acceptor.start()
-        self._worker.start()
         host, port = self._acceptor.sockets[0].getsockname()[:2]
         log.info("listening on %s port %d", host, port)
         return str(host), int(port)
@@ -180,6 +184,7 @@ class Listener:
         for connection in list(self._connections):
             await connection.close_for_shutdown()
         await self._writer.close()
+        self._worker.detach()
         await asyncio.to_thread(self._worker.stop)
         log.info("listener stopped")
 

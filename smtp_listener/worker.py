@@ -13,6 +13,7 @@ message it was analysing stays pending, a delivery it was making is retried
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
@@ -31,6 +32,7 @@ from data.database import Store
 from smtp_listener.alerts import Alerter, AlertSettings, wait_seconds
 from smtp_listener.analysis import AnalysisConfig, Analyst
 from smtp_listener.delivery import Deliverer
+from smtp_listener.limits import IN_FLOW_DELAY, Pace
 
 log = logging.getLogger("canary.worker")
 
@@ -41,6 +43,13 @@ DELIVERY_IDLE_SECONDS = 5.0
 ALERT_IDLE_SECONDS = 5.0
 """An alert pass runs at least this often: retries, and watching analysis and the disk."""
 COMMIT = b"c"
+QUEUED = b"q"
+"""A commit with other senders already waiting for the next one: a burst."""
+BEHIND = b"b"
+KEEPING_UP = b"k"
+"""What the worker tells the listener: analysis has fallen behind, or has caught up."""
+LAG_LIMIT = 2.0
+"""Seconds the oldest mail may wait for analysis before new transactions are slowed."""
 WORKER_NICENESS = 10
 STOP_SECONDS = 2.0
 """How long shutdown waits for the worker before killing it: it never waits on DNS."""
@@ -197,16 +206,27 @@ def _worker_process(sock: socket.socket, control: socket.socket, config: WorkerC
         alerts.wake()
 
     analyst = Analyst(store, config.analysis.settings(), utc_now, on_progress=progress)
+    with contextlib.suppress(BlockingIOError):  # commits made while this process started
+        if commits := sock.recv(4096, socket.MSG_DONTWAIT):
+            analyst.notify(queued=QUEUED in commits)
     analyst.start()
     delivery.start()
     alerts.start()
+    behind = False
     try:
         while not stop.is_set():
             readable, _, _ = select.select([sock, control], [], [], POLL_SECONDS)
             if sock in readable:
-                if not sock.recv(4096):
+                commits = sock.recv(4096)
+                if not commits:
                     break  # the listener is gone
-                analyst.notify()
+                analyst.notify(queued=QUEUED in commits)
+            if behind != (analyst.backlog.lag() > LAG_LIMIT):
+                behind = not behind
+                try:
+                    sock.sendall(BEHIND if behind else KEEPING_UP)
+                except OSError:
+                    break  # the listener is gone
             if control in readable:
                 asked = control.recv(4096)  # request numbers, a byte each
                 if not asked:
@@ -233,6 +253,9 @@ class Worker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self._config = config
+        self.pace = Pace()
+        """Told when analysis falls behind and catches up; the handler waits on it."""
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sock: socket.socket | None = None
         self._control: socket.socket | None = None
         self._settling = threading.Lock()
@@ -255,12 +278,46 @@ class Worker:
         their_control.close()
         ours.setblocking(False)
         self._sock, self._control, self._process = ours, control, process
+        with contextlib.suppress(RuntimeError):  # no event loop: nobody to slow down
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(ours.fileno(), self._hear)
 
-    def notify(self) -> None:
-        """Mail was committed: wake analysis. Never blocks; a full buffer already wakes it."""
+    def _hear(self) -> None:
+        """The worker says whether analysis is behind (on the event loop)."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            news = sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            news = b""
+        if not news:  # the worker is gone: nothing to wait for
+            self.detach()
+            return
+        behind = news[-1:] == BEHIND
+        if behind and not self.pace.behind:
+            log.warning("analysis is more than %.0f s behind: each new transaction waits up "
+                        "to %.0f s until it catches up", LAG_LIMIT, IN_FLOW_DELAY)
+        elif self.pace.behind and not behind:
+            log.info("analysis has caught up: new mail is taken at full speed again")
+        self.pace.report(behind)
+
+    def detach(self) -> None:
+        """Stop hearing from the worker (on the event loop, before `stop`): no sender waits
+        for it any more."""
+        if self._loop is not None and self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+        self._loop = None
+        self.pace.report(False)
+
+    def notify(self, queued: bool) -> None:
+        """Mail was committed (`queued`: with senders waiting for the next commit): wake
+        analysis. Never blocks; a full buffer already wakes it."""
         if self._sock is not None:
             with contextlib.suppress(BlockingIOError, OSError):
-                self._sock.send(COMMIT)
+                self._sock.send(QUEUED if queued else COMMIT)
 
     def settle(self, timeout: float) -> bool:
         """Block until the mail committed so far is analysed and delivered (not from the
