@@ -72,9 +72,9 @@ MAX_FAILURES = 3
 """Failed analyses of one message before it is set aside (a bug of Canary's, not the mail's)."""
 DNS_BUDGET = 20.0
 DNS_RETRY_FOR = timedelta(days=3)
-BURST_PAUSE = 0.1
+BURST_PAUSE = 0.25
 """Seconds without senders queueing for the store after which a burst of mail counts as over."""
-FIRST_LOOK = 0.02
+FIRST_LOOK = 0.05
 """Seconds analysis waits after a commit to an idle listener: a burst shows by then."""
 LONGEST_DEFERRAL = 2.0
 """The longest committed mail waits for analysis because a burst goes on."""

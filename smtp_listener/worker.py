@@ -50,6 +50,8 @@ KEEPING_UP = b"k"
 """What the worker tells the listener: analysis has fallen behind, or has caught up."""
 LAG_LIMIT = 2.0
 """Seconds the oldest mail may wait for analysis before new transactions are slowed."""
+NEWS_EVERY = 0.01
+"""The worker hears of commits at most this often: each wakes its process."""
 WORKER_NICENESS = 10
 STOP_SECONDS = 2.0
 """How long shutdown waits for the worker before killing it: it never waits on DNS."""
@@ -256,6 +258,10 @@ class Worker:
         self.pace = Pace()
         """Told when analysis falls behind and catches up; the handler waits on it."""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._told_at = -NEWS_EVERY
+        self._news: asyncio.TimerHandle | None = None
+        """A notification due, for commits made since the last one."""
+        self._queued = False
         self._sock: socket.socket | None = None
         self._control: socket.socket | None = None
         self._settling = threading.Lock()
@@ -309,12 +315,28 @@ class Worker:
         for it any more."""
         if self._loop is not None and self._sock is not None:
             self._loop.remove_reader(self._sock.fileno())
+        if self._news is not None:
+            self._news.cancel()
+            self._news = None
         self._loop = None
         self.pace.report(False)
 
     def notify(self, queued: bool) -> None:
         """Mail was committed (`queued`: with senders waiting for the next commit): wake
-        analysis. Never blocks; a full buffer already wakes it."""
+        analysis, at once or, during a burst, within `NEWS_EVERY`. Never blocks; a full
+        buffer already wakes it."""
+        self._queued = self._queued or queued
+        loop = self._loop
+        if loop is None:
+            self._tell()
+        elif self._news is None:
+            self._news = loop.call_at(max(self._told_at + NEWS_EVERY, loop.time()), self._tell)
+
+    def _tell(self) -> None:
+        self._news = None
+        if self._loop is not None:
+            self._told_at = self._loop.time()
+        queued, self._queued = self._queued, False
         if self._sock is not None:
             with contextlib.suppress(BlockingIOError, OSError):
                 self._sock.send(QUEUED if queued else COMMIT)
