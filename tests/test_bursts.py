@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from conftest import issue, start_listener
+from conftest import RunningListener, issue, start_listener
 from factories import make_message
 from mailflow import deliver, rows, store_mail, wait_for
 
@@ -271,3 +271,15 @@ def test_while_analysis_waits_on_a_silent_dns_server_new_mail_waits_a_second_and
         assert len(rows(store, Message)) == 2
     finally:
         running.stop()
+
+
+def test_mail_to_an_idle_listener_is_analysed_within_a_second_unasked(
+    listener: RunningListener, store: Store, acme: str,
+) -> None:
+    """The listener tells the worker of each commit (at most every 10 ms): without that,
+    the analyst would only look again after its idle pause of 2 s."""
+    _, reply = deliver(listener, [acme], make_message(sender="news@acme.example", to=acme))
+    assert reply is not None and reply[0] == 250
+    answered = time.monotonic()
+    wait_for(lambda: _analysed(store), "analysis of the message")
+    assert time.monotonic() - answered < 1.5
