@@ -14,7 +14,8 @@ measured the listener at half the speed of a bare aiosmtpd Sink that way).
 If a group fails, the store process retries each delivery alone, so one bad
 message cannot make the others fail; a delivery that still fails raises
 `StoreFailed`, which the handler answers with 451. If the store process
-dies, the group under way is answered 451 and a new process is started.
+dies or hangs, every delivery sent to it and not answered yet is answered
+451 and a new process is started.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def _commit_group(
 
 
 def _store_process(channel: Connection, database_url: str) -> None:
-    """Entry point of the store process: commit each group it is sent, answer per delivery."""
+    """Entry point of the store process: commit what it is sent in groups, and answer each
+    request, per delivery, once its group is committed."""
     # Ctrl-C and systemd's SIGTERM reach the whole process group; the listener decides
     # when to stop (it commits what is queued first, then closes the pipe).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
