@@ -38,9 +38,15 @@ class Clock:
         return self.now
 
 
-def test_a_lone_commit_is_looked_at_almost_at_once() -> None:
+def _backlog() -> tuple[Backlog, Clock]:
+    """A backlog that waits 0.1 s after the last queued commit, 2 s at most, and 20 ms after
+    a lone commit, on a clock the test moves."""
     clock = Clock()
-    backlog = Backlog(pause=0.1, longest=2.0, first_look=0.02, clock=clock)
+    return Backlog(pause=0.1, longest=2.0, first_look=0.02, clock=clock), clock
+
+
+def test_a_lone_commit_is_looked_at_almost_at_once() -> None:
+    backlog, clock = _backlog()
     assert backlog.deferral() == 0, "nothing committed: nothing to wait for"
     backlog.committed(queued=False)
     assert backlog.deferral() == pytest.approx(0.02)
@@ -49,8 +55,7 @@ def test_a_lone_commit_is_looked_at_almost_at_once() -> None:
 
 
 def test_analysis_waits_while_senders_queue_and_never_longer_than_the_limit() -> None:
-    clock = Clock()
-    backlog = Backlog(pause=0.1, longest=2.0, first_look=0.02, clock=clock)
+    backlog, clock = _backlog()
     backlog.committed(queued=True)
     assert backlog.deferral() == pytest.approx(0.1)
     for _ in range(19):  # senders keep queueing: 1.9 s
@@ -66,8 +71,7 @@ def test_analysis_waits_while_senders_queue_and_never_longer_than_the_limit() ->
 
 
 def test_a_pause_in_the_burst_ends_the_wait() -> None:
-    clock = Clock()
-    backlog = Backlog(pause=0.1, longest=2.0, first_look=0.02, clock=clock)
+    backlog, clock = _backlog()
     backlog.committed(queued=True)
     clock.now += 0.05
     backlog.committed(queued=False)  # the last sender in the queue
@@ -77,8 +81,7 @@ def test_a_pause_in_the_burst_ends_the_wait() -> None:
 
 
 def test_a_pass_that_did_not_get_through_keeps_the_mail_as_old_as_it_was() -> None:
-    clock = Clock()
-    backlog = Backlog(pause=0.1, longest=2.0, first_look=0.02, clock=clock)
+    backlog, clock = _backlog()
     backlog.committed(queued=True)
     clock.now += 2.0
     started = backlog.pass_started()
