@@ -22,7 +22,8 @@ error.
 Most of analysis is waiting for DNS, so a batch is analysed `PARALLEL`
 messages at a time; the resolver asks each question once however many
 messages wait for its answer, and results are saved in the order the mail
-was stored.
+was stored. In the listener, analysis gives way to a burst of incoming mail
+for up to two seconds (`Backlog`).
 """
 
 from __future__ import annotations
@@ -398,7 +399,7 @@ class Backlog:
     analysis takes its share from then on. Mail arriving at an idle listener, with nobody
     queueing, is analysed `first_look` seconds after it was committed (a burst's first
     commit has nobody queueing behind it yet). `lag` tells the listener how far analysis
-    is behind, so that it can slow senders down (`smtp_listener.worker.Pace`).
+    is behind, so that it can slow senders down (`smtp_listener.limits.Pace`).
     """
 
     def __init__(self, pause: float = BURST_PAUSE, longest: float = LONGEST_DEFERRAL,
@@ -460,9 +461,10 @@ class Analyst:
     """A background thread that analyses mail as it is committed, each result at once.
 
     It runs in the listener's worker process (`smtp_listener.worker`), so it
-    never competes with the SMTP loop for an interpreter lock and analyses
-    while mail keeps arriving. `on_progress` hears of every pass that settled
-    something (delivery waits for analysis).
+    never competes with the SMTP loop for an interpreter lock. While senders
+    queue for the store process it waits (`backlog`), two seconds at most, and
+    then analyses while mail keeps arriving. `on_progress` hears of every pass
+    that settled something (delivery waits for analysis).
     """
 
     store: Store
