@@ -329,26 +329,20 @@ class DeliveryWriter:
         self._idle.set()
 
     def _send_next(self) -> None:
-        """Send everything waiting to the store process, in requests of at most `MAX_GROUP`
-        deliveries and `MAX_GROUP_BYTES`."""
+        """Send each waiting delivery (and the probes recorded meanwhile) to the store
+        process as a request of its own: the store process makes the groups."""
         while self._stream is not None and (self._waiting or self._probes):
-            group: list[tuple[Delivery, asyncio.Future[None]]] = []
-            size = 0
-            while self._waiting and len(group) < MAX_GROUP and (
-                not group or size + len(self._waiting[0][0].raw) <= MAX_GROUP_BYTES
-            ):
-                delivery, future = self._waiting.pop(0)
-                group.append((delivery, future))
-                size += len(delivery.raw)
+            waiting, self._waiting = self._waiting[:1], self._waiting[1:]
             probes, self._probes = self._probes, []
             try:
-                frame = _frame(([d for d, _ in group], probes))
+                frame = _frame(([delivery for delivery, _ in waiting], probes))
             except (pickle.PickleError, struct.error, TypeError, ValueError) as error:
-                log.error("a group could not be sent to the store process: %r", error)
-                for _, future in group:
+                log.error("a delivery could not be sent to the store process: %r", error)
+                for _, future in waiting:
                     _resolve(future, StoreFailed(repr(error)))
                 continue
-            sent = _Sent([future for _, future in group], size)
+            sent = _Sent([future for _, future in waiting],
+                         sum(len(delivery.raw) for delivery, _ in waiting))
             self._in_flight.append(sent)
             self._stream.write(frame)
             if len(self._in_flight) == 1:

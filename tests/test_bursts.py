@@ -211,7 +211,7 @@ def test_mail_to_an_idle_listener_and_a_request_to_settle_never_wait_for_a_burst
         analyst.stop()
 
 
-def test_deliveries_reach_the_store_process_at_once_and_each_is_answered_once_committed(
+def test_deliveries_handed_over_together_are_each_answered_once_committed_and_tell_of_a_queue(
     store: Store, acme: str,
 ) -> None:
     with store.reading() as session:
@@ -276,7 +276,7 @@ def test_while_analysis_waits_on_a_silent_dns_server_new_mail_waits_a_second_and
         running.stop()
 
 
-def test_mail_to_an_idle_listener_is_analysed_within_a_second_unasked(
+def test_mail_to_an_idle_listener_is_analysed_before_the_analysts_idle_pause_unasked(
     listener: RunningListener, store: Store, acme: str,
 ) -> None:
     """The listener tells the worker of each commit (at most every 10 ms): without that,
